@@ -1,0 +1,5 @@
+import sys
+
+from fercli.cli import main
+
+sys.exit(main())

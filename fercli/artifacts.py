@@ -1,0 +1,695 @@
+"""The HDF5 artifact schema: typed readers and writers, validation, lineage.
+
+Every stage reads and writes one of a few *kinds* of artifact.  An artifact says
+what it is in root attributes::
+
+    fercli_kind      'clips' | 'model' | 'report' | 'pruning'
+    fercli_schema    integer schema version of that kind
+    fercli_id        a fresh UUID for every file written (its identity in lineage)
+    fercli_version   the fercli that wrote it
+    fercli_lineage   JSON list: one entry per stage that touched the data
+    fercli_meta      JSON object: kind-specific metadata (e.g. alignment size)
+
+Writes are atomic (temporary file in the destination folder, fsync, rename), so
+an interrupted stage never leaves a half-written artifact where a later stage
+would trust it, and a failed rerun never destroys the previous good output.
+``-`` means standard input / standard output so stages chain as Unix pipes.
+
+This module is the bottom layer: it imports neither torch nor any stage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import io
+import json
+import os
+import platform
+import shlex
+import shutil
+import sys
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, Optional, Sequence
+
+import h5py
+import numpy as np
+
+from fercli import __version__
+from fercli.errors import FercliError
+
+#: Current schema version of each kind.  Readers accept versions <= these.
+SCHEMA = {"clips": 1, "model": 1, "report": 1, "pruning": 1}
+
+STR = h5py.string_dtype("utf-8")
+
+
+# --------------------------------------------------------------------------- names
+
+
+def display_name(path: str) -> str:
+    return "standard input" if path == "-" else path
+
+
+def _describe_kinds(kinds: Sequence[str]) -> str:
+    quoted = [f"'{k}'" for k in kinds]
+    return quoted[0] if len(quoted) == 1 else " or ".join([", ".join(quoted[:-1]), quoted[-1]])
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _read_stdin() -> io.BytesIO:
+    stream = sys.stdin.buffer
+    if stream.isatty():
+        raise FercliError("no input on standard input: give a file, or pipe another fercli stage into '-'")
+    data = stream.read()
+    if not data:
+        raise FercliError("standard input is empty (did the stage before this one in the pipe fail?)")
+    return io.BytesIO(data)
+
+
+def open_h5(path: str) -> h5py.File:
+    """Open an HDF5 file for reading ('-' = stdin) with user-facing errors."""
+    name = display_name(path)
+    if path == "-":
+        source: Any = _read_stdin()
+    else:
+        if not os.path.exists(path):
+            raise FercliError(f"{name} does not exist")
+        if os.path.isdir(path):
+            raise FercliError(f"{name} is a folder, not an artifact file")
+        source = path
+    try:
+        return h5py.File(source, "r")
+    except OSError as exc:
+        raise FercliError(f"{name} is not a readable HDF5 file (truncated or corrupt?): {_short(exc)}") from exc
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:160]
+
+
+def check_kind(f: h5py.File, path: str, kinds: Sequence[str] | str | None, stage: str) -> str:
+    """Validate the root attributes; return the artifact's kind."""
+    name = display_name(path)
+    if isinstance(kinds, str):
+        kinds = [kinds]
+    kind = f.attrs.get("fercli_kind")
+    if kind is None:
+        raise FercliError(f"{name} is an HDF5 file but not a fercli artifact (no 'fercli_kind' attribute)")
+    kind = _as_str(kind)
+    if kind not in SCHEMA:
+        raise FercliError(f"{name} is a fercli artifact of unknown kind '{kind}' (this fercli knows {_describe_kinds(sorted(SCHEMA))})")
+    if kinds and kind not in kinds:
+        raise FercliError(f"{name} is a '{kind}' artifact; {stage} needs {_describe_kinds(kinds)}")
+    try:
+        version = int(f.attrs.get("fercli_schema", -1))
+    except (TypeError, ValueError):
+        version = -1
+    if version < 1:
+        raise FercliError(f"{name} has no valid schema version for its '{kind}' kind")
+    if version > SCHEMA[kind]:
+        raise FercliError(
+            f"{name} is a '{kind}' artifact of schema version {version}, newer than this fercli "
+            f"{__version__} reads (up to {SCHEMA[kind]}): upgrade fercli"
+        )
+    return kind
+
+
+@contextlib.contextmanager
+def open_artifact(path: str, kinds: Sequence[str] | str | None, stage: str) -> Iterator[h5py.File]:
+    """Open and validate an artifact; errors while reading become one sentence."""
+    f = open_h5(path)
+    try:
+        check_kind(f, path, kinds, stage)
+        try:
+            yield f
+        except (KeyError, OSError) as exc:
+            kind = _as_str(f.attrs.get("fercli_kind"))
+            raise FercliError(f"{display_name(path)} is a damaged '{kind}' artifact: {_short(exc)}") from exc
+    finally:
+        with contextlib.suppress(Exception):
+            f.close()
+
+
+def _as_str(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def read_json_attr(f: h5py.File | h5py.Group, name: str, default: Any = None) -> Any:
+    raw = f.attrs.get(name)
+    if raw is None:
+        return default
+    try:
+        return json.loads(_as_str(raw))
+    except json.JSONDecodeError as exc:
+        raise FercliError(f"attribute '{name}' is not valid JSON: {exc}") from exc
+
+
+def write_json_attr(f: h5py.File | h5py.Group, name: str, value: Any) -> None:
+    f.attrs[name] = json.dumps(value, sort_keys=True, default=_json_default)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (set, tuple)):
+        return list(obj)
+    return str(obj)
+
+
+def artifact_identity(f: h5py.File, path: str) -> dict:
+    """What a lineage entry records about one input."""
+    return {
+        "path": "-" if path == "-" else os.path.abspath(path),
+        "kind": _as_str(f.attrs.get("fercli_kind", "?")),
+        "id": _as_str(f.attrs.get("fercli_id", "?")),
+    }
+
+
+def read_lineage(f: h5py.File) -> list[dict]:
+    value = read_json_attr(f, "fercli_lineage", [])
+    return value if isinstance(value, list) else []
+
+
+# --------------------------------------------------------------------------- lineage
+
+
+def lineage_entry(stage: str, parameters: dict, inputs: Iterable[dict] = ()) -> dict:
+    """One record of a stage touching the data (command, parameters, version, time, inputs)."""
+    return {
+        "stage": stage,
+        "command": shlex.join(["fercli", *sys.argv[1:]]) if sys.argv and sys.argv[0] else "",
+        "parameters": parameters,
+        "fercli_version": __version__,
+        "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "inputs": list(inputs),
+    }
+
+
+def combine_lineage(parents: Sequence[Sequence[dict]], entry: dict) -> list[dict]:
+    """Lineage of an artifact made from several: every parent entry once, then ``entry``."""
+    seen: set[str] = set()
+    out: list[dict] = []
+    for parent in parents:
+        for item in parent:
+            key = json.dumps(item, sort_keys=True, default=str)
+            if key not in seen:
+                seen.add(key)
+                out.append(item)
+    out.append(entry)
+    return out
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def check_output_path(path: str) -> None:
+    """Fail before any work if the output cannot be written."""
+    if path == "-":
+        if sys.stdout.isatty():
+            raise FercliError("refusing to write a binary HDF5 artifact to a terminal: redirect it (-o FILE) or pipe it")
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FercliError(f"cannot write {path}: folder {folder} does not exist")
+    if os.path.isdir(path):
+        raise FercliError(f"cannot write {path}: it is a folder")
+    if not os.access(folder, os.W_OK):
+        raise FercliError(f"cannot write {path}: folder {folder} is not writable")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str, suffix: str = "") -> Iterator[str]:
+    """Yield a temporary path; on success it atomically becomes ``path``.
+
+    ``path == '-'`` streams the finished file to standard output instead.  On any
+    exception (including :class:`~fercli.errors.Interrupted`) the temporary file
+    is removed and the destination is untouched.
+    """
+    check_output_path(path)
+    if path == "-":
+        folder = None
+    else:
+        folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".fercli-tmp-", suffix=suffix or ".h5", dir=folder)
+    os.close(fd)
+    try:
+        yield tmp
+        if path == "-":
+            with open(tmp, "rb") as src:
+                out = sys.stdout.buffer
+                shutil.copyfileobj(src, out, length=1 << 20)
+                out.flush()
+            os.unlink(tmp)
+        else:
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def create_artifact(path: str, kind: str, lineage: Sequence[dict], meta: Optional[dict] = None) -> Iterator[h5py.File]:
+    """Create an artifact of ``kind`` atomically; yields the open h5py file to fill."""
+    if kind not in SCHEMA:
+        raise ValueError(f"unknown artifact kind {kind!r}")
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w", libver="latest") as f:
+            f.attrs["fercli_kind"] = kind
+            f.attrs["fercli_schema"] = SCHEMA[kind]
+            f.attrs["fercli_id"] = str(uuid.uuid4())
+            f.attrs["fercli_version"] = __version__
+            f.attrs["fercli_created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+            write_json_attr(f, "fercli_lineage", list(lineage))
+            write_json_attr(f, "fercli_meta", meta or {})
+            yield f
+
+
+def _chunks_for(shape: tuple[int, ...]) -> Optional[tuple[int, ...]]:
+    if not shape or shape[0] == 0:
+        return None
+    # About 256 KiB per chunk, whole rows of frames, so one clip reads in few chunks.
+    per_item = int(np.prod(shape[1:], dtype=np.int64)) or 1
+    rows = max(1, min(shape[0], (256 * 1024) // per_item))
+    return (rows, *shape[1:])
+
+
+def write_array(group: h5py.Group, name: str, data: np.ndarray, compress: bool = True) -> h5py.Dataset:
+    """Chunked, gzip-1 compressed dataset (fast to write, ~3x smaller for frames)."""
+    data = np.asarray(data)
+    if data.dtype.kind in "US" or data.dtype == object:
+        return group.create_dataset(name, data=np.asarray([_as_str(x) for x in data.ravel()], dtype=object).reshape(data.shape), dtype=STR)
+    if not compress or data.size < 4096:
+        return group.create_dataset(name, data=data)
+    return group.create_dataset(name, data=data, chunks=_chunks_for(data.shape), compression="gzip", compression_opts=1, shuffle=data.dtype.itemsize > 1)
+
+
+def read_strings(ds: h5py.Dataset) -> np.ndarray:
+    return np.asarray([_as_str(x) for x in ds[()]], dtype=object)
+
+
+# --------------------------------------------------------------------------- clips
+
+
+@dataclass
+class Clips:
+    """A set of image sequences (a single image is a clip of one frame).
+
+    Frames are stored ragged: ``frames[offsets[i]:offsets[i+1]]`` is clip ``i``,
+    so variable-length and fixed-length sequences share one layout.
+
+    Optional per-frame data: ``landmarks`` (F, 68, 2) in frame pixel coordinates,
+    ``face_found`` (F,).  Optional per-clip data: ``split`` (official partition,
+    e.g. 'train'/'val'/'test', '' for none), ``folds`` (int, -1 = unassigned).
+    ``planes`` holds LBP-TOP code maps, name -> (M, h, w) uint8, with
+    ``plane_offsets`` (N+1) into them; ``histograms`` an (N, D) descriptor.
+    ``meta`` is free-form JSON (alignment size, LBP parameters, ...).
+    """
+
+    frames: np.ndarray
+    offsets: np.ndarray
+    labels: np.ndarray
+    class_names: list[str]
+    subjects: np.ndarray
+    clip_ids: np.ndarray
+    sources: np.ndarray
+    landmarks: Optional[np.ndarray] = None
+    face_found: Optional[np.ndarray] = None
+    split: Optional[np.ndarray] = None
+    folds: Optional[np.ndarray] = None
+    planes: dict[str, np.ndarray] = field(default_factory=dict)
+    plane_offsets: Optional[np.ndarray] = None
+    histograms: Optional[np.ndarray] = None
+    meta: dict = field(default_factory=dict)
+
+    # ---- construction
+
+    @classmethod
+    def from_sequences(
+        cls,
+        sequences: Sequence[np.ndarray],
+        labels: Sequence[int],
+        class_names: Sequence[str],
+        subjects: Sequence[str],
+        clip_ids: Optional[Sequence[str]] = None,
+        sources: Optional[Sequence[str]] = None,
+        **extra: Any,
+    ) -> "Clips":
+        lengths = [len(s) for s in sequences]
+        offsets = np.zeros(len(sequences) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        frames = np.concatenate(sequences, axis=0) if sequences else np.zeros((0, 1, 1), np.uint8)
+        n = len(sequences)
+        return cls(
+            frames=frames,
+            offsets=offsets,
+            labels=np.asarray(labels, dtype=np.int64),
+            class_names=list(class_names),
+            subjects=np.asarray(list(subjects), dtype=object),
+            clip_ids=np.asarray(list(clip_ids) if clip_ids is not None else [f"clip{i:06d}" for i in range(n)], dtype=object),
+            sources=np.asarray(list(sources) if sources is not None else [""] * n, dtype=object),
+            **extra,
+        )
+
+    # ---- shape
+
+    @property
+    def n_clips(self) -> int:
+        return int(len(self.offsets) - 1)
+
+    def __len__(self) -> int:
+        return self.n_clips
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    @property
+    def frame_shape(self) -> tuple[int, ...]:
+        return tuple(self.frames.shape[1:])
+
+    @property
+    def is_color(self) -> bool:
+        return self.frames.ndim == 4
+
+    def clip(self, i: int) -> np.ndarray:
+        return self.frames[self.offsets[i] : self.offsets[i + 1]]
+
+    def clip_planes(self, name: str, i: int) -> np.ndarray:
+        assert self.plane_offsets is not None
+        return self.planes[name][self.plane_offsets[i] : self.plane_offsets[i + 1]]
+
+    def is_fixed_length(self) -> bool:
+        lengths = self.lengths
+        return bool(len(lengths)) and bool(np.all(lengths == lengths[0]))
+
+    # ---- selection
+
+    def select(self, index: Sequence[int] | np.ndarray) -> "Clips":
+        """A new Clips holding clips ``index`` (in that order)."""
+        index = np.asarray(index, dtype=np.int64)
+        starts, ends = self.offsets[index], self.offsets[index + 1]
+        frame_idx = _ranges(starts, ends)
+        offsets = np.zeros(len(index) + 1, dtype=np.int64)
+        np.cumsum(ends - starts, out=offsets[1:])
+        planes: dict[str, np.ndarray] = {}
+        plane_offsets = None
+        if self.planes and self.plane_offsets is not None:
+            ps, pe = self.plane_offsets[index], self.plane_offsets[index + 1]
+            pidx = _ranges(ps, pe)
+            planes = {k: v[pidx] for k, v in self.planes.items()}
+            plane_offsets = np.zeros(len(index) + 1, dtype=np.int64)
+            np.cumsum(pe - ps, out=plane_offsets[1:])
+        pick = lambda a: None if a is None else a[index]  # noqa: E731
+        pickf = lambda a: None if a is None else a[frame_idx]  # noqa: E731
+        return Clips(
+            frames=self.frames[frame_idx],
+            offsets=offsets,
+            labels=self.labels[index],
+            class_names=list(self.class_names),
+            subjects=self.subjects[index],
+            clip_ids=self.clip_ids[index],
+            sources=self.sources[index],
+            landmarks=pickf(self.landmarks),
+            face_found=pickf(self.face_found),
+            split=pick(self.split),
+            folds=pick(self.folds),
+            planes=planes,
+            plane_offsets=plane_offsets,
+            histograms=pick(self.histograms),
+            meta=dict(self.meta),
+        )
+
+    # ---- validation
+
+    def validate(self, name: str = "clips") -> None:
+        """Raise FercliError with one sentence if the arrays are inconsistent."""
+        n = self.n_clips
+        if self.offsets.ndim != 1 or n < 0:
+            raise FercliError(f"{name}: 'offsets' must be a 1-D array of N+1 positions")
+        if n and (self.offsets[0] != 0 or np.any(np.diff(self.offsets) < 0) or self.offsets[-1] != len(self.frames)):
+            raise FercliError(f"{name}: 'offsets' do not partition the {len(self.frames)} frames")
+        if self.frames.dtype != np.uint8:
+            raise FercliError(f"{name}: frames must be uint8 images, found {self.frames.dtype}")
+        if self.frames.ndim not in (3, 4) or (self.frames.ndim == 4 and self.frames.shape[-1] not in (1, 3)):
+            raise FercliError(f"{name}: frames must be (F, H, W) gray or (F, H, W, 3) colour, found shape {self.frames.shape}")
+        for attr in ("labels", "subjects", "clip_ids", "sources"):
+            if len(getattr(self, attr)) != n:
+                raise FercliError(f"{name}: '{attr}' has {len(getattr(self, attr))} entries for {n} clips")
+        k = len(self.class_names)
+        bad = (self.labels < -1) | (self.labels >= k)
+        if np.any(bad):
+            first = int(self.labels[np.argmax(bad)])
+            raise FercliError(f"{name}: {int(bad.sum())} clip label(s) outside the {k} classes (first: {first})")
+        if self.landmarks is not None and self.landmarks.shape != (len(self.frames), 68, 2):
+            raise FercliError(f"{name}: 'landmarks' must be (frames, 68, 2), found {self.landmarks.shape}")
+        if self.face_found is not None and len(self.face_found) != len(self.frames):
+            raise FercliError(f"{name}: 'face_found' has {len(self.face_found)} entries for {len(self.frames)} frames")
+        for attr in ("split", "folds"):
+            value = getattr(self, attr)
+            if value is not None and len(value) != n:
+                raise FercliError(f"{name}: '{attr}' has {len(value)} entries for {n} clips")
+        if self.planes:
+            po = self.plane_offsets
+            if po is None or len(po) != n + 1:
+                raise FercliError(f"{name}: planes need 'plane_offsets' of N+1 positions")
+            for key, maps in self.planes.items():
+                if maps.dtype != np.uint8 or maps.ndim != 3 or len(maps) != po[-1]:
+                    raise FercliError(f"{name}: plane '{key}' must be ({int(po[-1])}, h, w) uint8 code maps, found {maps.shape} {maps.dtype}")
+        if self.histograms is not None and len(self.histograms) != n:
+            raise FercliError(f"{name}: 'histograms' has {len(self.histograms)} rows for {n} clips")
+
+
+def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Concatenate ``arange(s, e)`` for each pair, vectorised."""
+    lengths = (np.asarray(ends) - np.asarray(starts)).astype(np.int64)
+    owner = np.repeat(np.arange(len(lengths)), lengths)
+    within = np.arange(int(lengths.sum()), dtype=np.int64) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.asarray(starts, dtype=np.int64)[owner] + within
+
+
+def write_clips(f: h5py.File, clips: Clips) -> None:
+    """Write ``clips`` into an open artifact of kind 'clips'."""
+    clips.validate()
+    write_array(f, "frames", clips.frames)
+    f.create_dataset("offsets", data=clips.offsets.astype(np.int64))
+    f.create_dataset("label", data=clips.labels.astype(np.int64))
+    write_array(f, "subject", clips.subjects)
+    write_array(f, "clip_id", clips.clip_ids)
+    write_array(f, "source", clips.sources)
+    write_json_attr(f, "class_names", list(clips.class_names))
+    if clips.landmarks is not None:
+        write_array(f, "landmarks", clips.landmarks.astype(np.float32))
+    if clips.face_found is not None:
+        f.create_dataset("face_found", data=clips.face_found.astype(bool))
+    if clips.split is not None:
+        write_array(f, "split", clips.split)
+    if clips.folds is not None:
+        f.create_dataset("fold", data=clips.folds.astype(np.int16))
+    if clips.planes:
+        g = f.create_group("planes")
+        g.create_dataset("offsets", data=clips.plane_offsets.astype(np.int64))
+        for key, maps in clips.planes.items():
+            write_array(g, key, maps)
+    if clips.histograms is not None:
+        write_array(f, "histograms", clips.histograms.astype(np.float32))
+    # meta lives in fercli_meta (written by create_artifact); merge ours in.
+    meta = read_json_attr(f, "fercli_meta", {}) or {}
+    meta.update(clips.meta)
+    write_json_attr(f, "fercli_meta", meta)
+
+
+def read_clips(f: h5py.File, name: str = "clips", with_frames: bool = True) -> Clips:
+    """Read a 'clips' artifact fully into memory and validate it."""
+    try:
+        offsets = f["offsets"][()].astype(np.int64)
+        frames = f["frames"][()] if with_frames else np.zeros((int(offsets[-1]) if len(offsets) else 0, 1, 1), np.uint8)
+        planes: dict[str, np.ndarray] = {}
+        plane_offsets = None
+        if "planes" in f:
+            g = f["planes"]
+            plane_offsets = g["offsets"][()].astype(np.int64)
+            planes = {k: g[k][()] for k in g.keys() if k != "offsets"}
+        clips = Clips(
+            frames=frames,
+            offsets=offsets,
+            labels=f["label"][()].astype(np.int64),
+            class_names=list(read_json_attr(f, "class_names", [])),
+            subjects=read_strings(f["subject"]),
+            clip_ids=read_strings(f["clip_id"]),
+            sources=read_strings(f["source"]),
+            landmarks=f["landmarks"][()] if "landmarks" in f else None,
+            face_found=f["face_found"][()].astype(bool) if "face_found" in f else None,
+            split=read_strings(f["split"]) if "split" in f else None,
+            folds=f["fold"][()].astype(np.int64) if "fold" in f else None,
+            planes=planes,
+            plane_offsets=plane_offsets,
+            histograms=f["histograms"][()] if "histograms" in f else None,
+            meta=read_json_attr(f, "fercli_meta", {}) or {},
+        )
+    except KeyError as exc:
+        raise FercliError(f"{name} is a damaged 'clips' artifact: a required dataset is missing ({_short(exc)})") from exc
+    except OSError as exc:
+        raise FercliError(f"{name} is a damaged 'clips' artifact: {_short(exc)}") from exc
+    if with_frames:
+        clips.validate(name)
+    return clips
+
+
+def load_clips(path: str, stage: str) -> tuple[Clips, dict, list[dict]]:
+    """Open, validate and read a clips artifact: (clips, input identity, lineage)."""
+    with open_artifact(path, "clips", stage) as f:
+        clips = read_clips(f, display_name(path))
+        return clips, artifact_identity(f, path), read_lineage(f)
+
+
+def save_clips(path: str, clips: Clips, lineage: Sequence[dict]) -> None:
+    with create_artifact(path, "clips", lineage, clips.meta) as f:
+        write_clips(f, clips)
+
+
+# --------------------------------------------------------------------------- model
+
+
+@dataclass
+class ModelRecord:
+    """A trained (or initialised) network, free of code: no pickle anywhere.
+
+    ``arch`` names a builder in :mod:`fercli.models`; ``config`` is its JSON
+    configuration; ``state`` maps state-dict keys to numpy arrays (parameters and
+    buffers); ``history`` the per-epoch training record; ``extra`` anything else
+    JSON (resolved run configuration, training state for --resume, ...).
+    """
+
+    arch: str
+    config: dict
+    state: dict[str, np.ndarray]
+    class_names: list[str]
+    history: list[dict] = field(default_factory=list)
+    extra: dict = field(default_factory=dict)
+
+
+def write_model(f: h5py.File, record: ModelRecord, arrays: Optional[dict[str, dict[str, np.ndarray]]] = None) -> None:
+    f.attrs["arch"] = record.arch
+    write_json_attr(f, "config", record.config)
+    write_json_attr(f, "class_names", list(record.class_names))
+    write_json_attr(f, "history", record.history)
+    write_json_attr(f, "extra", record.extra)
+    g = f.create_group("weights")
+    for key, value in record.state.items():
+        g.create_dataset(key, data=np.asarray(value))
+    # optional named groups of arrays (e.g. optimizer state for --resume)
+    for group_name, items in (arrays or {}).items():
+        sub = f.create_group(group_name)
+        for key, value in items.items():
+            sub.create_dataset(key, data=np.asarray(value))
+
+
+def read_model(f: h5py.File, name: str = "model") -> ModelRecord:
+    try:
+        g = f["weights"]
+        state = {key: g[key][()] for key in g.keys()}
+        arch = _as_str(f.attrs["arch"])
+    except KeyError as exc:
+        raise FercliError(f"{name} is a damaged 'model' artifact: {_short(exc)}") from exc
+    return ModelRecord(
+        arch=arch,
+        config=read_json_attr(f, "config", {}) or {},
+        state=state,
+        class_names=list(read_json_attr(f, "class_names", []) or []),
+        history=list(read_json_attr(f, "history", []) or []),
+        extra=read_json_attr(f, "extra", {}) or {},
+    )
+
+
+def read_array_group(f: h5py.File, group_name: str) -> dict[str, np.ndarray]:
+    if group_name not in f:
+        return {}
+    g = f[group_name]
+    return {key: g[key][()] for key in g.keys()}
+
+
+def load_model(path: str, stage: str) -> tuple[ModelRecord, dict, list[dict]]:
+    with open_artifact(path, "model", stage) as f:
+        return read_model(f, display_name(path)), artifact_identity(f, path), read_lineage(f)
+
+
+def save_model(path: str, record: ModelRecord, lineage: Sequence[dict], arrays: Optional[dict] = None, meta: Optional[dict] = None) -> None:
+    with create_artifact(path, "model", lineage, meta) as f:
+        write_model(f, record, arrays)
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def summarize(f: h5py.File, path: str) -> dict:
+    """What `fercli info` shows: kind, shapes, counts, lineage (JSON-able)."""
+    kind = _as_str(f.attrs.get("fercli_kind"))
+    out: dict[str, Any] = {
+        "path": display_name(path),
+        "kind": kind,
+        "schema": int(f.attrs.get("fercli_schema", 0)),
+        "id": _as_str(f.attrs.get("fercli_id", "")),
+        "fercli_version": _as_str(f.attrs.get("fercli_version", "")),
+        "created": _as_str(f.attrs.get("fercli_created", "")),
+        "meta": read_json_attr(f, "fercli_meta", {}) or {},
+        "lineage": read_lineage(f),
+    }
+    datasets: dict[str, dict] = {}
+
+    def visit(name: str, obj: Any) -> None:
+        if isinstance(obj, h5py.Dataset) and not name.startswith("weights/") and not name.startswith("optimizer/"):
+            datasets[name] = {"shape": list(obj.shape), "dtype": str(obj.dtype) if obj.dtype.kind != "O" else "str"}
+
+    f.visititems(visit)
+    out["datasets"] = datasets
+    if kind == "clips":
+        labels = f["label"][()] if "label" in f else np.zeros(0, np.int64)
+        class_names = list(read_json_attr(f, "class_names", []) or [])
+        subjects = read_strings(f["subject"]) if "subject" in f else np.zeros(0, object)
+        offsets = f["offsets"][()] if "offsets" in f else np.zeros(1, np.int64)
+        lengths = np.diff(offsets)
+        out["clips"] = int(len(labels))
+        out["frames"] = int(offsets[-1]) if len(offsets) else 0
+        out["frame_shape"] = list(f["frames"].shape[1:]) if "frames" in f else []
+        out["clip_length"] = {"min": int(lengths.min()), "max": int(lengths.max()), "mean": round(float(lengths.mean()), 2)} if len(lengths) else {}
+        out["class_names"] = class_names
+        out["class_counts"] = {name: int((labels == i).sum()) for i, name in enumerate(class_names)}
+        if np.any(labels < 0):
+            out["class_counts"]["(unlabelled)"] = int((labels < 0).sum())
+        out["subjects"] = int(len(set(subjects.tolist())))
+        if "face_found" in f:
+            ff = f["face_found"][()]
+            out["face_found_rate"] = round(float(ff.mean()), 4) if len(ff) else None
+        if "fold" in f:
+            folds = f["fold"][()]
+            out["folds"] = {str(int(k)): int((folds == k).sum()) for k in np.unique(folds)}
+        if "split" in f:
+            split = read_strings(f["split"])
+            out["split"] = {str(k): int((split == k).sum()) for k in sorted(set(split.tolist()))}
+        if "planes" in f:
+            out["planes"] = {k: list(f["planes"][k].shape) for k in f["planes"].keys() if k != "offsets"}
+    elif kind == "model":
+        out["arch"] = _as_str(f.attrs.get("arch", ""))
+        out["config"] = read_json_attr(f, "config", {})
+        out["class_names"] = read_json_attr(f, "class_names", [])
+        history = read_json_attr(f, "history", []) or []
+        out["epochs_trained"] = len(history)
+        if history:
+            out["last_epoch"] = history[-1]
+        g = f.get("weights")
+        out["weights"] = {"tensors": len(g) if g is not None else 0, "values": int(sum(g[k].size for k in g)) if g is not None else 0}
+    return out

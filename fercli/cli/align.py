@@ -1,0 +1,1 @@
+"""`fercli align` (being written)."""

@@ -1,0 +1,27 @@
+"""The typer application every command module registers on."""
+
+import typer
+
+app = typer.Typer(
+    name="fercli",
+    help="Composable stages for facial-expression-recognition research (HDF5 in, HDF5 out; '-' pipes).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from fercli import __version__
+
+        typer.echo(f"fercli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
+) -> None:
+    """fercli: each stage reads and writes HDF5 artifacts; '-' is stdin/stdout. Add --debug anywhere for tracebacks."""

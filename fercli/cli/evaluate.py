@@ -1,0 +1,1 @@
+"""`fercli evaluate` (being written)."""

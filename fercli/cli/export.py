@@ -1,0 +1,1 @@
+"""`fercli export` (being written)."""

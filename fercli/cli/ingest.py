@@ -1,0 +1,1 @@
+"""`fercli ingest` (being written)."""

@@ -1,0 +1,1 @@
+"""`fercli lbptop` (being written)."""

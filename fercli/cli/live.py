@@ -1,0 +1,1 @@
+"""`fercli live` (being written)."""

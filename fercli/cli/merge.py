@@ -1,0 +1,1 @@
+"""`fercli merge` (being written)."""

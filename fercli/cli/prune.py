@@ -1,0 +1,1 @@
+"""`fercli prune` (being written)."""

@@ -1,0 +1,1 @@
+"""`fercli rebuild` (being written)."""

@@ -1,0 +1,1 @@
+"""`fercli resample` (being written)."""

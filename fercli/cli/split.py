@@ -1,0 +1,1 @@
+"""`fercli split` (being written)."""

@@ -1,0 +1,1 @@
+"""`fercli synth` (being written)."""

@@ -1,0 +1,1 @@
+"""`fercli train` (being written)."""

@@ -1,0 +1,1 @@
+"""Networks of every chapter, built by name from a registry (see registry.py)."""
