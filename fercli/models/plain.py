@@ -1,0 +1,100 @@
+"""The plain static CNN of chapter 3 (thesis 3.2.3, Fig 3.2).
+
+Three convolutional blocks of two 3x3 convs + 2x2 max-pool (64, 64, 128, 128,
+256, 256 filters), ReLU after every conv, global average pooling, two fully
+connected layers of 128 with dropout 0.7, then the classifier (softmax in the
+loss). 64x64 input, gray (``in_channels`` 1) or colour (3).
+
+The thesis (Keras, DTAN-like) does not mention batch normalisation; the
+``batch_norm`` option (default on) adds a BN after every conv because the same
+trunk is trained from scratch on tiny data sets (CK+, synth) and in short CPU
+runs, where plain ReLU stacks with dropout 0.7 often fail to start learning.
+``batch_norm: false`` gives the thesis's layers exactly.
+
+Parameter counts (K classes, conv bias on when BN off; BN adds 2 per channel and
+drops the conv bias):
+
+    ============================  ===========  ==========  ===================
+    variant                       trainable    FLOPs       input
+    ============================  ===========  ==========  ===================
+    gray, BN, K=7                 1,195,463    1.21e9      1x64x64
+    colour, BN, K=7               1,196,615    1.22e9      3x64x64
+    gray, no BN, K=7              1,194,567    1.21e9      1x64x64
+    ============================  ===========  ==========  ===================
+
+(FLOPs = 2 x multiply-accumulates, torch.utils.flop_counter; see docs/models.md.)
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from fercli.models.registry import register
+
+PLAIN_WIDTHS = (64, 128, 256)
+
+
+class PlainTrunk(nn.Module):
+    """The 3 conv blocks + GAP, shared by the static CNN and the LBP-TOP stream (Fig 3.5).
+
+    Input (B, C, H, W) -> (B, 256).
+    """
+
+    def __init__(self, in_channels: int = 1, widths: tuple[int, ...] = PLAIN_WIDTHS, batch_norm: bool = True):
+        super().__init__()
+        layers: list[nn.Module] = []
+        c = in_channels
+        for w in widths:
+            for _ in range(2):
+                layers.append(nn.Conv2d(c, w, 3, padding=1, bias=not batch_norm))
+                if batch_norm:
+                    layers.append(nn.BatchNorm2d(w))
+                layers.append(nn.ReLU(inplace=True))
+                c = w
+            layers.append(nn.MaxPool2d(2))
+        self.body = nn.Sequential(*layers)
+        self.out_dim = c
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x).mean((2, 3))
+
+
+class PlainCNN(nn.Module):
+    """Static plain CNN: trunk -> FC 128 -> dropout -> FC 128 -> dropout -> classifier.
+
+    ``features(x)`` is the second FC's 128-d ReLU output (the SF of Fig 3.3),
+    ``classify(f)`` applies its dropout and the classifier.
+    """
+
+    inputs = ("image",)
+
+    def __init__(self, num_classes: int, in_channels: int = 1, input_size: int = 64, fc: int = 128, dropout: float = 0.7, batch_norm: bool = True):
+        super().__init__()
+        self.in_channels, self.input_size = in_channels, input_size
+        self.trunk = PlainTrunk(in_channels, PLAIN_WIDTHS, batch_norm)
+        self.head = nn.Sequential(
+            nn.Linear(self.trunk.out_dim, fc), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(fc, fc), nn.ReLU(inplace=True),
+        )
+        self.drop = nn.Dropout(dropout)
+        self.classifier = nn.Linear(fc, num_classes)
+        self.feature_dim = fc
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.trunk(x))
+
+    def classify(self, f: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.drop(f))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.features(image))
+
+    def dummy_inputs(self, batch: int = 1) -> tuple[torch.Tensor, ...]:
+        return (torch.zeros(batch, self.in_channels, self.input_size, self.input_size),)
+
+
+@register("plain-cnn", inputs=("image",), defaults={"in_channels": 1, "input_size": 64, "fc": 128, "dropout": 0.7, "batch_norm": True})
+def plain_cnn(num_classes: int, **config) -> PlainCNN:
+    """Plain 6-conv static CNN of chapter 3 (Fig 3.2), 64x64 input."""
+    return PlainCNN(num_classes, **config)
