@@ -35,6 +35,16 @@ class ModelSpec:
     inputs: tuple[str, ...]
     defaults: dict = field(default_factory=dict)
     doc: str = ""
+    # Set when the inputs depend on the config (lbptop-gru's plane, multistream's
+    # streams): inputs_fn(resolved_config) -> tuple; ``inputs`` then holds the
+    # default config's inputs.
+    inputs_fn: Callable[[dict], tuple[str, ...]] | None = None
+
+    def input_names(self, config: dict | None = None) -> tuple[str, ...]:
+        """The forward inputs of this architecture for ``config`` (defaults overlaid)."""
+        if self.inputs_fn is None:
+            return self.inputs
+        return tuple(self.inputs_fn(self.resolve(config)))
 
     def resolve(self, config: dict | None) -> dict:
         """Defaults overlaid with ``config``; unknown keys are refused with a sentence."""
@@ -50,13 +60,19 @@ class ModelSpec:
 _REGISTRY: dict[str, ModelSpec] = {}
 
 
-def register(name: str, inputs: tuple[str, ...], defaults: dict | None = None, doc: str = "") -> Callable:
-    """Decorator: ``@register("plain-cnn", inputs=("image",), defaults={...})``."""
+def register(name: str, inputs: tuple[str, ...] | Callable[[dict], tuple[str, ...]], defaults: dict | None = None, doc: str = "") -> Callable:
+    """Decorator: ``@register("plain-cnn", inputs=("image",), defaults={...})``.
+
+    ``inputs`` may also be a callable of the resolved config returning the tuple,
+    for architectures whose inputs depend on their config.
+    """
 
     def wrap(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} registered twice")
-        _REGISTRY[name] = ModelSpec(name, builder, tuple(inputs), dict(defaults or {}), doc or (builder.__doc__ or "").strip().split("\n")[0])
+        inputs_fn = inputs if callable(inputs) else None
+        fixed = tuple(inputs(copy.deepcopy(dict(defaults or {})))) if inputs_fn else tuple(inputs)
+        _REGISTRY[name] = ModelSpec(name, builder, fixed, dict(defaults or {}), doc or (builder.__doc__ or "").strip().split("\n")[0], inputs_fn)
         return builder
 
     return wrap
@@ -77,6 +93,11 @@ def get_spec(name: str) -> ModelSpec:
     if name not in _REGISTRY:
         raise FercliError(f"unknown architecture '{name}' (known: {', '.join(sorted(_REGISTRY))})")
     return _REGISTRY[name]
+
+
+def inputs_for(name: str, config: dict | None = None) -> tuple[str, ...]:
+    """The forward input names of architecture ``name`` built with ``config``."""
+    return get_spec(name).input_names(config)
 
 
 def build(name: str, num_classes: int, config: dict | None = None) -> tuple[nn.Module, dict]:

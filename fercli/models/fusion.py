@@ -1,0 +1,129 @@
+"""Multi-stream fusion network of chapter 3 (thesis 3.2.5).
+
+The four trained streams -- CNN-GRU on the static-feature sequence (F1), CNN-GRU
+on the probability-distribution sequence (F2), LBP-TOP XT (F3) and YT (F4) --
+each give a 128-d feature; they are concatenated (512-d) and a linear
+classifier (softmax in the loss) is trained on top. The streams are frozen by
+default (``freeze_streams: true``): their parameters do not train and they stay
+in eval mode (fixed BN statistics, no dropout) even when the fusion trains, so
+fusing never degrades a stream.
+
+Config ``streams`` is a list of ``{"arch": name, "config": {...}}``; the inputs
+are the union of the streams' inputs in the fixed order ``clip, image, xy, xt,
+yt``, and each stream receives the ones it declares. Weights of stream *i* live
+under ``streams.<i>.``; :func:`multistream_from_records` builds the network
+from trained stream artifacts and loads them.
+
+Parameter count (default four streams, K = 7): 5,316,388 in all; the fusion
+classifier alone has 512 x 7 + 7 = 3,591 trainable (the rest frozen).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from fercli.errors import FercliError
+from fercli.models.registry import build, get_spec, register
+
+INPUT_ORDER = ("clip", "image", "xy", "xt", "yt")
+
+DEFAULT_STREAMS = [
+    {"arch": "cnn-gru", "config": {"input": "features"}},
+    {"arch": "cnn-gru", "config": {"input": "probs"}},
+    {"arch": "lbptop-gru", "config": {"plane": "xt"}},
+    {"arch": "lbptop-gru", "config": {"plane": "yt"}},
+]
+
+
+def _stream_inputs(stream: dict) -> tuple[str, ...]:
+    return get_spec(stream["arch"]).input_names(stream.get("config") or {})
+
+
+def fusion_inputs(config: dict) -> tuple[str, ...]:
+    """Union of the streams' inputs, in INPUT_ORDER."""
+    names = {n for s in _check_streams(config["streams"]) for n in _stream_inputs(s)}
+    return tuple(n for n in INPUT_ORDER if n in names) + tuple(sorted(names - set(INPUT_ORDER)))
+
+
+def _check_streams(streams) -> list:
+    if not isinstance(streams, list) or not streams or not all(isinstance(s, dict) and "arch" in s for s in streams):
+        raise FercliError("multistream needs 'streams': a non-empty list of {\"arch\": name, \"config\": {...}}")
+    return streams
+
+
+class MultiStream(nn.Module):
+    """Concatenated stream features -> dropout -> linear classifier (3.2.5)."""
+
+    def __init__(self, num_classes: int, streams: list | None = None, freeze_streams: bool = True, dropout: float = 0.0):
+        super().__init__()
+        streams = _check_streams(streams if streams is not None else DEFAULT_STREAMS)
+        self.streams = nn.ModuleList()
+        self.stream_inputs: list[tuple[str, ...]] = []
+        for s in streams:
+            model, _ = build(s["arch"], num_classes, s.get("config") or {})
+            if not hasattr(model, "features"):
+                raise FercliError(f"stream '{s['arch']}' has no features() and cannot be fused")
+            self.streams.append(model)
+            self.stream_inputs.append(_stream_inputs(s))
+        self.inputs = fusion_inputs({"streams": streams})
+        self.freeze_streams = freeze_streams
+        if freeze_streams:
+            for p in self.streams.parameters():
+                p.requires_grad_(False)
+        self.feature_dim = sum(m.feature_dim for m in self.streams)
+        self.drop = nn.Dropout(dropout)
+        self.classifier = nn.Linear(self.feature_dim, num_classes)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.freeze_streams:
+            self.streams.eval()  # frozen streams keep their BN statistics and no dropout
+        return self
+
+    def features(self, *xs: torch.Tensor) -> torch.Tensor:
+        if len(xs) != len(self.inputs):
+            raise FercliError(f"multistream takes {len(self.inputs)} inputs ({', '.join(self.inputs)}), got {len(xs)}")
+        by_name = dict(zip(self.inputs, xs))
+        feats = [m.features(*(by_name[n] for n in names)) for m, names in zip(self.streams, self.stream_inputs)]
+        return torch.cat(feats, dim=1)
+
+    def classify(self, f: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.drop(f))
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.features(*xs))
+
+    def dummy_inputs(self, batch: int = 1) -> tuple[torch.Tensor, ...]:
+        by_name: dict[str, torch.Tensor] = {}
+        for m, names in zip(self.streams, self.stream_inputs):
+            by_name.update(zip(names, m.dummy_inputs(batch)))
+        return tuple(by_name[n] for n in self.inputs)
+
+
+@register("multistream", inputs=fusion_inputs, defaults={"streams": DEFAULT_STREAMS, "freeze_streams": True, "dropout": 0.0})
+def multistream(num_classes: int, **config) -> MultiStream:
+    """Multi-stream fusion: concatenated 128-d stream features -> softmax (3.2.5)."""
+    return MultiStream(num_classes, **config)
+
+
+def multistream_from_records(records: list, freeze_streams: bool = True, dropout: float = 0.0) -> tuple[MultiStream, dict]:
+    """Build the fusion network from trained stream ModelRecords and load their weights.
+
+    All streams must share class names; returns (model, resolved config).
+    """
+    if not records:
+        raise FercliError("multistream needs at least one trained stream model")
+    names = list(records[0].class_names)
+    for r in records[1:]:
+        if list(r.class_names) != names:
+            raise FercliError(f"the streams disagree on class names ({names} vs {list(r.class_names)}), so they cannot be fused")
+    config = {"streams": [{"arch": r.arch, "config": dict(r.config)} for r in records], "freeze_streams": freeze_streams, "dropout": dropout}
+    model, resolved = build("multistream", len(names), config)
+    for i, r in enumerate(records):
+        state = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in r.state.items()}
+        missing, unexpected = model.streams[i].load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise FercliError(f"stream {i} ('{r.arch}') weights do not fit its architecture ({len(missing)} missing, {len(unexpected)} unexpected)")
+    return model, resolved

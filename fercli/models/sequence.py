@@ -1,0 +1,180 @@
+"""Sequence models of chapters 3 and 4: CNN-GRU (Fig 3.3, 4.2.4.3) and the LBP-TOP stream (Fig 3.5).
+
+``cnn-gru`` applies a frame backbone (any registered frame model: plain-cnn,
+mobilenet-*, lb-mbnet) to every frame of a clip -- fine-tuned, not frozen -- and
+feeds the per-frame vectors to a recurrent layer:
+
+- ``input: features`` -- the backbone's 128-d feature (SF, static feature sequence);
+- ``input: probs``    -- the softmax of the backbone's logits (PD, probability
+  distribution sequence; chapter 4's live system uses this);
+- ``rnn``: ``gru`` (128 hidden), ``lstm`` (Table 4.2), or ``max`` (temporal max
+  pooling, Table 3.5's pooling variant: no recurrent parameters);
+- then FC 128 + ReLU + dropout 0.7 + classifier (3.2.3), or, with ``fc: 0``,
+  the classifier directly on the GRU state (chapter 4's GRU 128 + softmax).
+
+For the live system the two halves run separately: ``frame_vectors(images)``
+(B, D) per frame as it arrives, and ``sequence_logits(seq)`` (B, T, D) -> (B, K)
+once per window; ``frame_probs`` is the backbone's softmax.
+
+``lbptop-gru`` (3.2.4): for one LBP-TOP plane (``plane: xt | yt``) the same
+3-block CNN as the static network on each of the M = 8 code maps, a Bi-GRU of 128
+with the two directions' final states *summed* (Keras ``merge_mode='sum'``),
+FC 128, dropout 0.7, classifier. Trained from scratch. Its input name follows the
+plane, so the registry resolves its inputs from the config.
+
+Parameter counts (K = 7, gray 64x64, BN on; T = 10 frames / M = 8 maps of 62x62):
+
+    =====================================  ===========  ========
+    model                                  trainable    FLOPs
+    =====================================  ===========  ========
+    cnn-gru  input=features rnn=gru fc=128   1,310,343   1.21e10
+    cnn-gru  input=probs    rnn=gru fc=128   1,278,215   1.21e10
+    cnn-gru  input=features rnn=max fc=128   1,212,103   1.21e10
+    lbptop-gru plane=xt     rnn=gru fc=128   1,417,095   9.02e9
+    =====================================  ===========  ========
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fercli.errors import FercliError
+from fercli.models.plain import PLAIN_WIDTHS, PlainTrunk
+from fercli.models.registry import build, register
+
+RNNS = ("gru", "lstm", "max")
+
+
+class TemporalHead(nn.Module):
+    """Sequence (B, T, D) -> 128-d clip feature: GRU/LSTM last state or max over time,
+    optionally bidirectional with summed directions, then optional FC + ReLU."""
+
+    def __init__(self, in_dim: int, rnn: str = "gru", hidden: int = 128, bidirectional: bool = False, fc: int = 128, dropout: float = 0.7):
+        super().__init__()
+        if rnn not in RNNS:
+            raise FercliError(f"rnn must be one of {', '.join(RNNS)}, not {rnn!r}")
+        self.rnn_kind = rnn
+        if rnn == "max":
+            self.rnn = None
+            out = in_dim
+        else:
+            cls = nn.GRU if rnn == "gru" else nn.LSTM
+            self.rnn = cls(in_dim, hidden, batch_first=True, bidirectional=bidirectional)
+            out = hidden
+        self.fc = nn.Sequential(nn.Linear(out, fc), nn.ReLU(inplace=True)) if fc > 0 else None
+        self.out_dim = fc if fc > 0 else out
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, seq: torch.Tensor) -> torch.Tensor:
+        if self.rnn is None:
+            h = seq.amax(dim=1)
+        else:
+            _, state = self.rnn(seq)
+            h_n = state[0] if isinstance(state, tuple) else state  # LSTM returns (h, c)
+            h = h_n.sum(0)  # (directions, B, H): sum merges a Bi-GRU's two directions
+        return self.fc(h) if self.fc is not None else h
+
+
+class CNNGRU(nn.Module):
+    """Frame backbone per frame -> SF or PD sequence -> GRU/LSTM/max -> FC -> classifier."""
+
+    inputs = ("clip",)
+
+    def __init__(self, num_classes: int, backbone: str = "plain-cnn", backbone_config: dict | None = None, input: str = "features",
+                 rnn: str = "gru", hidden: int = 128, fc: int = 128, dropout: float = 0.7, frames: int = 10):
+        super().__init__()
+        if input not in ("features", "probs"):
+            raise FercliError(f"input must be 'features' or 'probs', not {input!r}")
+        self.backbone, _ = build(backbone, num_classes, backbone_config)
+        if not hasattr(self.backbone, "features"):
+            raise FercliError(f"'{backbone}' is not a frame model (it has no features()), so it cannot be a cnn-gru backbone")
+        self.input_kind = input
+        self.frames = frames
+        in_dim = self.backbone.feature_dim if input == "features" else num_classes
+        self.frame_dim = in_dim
+        self.temporal = TemporalHead(in_dim, rnn, hidden, False, fc, dropout)
+        self.classifier = nn.Linear(self.temporal.out_dim, num_classes)
+        self.feature_dim = self.temporal.out_dim
+
+    # -- the two halves, for the live system and export ----------------------------
+    def frame_probs(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, K) softmax of the backbone."""
+        return F.softmax(self.backbone(images), dim=1)
+
+    def frame_vectors(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, D): what the recurrent part consumes per frame."""
+        return self.backbone.features(images) if self.input_kind == "features" else self.frame_probs(images)
+
+    def sequence_features(self, seq: torch.Tensor) -> torch.Tensor:
+        return self.temporal(seq)
+
+    def sequence_logits(self, seq: torch.Tensor) -> torch.Tensor:
+        """(B, T, D) per-frame vectors -> (B, K) logits."""
+        return self.classifier(self.temporal.drop(self.temporal(seq)))
+
+    # -- whole-clip interface ------------------------------------------------------
+    def _per_frame(self, clip: torch.Tensor) -> torch.Tensor:
+        b, t = clip.shape[:2]
+        return self.frame_vectors(clip.flatten(0, 1)).view(b, t, -1)
+
+    def features(self, clip: torch.Tensor) -> torch.Tensor:
+        return self.sequence_features(self._per_frame(clip))
+
+    def classify(self, f: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.temporal.drop(f))
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.features(clip))
+
+    def dummy_inputs(self, batch: int = 1) -> tuple[torch.Tensor, ...]:
+        (frame,) = self.backbone.dummy_inputs(batch)
+        return (frame.unsqueeze(1).expand(-1, self.frames, -1, -1, -1).contiguous(),)
+
+
+@register("cnn-gru", inputs=("clip",), defaults={
+    "backbone": "plain-cnn", "backbone_config": {}, "input": "features", "rnn": "gru",
+    "hidden": 128, "fc": 128, "dropout": 0.7, "frames": 10})
+def cnn_gru(num_classes: int, **config) -> CNNGRU:
+    """CNN-GRU: a frame backbone per frame, SF or PD sequence into GRU/LSTM/max pooling (Fig 3.3, 4.2.4.3)."""
+    return CNNGRU(num_classes, **config)
+
+
+class LBPTOPGRU(nn.Module):
+    """LBP-TOP stream (Fig 3.5): 3-block CNN per code map -> Bi-GRU (summed) -> FC 128 -> classifier."""
+
+    def __init__(self, num_classes: int, plane: str = "xt", rnn: str = "gru", hidden: int = 128, fc: int = 128, dropout: float = 0.7,
+                 maps: int = 8, input_size: int = 62, batch_norm: bool = True):
+        super().__init__()
+        if plane not in ("xt", "yt", "xy"):
+            raise FercliError(f"plane must be xt, yt or xy, not {plane!r}")
+        if rnn == "lstm":
+            raise FercliError("lbptop-gru takes rnn 'gru' or 'max', not 'lstm'")
+        self.inputs = (plane,)
+        self.maps, self.input_size = maps, input_size
+        self.trunk = PlainTrunk(1, PLAIN_WIDTHS, batch_norm)
+        self.temporal = TemporalHead(self.trunk.out_dim, rnn, hidden, True, fc, dropout)
+        self.classifier = nn.Linear(self.temporal.out_dim, num_classes)
+        self.feature_dim = self.temporal.out_dim
+
+    def features(self, maps: torch.Tensor) -> torch.Tensor:
+        b, m = maps.shape[:2]
+        per_map = self.trunk(maps.flatten(0, 1)).view(b, m, -1)
+        return self.temporal(per_map)
+
+    def classify(self, f: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.temporal.drop(f))
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.features(maps))
+
+    def dummy_inputs(self, batch: int = 1) -> tuple[torch.Tensor, ...]:
+        return (torch.zeros(batch, self.maps, 1, self.input_size, self.input_size),)
+
+
+@register("lbptop-gru", inputs=lambda c: (c["plane"],), defaults={
+    "plane": "xt", "rnn": "gru", "hidden": 128, "fc": 128, "dropout": 0.7, "maps": 8, "input_size": 62, "batch_norm": True})
+def lbptop_gru(num_classes: int, **config) -> LBPTOPGRU:
+    """LBP-TOP stream: plain CNN per XT/YT code map + Bi-GRU with summed directions (Fig 3.5)."""
+    return LBPTOPGRU(num_classes, **config)
