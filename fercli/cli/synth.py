@@ -1,1 +1,63 @@
-"""`fercli synth` (being written)."""
+"""`fercli synth`: the embedded CK+-like default dataset (see :mod:`fercli.synth`)."""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import typer
+
+from fercli import artifacts
+from fercli.cli.app import app
+from fercli.cli.common import OutputOpt, parse_range, parse_size, progress_bar
+from fercli.errors import FercliError
+
+
+@app.command(help="Make CK+-like expression clips by warping a real photograph (embedded default data).")
+def synth(
+    output: str = OutputOpt,
+    subjects: int = typer.Option(10, "--subjects", help="Number of synthetic subjects (identities)."),
+    clips_per_class: int = typer.Option(1, "--clips-per-class", help="Clips per subject and class."),
+    classes: Optional[str] = typer.Option(
+        None, "--classes", help="Comma-separated subset of anger,contempt,disgust,fear,happy,sadness,surprise (default: all 7, CK+ order)."
+    ),
+    frames: str = typer.Option("8:16", "--frames", help="Clip length range MIN:MAX (neutral -> apex)."),
+    size: str = typer.Option("640x490", "--size", help="Frame size WxH (CK+ is 640x490)."),
+    color: bool = typer.Option(False, "--color", help="RGB frames (default gray, like CK+)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives identical arrays."),
+    faces: Optional[str] = typer.Option(None, "--faces", help="Folder of frontal face photographs to warp instead of the astronaut."),
+    video: Optional[str] = typer.Option(None, "--video", help="Also render the clips one after another as an MP4 (mp4v) video."),
+    fps: float = typer.Option(30.0, "--fps", help="Frame rate of --video."),
+) -> None:
+    artifacts.check_output_path(output)
+    if video is not None:
+        if video == "-":
+            raise FercliError("--video needs a file name, not '-'")
+        artifacts.check_output_path(video)
+        if fps <= 0:
+            raise FercliError(f"--fps must be positive (got {fps:g})")
+    size_wh = parse_size(size, "--size")
+    frame_range = parse_range(frames, "--frames")
+    class_list = None
+    if classes is not None:
+        class_list = [c.strip() for c in classes.split(",") if c.strip()]
+    if faces is not None and not os.path.isdir(faces):
+        raise FercliError(f"--faces {faces} is not a folder")
+
+    from fercli.synth import render_video, synthesize  # numpy/cv2 work only after the options are fine
+
+    with progress_bar("synth") as progress:
+        clips = synthesize(
+            subjects=subjects, clips_per_class=clips_per_class, classes=class_list, frames=frame_range,
+            size=size_wh, color=color, seed=seed, faces=faces, progress=progress,
+        )
+    params = {
+        "subjects": subjects, "clips_per_class": clips_per_class, "classes": list(clips.class_names),
+        "frames": list(frame_range), "size": list(size_wh), "color": color, "seed": seed,
+        "faces": os.path.abspath(faces) if faces else None,
+    }
+    if video is not None:
+        render_video(clips, video, fps)
+        params["video"] = os.path.abspath(video)
+    lineage = [artifacts.lineage_entry("synth", params, [])]
+    artifacts.save_clips(output, clips, lineage)

@@ -1,0 +1,722 @@
+"""`synth`: the embedded default dataset — a real photograph, warped into expressive clips.
+
+The thesis evaluates on CK+ (section 3.3.1): posed sequences that ramp from a
+neutral face to the apex of one of seven expressions, full 640x490 gray frames,
+123 subjects.  No dataset may be downloaded at run time, so this stage makes a
+CK+-like set from a public-domain photograph that scikit-image ships
+(``skimage.data.astronaut()``), or from face photographs the user gives
+(``faces=DIR``).
+
+How a frame is made (all randomness from numpy Generators seeded by
+``[seed, ...]``, so the same seed gives byte-identical arrays):
+
+* **Face model.** 68 landmarks in a canonical frame (inter-ocular distance 1,
+  origin at the eye midpoint, as :data:`fercli.faces.MEAN_FACE_68`).  The base
+  shape is dlib's 68 landmarks on the photograph, "neutralised" (lips closed,
+  smiling lip corners lowered to the lip line) so clips start from a neutral face.
+* **Identity** (per subject): shape variation (face width, chin length, eye
+  spacing and size, brow height, nose length/width, mouth width and position,
+  lip thickness, small asymmetry), skin tone / gamma / illumination direction,
+  head pose (yaw through a per-landmark depth, roll, scale, translation), a
+  mirrored or unmirrored photograph, and a background.  Its size is comparable
+  to the expression displacements, so a classifier has to learn expression, not
+  identity.
+* **Expression**: FACS action-unit displacement fields (section 2.1's AU
+  description of emotions) combined per prototype — happiness AU6+12, sadness
+  AU1+4+15, surprise AU1+2+5+26, fear AU1+2+4+5+20+26, anger AU4+5+7+23,
+  disgust AU9+15+16, contempt unilateral AU12+14 — with per-clip intensities,
+  ramped neutral -> apex (smoothstep with varied onset, per-AU lag, optional
+  apex plateau) over a variable number of frames.  Class-specific cues come from
+  the AU deformation only: everything else is drawn independently of the label.
+* **Rendering**: a piecewise-affine warp (Delaunay triangles over the 68
+  landmarks plus a ring of anchors that follow the head's similarity transform;
+  outside the ring the whole image follows that similarity), rasterised into a
+  dense map with OpenCV and applied with one ``cv2.remap``.  An opening mouth
+  (AU26, AU16) shows a dark cavity with a hint of upper teeth; a little sensor
+  noise and small head drift per frame make consecutive frames realistic.
+
+Ground-truth landmarks (the warped model points, frame pixels) are stored per
+frame; dlib's detector finds the synthetic faces and its predicted landmarks
+agree with them (tested).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import cv2
+import numpy as np
+
+from fercli.artifacts import Clips
+from fercli.errors import FercliError
+from fercli.faces import MIRROR_68
+from fercli.progress import ProgressFn, report
+
+#: The seven CK+ expression classes in CK+'s label order (thesis 3.3.1).
+CK_CLASSES = ("anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")
+
+#: FACS prototypes: class -> action units (contempt is unilateral).
+PROTOTYPES: dict[str, tuple[int, ...]] = {
+    "anger": (4, 5, 7, 23),
+    "contempt": (12, 14),
+    "disgust": (9, 15, 16),
+    "fear": (1, 2, 4, 5, 20, 26),
+    "happy": (6, 12),
+    "sadness": (1, 4, 15),
+    "surprise": (1, 2, 5, 26),
+}
+UNILATERAL = {"contempt"}
+
+AU_NAMES = {
+    1: "inner brow raiser", 2: "outer brow raiser", 4: "brow lowerer", 5: "upper lid raiser",
+    6: "cheek raiser", 7: "lid tightener", 9: "nose wrinkler", 12: "lip corner puller",
+    14: "dimpler", 15: "lip corner depressor", 16: "lower lip depressor", 20: "lip stretcher",
+    23: "lip tightener", 26: "jaw drop",
+}
+
+#: dlib's 68 landmarks on ``skimage.data.astronaut()`` (HOG detector box
+#: (175,76)-(265,166)); embedded so synthesis needs neither the 100 MB predictor
+#: nor the detector at run time.  tests/test_synth.py checks it against dlib.
+ASTRONAUT_68 = np.array([
+    [179, 104], [179, 116], [180, 128], [181, 139], [185, 151], [191, 160], [200, 169], [209, 176], [221, 178],
+    [232, 177], [243, 171], [253, 164], [260, 154], [265, 144], [268, 132], [270, 121], [272, 109], [186, 94],
+    [192, 88], [200, 87], [208, 89], [216, 92], [236, 94], [244, 91], [252, 91], [260, 92], [265, 98], [226, 102],
+    [225, 111], [225, 119], [225, 127], [214, 131], [219, 133], [224, 134], [229, 133], [234, 132], [195, 101],
+    [200, 98], [207, 98], [212, 104], [206, 104], [200, 104], [237, 105], [243, 100], [250, 100], [255, 104],
+    [250, 106], [244, 106], [200, 139], [209, 139], [218, 139], [223, 141], [230, 140], [237, 140], [245, 141],
+    [237, 151], [229, 155], [222, 155], [216, 154], [208, 149], [203, 140], [218, 143], [223, 144], [229, 143],
+    [243, 142], [229, 150], [223, 150], [217, 149],
+], dtype=np.float64)
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+# --------------------------------------------------------------------------- landmark index sets
+
+_MID = np.array([8, 27, 28, 29, 30, 33, 51, 57, 62, 66])
+#: image-left half of the face (the subject's right); the other half is MIRROR_68 of it
+_LEFT = np.array([0, 1, 2, 3, 4, 5, 6, 7, 17, 18, 19, 20, 21, 31, 32, 36, 37, 38, 39, 40, 41, 48, 49, 50, 58, 59, 60, 61, 67])
+_BROWS = np.arange(17, 27)
+_JAW = np.arange(0, 17)
+_NOSE_LOW = np.arange(30, 36)
+_EYE_L, _EYE_R = np.arange(36, 42), np.arange(42, 48)
+_MOUTH = np.arange(48, 68)
+_INNER_UPPER = np.array([61, 62, 63])
+_INNER_LOWER = np.array([67, 66, 65])  # pairs with _INNER_UPPER
+_OUTER_UPPER = np.array([49, 50, 51, 52, 53])
+_OUTER_LOWER = np.array([59, 58, 57, 56, 55])
+
+
+def _sym(left: dict[int, tuple[float, float]]) -> np.ndarray:
+    """A symmetric (68, 2) field from displacements of image-left and midline points."""
+    field = np.zeros((68, 2))
+    for i, (dx, dy) in left.items():
+        field[i] = (0.0 if i in _MID else dx, dy)
+        j = MIRROR_68[i]
+        if j != i:
+            field[j] = (-dx, dy)
+    return field
+
+
+def _one_side(field: np.ndarray, side: int) -> np.ndarray:
+    """Keep one half of a symmetric field (side 0: image left, 1: image right); midline halves."""
+    out = np.zeros_like(field)
+    half = _LEFT if side == 0 else MIRROR_68[_LEFT]
+    out[half] = field[half]
+    out[_MID] = 0.5 * field[_MID]
+    return out
+
+
+# Displacements at full intensity, canonical units (inter-ocular distance = 1;
+# x right, y down; negative dx on the image-left side = outward).  Magnitudes
+# follow the FACS manual's appearance changes, sized so an apex expression moves
+# the mouth/brows by 0.1-0.25 inter-ocular distances, like CK+ apex frames.
+AU_FIELDS: dict[int, np.ndarray] = {
+    1: _sym({21: (0.01, -0.13), 20: (0.0, -0.10), 19: (0.0, -0.06), 18: (0.0, -0.03), 17: (0.0, -0.01),
+             38: (0.0, -0.01), 39: (0.0, -0.005)}),
+    2: _sym({17: (-0.01, -0.11), 18: (0.0, -0.12), 19: (0.0, -0.09), 20: (0.0, -0.05), 21: (0.0, -0.02),
+             37: (0.0, -0.01), 36: (0.0, -0.005)}),
+    4: _sym({21: (0.06, 0.09), 20: (0.04, 0.08), 19: (0.02, 0.06), 18: (0.01, 0.04), 17: (0.0, 0.02),
+             37: (0.0, 0.015), 38: (0.005, 0.02), 27: (0.0, 0.01)}),
+    5: _sym({37: (0.0, -0.05), 38: (0.0, -0.05), 36: (0.0, -0.01), 39: (0.0, -0.01), 40: (0.0, 0.01), 41: (0.0, 0.01),
+             19: (0.0, -0.01), 20: (0.0, -0.01)}),
+    6: _sym({40: (0.0, -0.035), 41: (0.0, -0.035), 36: (0.0, -0.012), 1: (0.01, -0.03), 2: (0.015, -0.035),
+             3: (0.01, -0.025), 31: (0.0, -0.01), 17: (0.0, 0.01)}),
+    7: _sym({40: (0.0, -0.04), 41: (0.0, -0.04), 37: (0.0, 0.02), 38: (0.0, 0.02), 36: (0.01, 0.0), 39: (-0.005, 0.0)}),
+    9: _sym({31: (0.01, -0.06), 32: (0.0, -0.06), 33: (0.0, -0.05), 30: (0.0, -0.04), 29: (0.0, -0.025), 28: (0.0, -0.01),
+             49: (0.0, -0.04), 50: (0.0, -0.05), 51: (0.0, -0.05), 61: (0.0, -0.04), 62: (0.0, -0.04),
+             48: (0.0, -0.02), 60: (0.0, -0.02), 21: (0.02, 0.05), 20: (0.01, 0.03), 40: (0.0, -0.02), 41: (0.0, -0.02)}),
+    12: _sym({48: (-0.12, -0.08), 60: (-0.10, -0.07), 49: (-0.05, -0.03), 50: (-0.02, -0.01), 59: (-0.07, -0.05),
+              58: (-0.03, -0.02), 61: (-0.04, -0.02), 67: (-0.05, -0.03), 57: (0.0, -0.01), 3: (-0.01, -0.02),
+              4: (-0.015, -0.02), 31: (0.0, -0.005)}),
+    14: _sym({48: (-0.045, -0.02), 60: (-0.04, -0.015), 49: (-0.015, 0.0), 59: (-0.015, 0.0), 50: (0.0, 0.01),
+              51: (0.0, 0.012), 58: (0.0, -0.01), 57: (0.0, -0.012), 4: (-0.01, 0.0)}),
+    15: _sym({48: (0.01, 0.10), 60: (0.01, 0.08), 49: (0.0, 0.03), 59: (0.0, 0.06), 58: (0.0, 0.03), 61: (0.0, 0.02),
+              67: (0.0, 0.04), 57: (0.0, 0.01), 5: (0.0, 0.01), 6: (0.0, 0.01)}),
+    16: _sym({58: (0.0, 0.07), 57: (0.0, 0.08), 59: (0.0, 0.04), 67: (0.0, 0.07), 66: (0.0, 0.08), 48: (0.0, 0.01),
+              60: (0.0, 0.01), 7: (0.0, 0.01), 8: (0.0, 0.01)}),
+    20: _sym({48: (-0.13, 0.02), 60: (-0.11, 0.02), 49: (-0.06, 0.005), 50: (-0.025, 0.0), 59: (-0.07, 0.01),
+              58: (-0.03, 0.005), 61: (-0.05, 0.0), 67: (-0.05, 0.01), 5: (-0.01, 0.0), 4: (-0.01, 0.0)}),
+    23: _sym({48: (0.04, 0.0), 60: (0.035, 0.0), 49: (0.02, 0.015), 50: (0.01, 0.02), 51: (0.0, 0.02),
+              59: (0.02, -0.015), 58: (0.01, -0.02), 57: (0.0, -0.02)}),
+    26: _sym({4: (0.0, 0.03), 5: (0.005, 0.08), 6: (0.01, 0.14), 7: (0.005, 0.19), 8: (0.0, 0.22),
+              59: (0.0, 0.14), 58: (0.0, 0.18), 57: (0.0, 0.20), 67: (0.0, 0.16), 66: (0.0, 0.19),
+              48: (0.01, 0.05), 60: (0.01, 0.05), 61: (0.0, 0.01), 62: (0.0, 0.01)}),
+}
+
+#: Rough depth of each landmark (canonical units, towards the camera), so yaw
+#: moves the nose against the cheeks and compresses the far side of the face.
+_DEPTH = np.zeros(68)
+for _i, _z in {0: -1.0, 1: -0.95, 2: -0.85, 3: -0.7, 4: -0.5, 5: -0.3, 6: -0.1, 7: 0.05, 8: 0.1,
+               17: -0.35, 18: -0.15, 19: -0.05, 20: 0.0, 21: 0.02, 27: 0.05, 28: 0.2, 29: 0.35, 30: 0.5,
+               31: 0.25, 32: 0.3, 33: 0.35, 36: -0.25, 37: -0.12, 38: -0.1, 39: -0.12, 40: -0.1, 41: -0.12,
+               48: -0.05, 49: 0.1, 50: 0.18, 51: 0.2, 57: 0.17, 58: 0.12, 59: 0.05, 60: 0.0, 61: 0.12,
+               62: 0.15, 66: 0.14, 67: 0.1}.items():
+    _DEPTH[_i] = _z
+    _DEPTH[MIRROR_68[_i]] = _z
+
+#: Anchor ring around the head (canonical units): follows only the head's
+#: similarity transform, so the piecewise warp is confined inside it.
+_RING_N = 28
+_theta = np.linspace(0, 2 * np.pi, _RING_N, endpoint=False)
+RING = np.stack([2.1 * np.cos(_theta), 0.55 + 2.25 * np.sin(_theta)], axis=1)
+
+#: Where the face's centre sits (canonical), used for placement in the frame.
+FACE_CENTRE = np.array([0.0, 0.7])
+
+
+# --------------------------------------------------------------------------- textures
+
+
+@dataclass
+class Texture:
+    """A face photograph with its 68 landmarks (source pixels)."""
+
+    image: np.ndarray  # (H, W, 3) uint8 RGB
+    landmarks: np.ndarray  # (68, 2) float
+    name: str
+
+    def mirrored(self) -> "Texture":
+        w = self.image.shape[1]
+        pts = self.landmarks[MIRROR_68].copy()
+        pts[:, 0] = (w - 1) - pts[:, 0]
+        return Texture(np.ascontiguousarray(self.image[:, ::-1]), pts, self.name + ":mirrored")
+
+
+@functools.lru_cache(maxsize=1)
+def astronaut() -> Texture:
+    from skimage import data
+
+    return Texture(np.ascontiguousarray(data.astronaut()[..., :3]), ASTRONAUT_68.copy(), "astronaut")
+
+
+def detect_landmarks(image_rgb: np.ndarray) -> Optional[np.ndarray]:
+    """dlib HOG detector + 68-point predictor on the largest face, or None."""
+    from fercli.faces import hog_detector, shape_predictor
+
+    gray = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2GRAY)
+    detector = hog_detector()
+    boxes = detector(gray, 0)
+    if len(boxes) == 0:
+        boxes = detector(gray, 1)
+    if len(boxes) == 0:
+        return None
+    box = max(boxes, key=lambda r: r.width() * r.height())
+    shape = shape_predictor()(gray, box)
+    return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
+
+
+def load_faces(folder: str) -> list[Texture]:
+    """Face photographs from ``folder`` (every image must show a face dlib finds)."""
+    if not os.path.isdir(folder):
+        raise FercliError(f"--faces {folder} is not a folder")
+    names = sorted(n for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS))
+    if not names:
+        raise FercliError(f"--faces {folder} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+    textures = []
+    for name in names:
+        path = os.path.join(folder, name)
+        bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise FercliError(f"--faces: cannot read image {path}")
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        pts = detect_landmarks(rgb)
+        if pts is None:
+            raise FercliError(f"--faces: dlib finds no face in {path}; give frontal face photographs only")
+        textures.append(Texture(rgb, pts, name))
+    return textures
+
+
+# --------------------------------------------------------------------------- geometry helpers
+
+
+def _similarity_from_eyes(pts: np.ndarray) -> np.ndarray:
+    """2x3 matrix mapping canonical coordinates to the pixels of ``pts``' face."""
+    left, right = pts[36:42].mean(0), pts[42:48].mean(0)
+    d = right - left
+    s = float(np.hypot(*d))
+    c, si = d / s
+    mid = (left + right) / 2
+    return np.array([[s * c, -s * si, mid[0]], [s * si, s * c, mid[1]]])
+
+
+def _apply(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    return pts @ m[:, :2].T + m[:, 2]
+
+
+def _invert(m: np.ndarray) -> np.ndarray:
+    return cv2.invertAffineTransform(m)
+
+
+def _neutralise(canon: np.ndarray) -> np.ndarray:
+    """Close the lips and lower smiling lip corners to the lip line (a neutral start)."""
+    c = canon.copy()
+    mid = (c[_INNER_UPPER] + c[_INNER_LOWER]) / 2
+    c[_INNER_UPPER, 1] = np.minimum(c[_INNER_UPPER, 1], mid[:, 1] - 0.006)
+    c[_INNER_LOWER, 1] = np.maximum(c[_INNER_LOWER, 1], mid[:, 1] + 0.006)
+    # Mouth closed: shift the lower lip up by what the gap was, so lip thickness stays.
+    gap = float(np.mean(canon[_INNER_LOWER, 1] - canon[_INNER_UPPER, 1])) - 0.012
+    if gap > 0:
+        c[_OUTER_LOWER, 1] -= gap * 0.6
+        c[[8, 7, 9], 1] -= gap * 0.3
+    line = float(np.mean((c[[62, 66], 1])))
+    lift = line - (c[60, 1] + c[64, 1]) / 2  # > 0: corners above the lip line (a smile)
+    if lift > 0:
+        for idx, w in (([48, 54, 60, 64], 1.0), ([49, 53, 59, 55, 61, 63, 67, 65], 0.45), ([50, 52, 58, 56], 0.15)):
+            c[idx, 1] += w * lift
+    return c
+
+
+# --------------------------------------------------------------------------- identity
+
+
+@dataclass
+class Subject:
+    name: str
+    texture: Texture
+    neutral: np.ndarray  # (68, 2) canonical shape incl. identity variation
+    source_rgba: np.ndarray  # (h, w, 4) uint8: toned photograph + person mask
+    to_source: np.ndarray  # 2x3 canonical -> source pixels
+    background: np.ndarray  # (H, W) or (H, W, 3) float32 in [0, 1]
+    yaw: float
+    roll: float
+    iod: float
+    centre: np.ndarray
+    light_dir: float
+    light_amp: float
+    expressivity: float
+
+
+def _shape_variation(rng: np.random.Generator, base: np.ndarray) -> np.ndarray:
+    """Identity shape: a few anthropometric modes plus smooth small asymmetry."""
+    c = base.copy()
+    u = lambda a: rng.uniform(-a, a)  # noqa: E731
+    c[_JAW, 0] *= 1 + u(0.08)                      # face width
+    lower = c[:, 1] > 0.6
+    c[lower, 1] += u(0.12) * (c[lower, 1] - 0.6)   # chin / lower-face length
+    chin = np.arange(5, 12)
+    c[chin, 0] *= 1 + u(0.1)                       # chin width
+    spacing = u(0.04)
+    for eye, sign in ((_EYE_L, -1), (_EYE_R, 1)):
+        centre = c[eye].mean(0)
+        c[eye] = centre + (c[eye] - centre) * (1 + u(0.12))  # eye size
+        c[eye, 0] += sign * spacing                           # eye spacing
+    brow = u(0.06)
+    c[_BROWS, 1] += brow + rng.normal(0, 0.01, 10)             # brow height
+    c[_NOSE_LOW, 1] += u(0.06)                                 # nose length
+    ncx = c[_NOSE_LOW, 0].mean()
+    c[31:36, 0] = ncx + (c[31:36, 0] - ncx) * (1 + u(0.15))    # nose width
+    mc = c[_MOUTH].mean(0)
+    mouth = c[_MOUTH] - mc
+    mouth[:, 0] *= 1 + u(0.12)                                  # mouth width
+    thick = 1 + u(0.2)
+    outer = np.isin(_MOUTH, np.r_[_OUTER_UPPER, _OUTER_LOWER])
+    mouth[outer, 1] *= thick                                    # lip thickness
+    c[_MOUTH] = mc + mouth + np.array([0.0, u(0.04)])           # mouth height
+    # small smooth asymmetry: a random affine tilt of the lower face
+    c += rng.normal(0, 0.008, c.shape)
+    return c
+
+
+def _make_background(rng: np.random.Generator, w: int, h: int, color: bool) -> np.ndarray:
+    """A plain-ish studio wall: tint, gradient, low-frequency blotches, faint texture."""
+    ch = 3 if color else 1
+    base = rng.uniform(0.2, 0.85)
+    tint = 1 + rng.uniform(-0.12, 0.12, ch) if color else np.ones(1)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    ang = rng.uniform(0, 2 * np.pi)
+    grad = rng.uniform(0, 0.25) * ((xx / w - 0.5) * np.cos(ang) + (yy / h - 0.5) * np.sin(ang))
+    blotch = cv2.resize(rng.normal(0, 0.05, (4, 5, ch)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    blotch = blotch.reshape(h, w, ch)
+    bg = base * tint.astype(np.float32)[None, None, :] * (1 + grad[..., None]) + blotch
+    kind = rng.integers(0, 4)
+    if kind < 3:
+        tex = _wall_texture(int(kind))
+        scale = rng.uniform(0.5, 1.5)
+        tw, th = max(8, int(tex.shape[1] * scale)), max(8, int(tex.shape[0] * scale))
+        tex = cv2.resize(tex, (tw, th), interpolation=cv2.INTER_AREA)
+        reps = (h // th + 2, w // tw + 2)
+        tiled = np.tile(tex, reps)
+        oy, ox = rng.integers(0, th), rng.integers(0, tw)
+        bg = bg + rng.uniform(0.02, 0.08) * tiled[oy:oy + h, ox:ox + w, None]
+    bg = np.clip(bg, 0, 1).astype(np.float32)
+    return bg if color else bg[..., 0]
+
+
+@functools.lru_cache(maxsize=4)
+def _wall_texture(kind: int) -> np.ndarray:
+    """A zero-mean, unit-ish texture from scikit-image's bundled samples."""
+    from skimage import data
+
+    img = (data.brick, data.gravel, data.grass)[kind]().astype(np.float32) / 255.0
+    img = cv2.resize(img, (256, 256), interpolation=cv2.INTER_AREA)
+    return ((img - img.mean()) / (img.std() + 1e-6)).astype(np.float32)
+
+
+def _person_mask(texture: Texture, to_source: np.ndarray) -> np.ndarray:
+    """Soft mask (uint8) of head, hair, neck and shoulders in source pixels."""
+    h, w = texture.image.shape[:2]
+    mask = np.zeros((h, w), np.uint8)
+    iod = float(np.hypot(*to_source[:, 0]))
+    # head + hair: an ellipse around the face, taller above (hair) than the chin
+    centre = _apply(to_source, np.array([[0.0, 0.35]]))[0]
+    angle = np.degrees(np.arctan2(to_source[1, 0], to_source[0, 0]))
+    cv2.ellipse(mask, (int(centre[0]), int(centre[1])), (int(1.75 * iod), int(2.05 * iod)), angle, 0, 360, 255, -1)
+    # neck and shoulders: a trapezoid widening downwards
+    poly = _apply(to_source, np.array([[-0.8, 1.5], [0.8, 1.5], [1.2, 2.6], [3.8, 3.6], [4.5, 9.0], [-4.5, 9.0], [-3.8, 3.6], [-1.2, 2.6]]))
+    cv2.fillPoly(mask, [np.round(poly).astype(np.int32)], 255)
+    k = max(3, int(0.25 * iod) | 1)
+    return cv2.GaussianBlur(mask, (k, k), 0)
+
+
+def _make_subject(index: int, textures: Sequence[Texture], rng: np.random.Generator, size: tuple[int, int], color: bool, width: int) -> Subject:
+    w, h = size
+    texture = textures[index % len(textures)]
+    if rng.random() < 0.5:
+        texture = texture.mirrored()
+    to_source = _similarity_from_eyes(texture.landmarks)
+    canon = _apply(_invert(to_source), texture.landmarks)
+    neutral = _shape_variation(rng, _neutralise(canon))
+    # skin tone / gamma: applied to the person in the source photograph
+    img = texture.image.astype(np.float32) / 255.0
+    brightness = rng.uniform(0.72, 1.15)
+    gains = brightness * (1 + np.array([rng.uniform(-0.04, 0.1), 0.0, rng.uniform(-0.12, 0.05)]))
+    gamma = rng.uniform(0.8, 1.25)
+    img = np.clip(img * gains[None, None, :], 0, 1) ** gamma
+    rgba = np.dstack([np.round(img * 255).astype(np.uint8), _person_mask(texture, to_source)])
+    ref = min(h, w * 490 / 640)
+    iod = ref * rng.uniform(0.16, 0.21)
+    centre = np.array([w / 2 + rng.uniform(-0.08, 0.08) * w, h / 2 + rng.uniform(-0.05, 0.05) * h])
+    return Subject(
+        name=f"S{index + 1:0{width}d}",
+        texture=texture,
+        neutral=neutral,
+        source_rgba=np.ascontiguousarray(rgba),
+        to_source=to_source,
+        background=_make_background(rng, w, h, color),
+        yaw=rng.uniform(-10, 10),
+        roll=rng.uniform(-6, 6),
+        iod=iod,
+        centre=centre,
+        light_dir=rng.uniform(0, 2 * np.pi),
+        light_amp=rng.uniform(0.0, 0.3),
+        expressivity=rng.uniform(0.8, 1.2),
+    )
+
+
+# --------------------------------------------------------------------------- expression
+
+
+def expression_field(class_name: str, intensities: dict[int, float], side: int = 0) -> np.ndarray:
+    """Apex displacement (68, 2) of a prototype with given AU intensities."""
+    field = np.zeros((68, 2))
+    for au, k in intensities.items():
+        f = AU_FIELDS[au]
+        if class_name in UNILATERAL:
+            f = _one_side(f, side)
+        field += k * f
+    return field
+
+
+def _ramp(n: int, onset: int, plateau: int, power: float, lag: float) -> np.ndarray:
+    """Neutral for ``onset`` frames, smoothstep to 1, optionally held at apex."""
+    t = np.arange(n, dtype=np.float64)
+    span = max(1.0, (n - 1 - plateau) - onset + 1)
+    u = np.clip((t - onset + 1) / span - lag, 0, 1) / max(1e-6, 1 - lag) if lag > 0 else np.clip((t - onset + 1) / span, 0, 1)
+    u = np.clip(u, 0, 1) ** power
+    r = u * u * (3 - 2 * u)
+    if n > 1:
+        r[n - 1] = 1.0  # the last frame is the apex, as in CK+
+    return r
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _pose_matrix(iod: float, roll_deg: float, centre: np.ndarray) -> np.ndarray:
+    """2x3 canonical -> frame similarity that puts FACE_CENTRE at ``centre``."""
+    a = np.radians(roll_deg)
+    rot = iod * np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    t = centre - rot @ FACE_CENTRE
+    return np.hstack([rot, t[:, None]])
+
+
+def _project(shape: np.ndarray, yaw_deg: float) -> np.ndarray:
+    """Weak-perspective yaw: rotate about the vertical axis using per-landmark depth."""
+    y = np.radians(yaw_deg)
+    out = shape.copy()
+    out[:, 0] = shape[:, 0] * np.cos(y) + _DEPTH * np.sin(y)
+    return out
+
+
+def _warp_maps(dst_pts: np.ndarray, src_pts: np.ndarray, global_inv: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Dense remap maps (frame -> source) of a piecewise-affine warp.
+
+    Triangles are rasterised into an id image with ``cv2.fillConvexPoly``; each
+    pixel then takes its triangle's affine map (six gathers, vectorised).
+    Outside the triangulated hull the global similarity applies, which the ring
+    anchors match exactly, so the map is continuous.
+    """
+    from scipy.spatial import Delaunay
+
+    w, h = size
+    gx = np.arange(w, dtype=np.float32)
+    gy = np.arange(h, dtype=np.float32)[:, None]
+    g = global_inv.astype(np.float32)
+    map_x = g[0, 0] * gx + g[0, 1] * gy + g[0, 2]
+    map_y = g[1, 0] * gx + g[1, 1] * gy + g[1, 2]
+    tri = Delaunay(dst_pts).simplices
+    x0, y0 = np.floor(dst_pts.min(0)).astype(int)
+    x1, y1 = np.ceil(dst_pts.max(0)).astype(int) + 1
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if x1 <= x0 or y1 <= y0:
+        return map_x, map_y
+    ids = np.full((y1 - y0, x1 - x0), -1, np.int32)
+    shift = 4
+    scaled = np.round((dst_pts - [x0, y0]) * (1 << shift)).astype(np.int32)
+    for k, t in enumerate(tri):
+        cv2.fillConvexPoly(ids, scaled[t], int(k), lineType=cv2.LINE_8, shift=shift)
+    # affine dst -> src per triangle (solve the 3x3 systems in one batch)
+    d = np.concatenate([dst_pts[tri], np.ones((len(tri), 3, 1))], axis=2)  # (T, 3, 3)
+    s = src_pts[tri]  # (T, 3, 2)
+    ok = np.abs(np.linalg.det(d)) > 1e-9
+    coef = np.zeros((len(tri), 3, 2))
+    coef[ok] = np.linalg.solve(d[ok], s[ok])  # rows: x, y, 1 coefficients
+    coef = coef.astype(np.float32)
+    inside = ids >= 0
+    if not ok.all():
+        inside &= ok[np.maximum(ids, 0)]
+    idx = ids[inside]
+    yy, xx = np.nonzero(inside)
+    xx = (xx + x0).astype(np.float32)
+    yy = (yy + y0).astype(np.float32)
+    sub_x = map_x[y0:y1, x0:x1]
+    sub_y = map_y[y0:y1, x0:x1]
+    sub_x[inside] = coef[idx, 0, 0] * xx + coef[idx, 1, 0] * yy + coef[idx, 2, 0]
+    sub_y[inside] = coef[idx, 0, 1] * xx + coef[idx, 1, 1] * yy + coef[idx, 2, 1]
+    return map_x, map_y
+
+
+def _mouth_cavity(frame: np.ndarray, pts: np.ndarray, gap: float, iod: float, shade: float) -> None:
+    """Darken the opened mouth (inner-lip polygon) with a band of upper teeth, in place."""
+    strength = float(np.clip((gap - 0.02) / 0.07, 0.0, 1.0))
+    if strength <= 0:
+        return
+    h, w = frame.shape[:2]
+    inner = pts[60:68]
+    margin = 0.1 * iod + 3
+    x0, y0 = np.maximum(np.floor(inner.min(0) - margin).astype(int), 0)
+    x1, y1 = np.minimum(np.ceil(inner.max(0) + margin).astype(int), [w, h])
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return
+    shift = 4
+    off = np.array([x0, y0])
+    cavity = np.zeros((y1 - y0, x1 - x0), np.float32)
+    cv2.fillPoly(cavity, [np.round((inner - off) * (1 << shift)).astype(np.int32)], 1.0, lineType=cv2.LINE_AA, shift=shift)
+    teeth = np.zeros_like(cavity)
+    upper = pts[[60, 61, 62, 63, 64]]
+    depth = min(0.4 * gap, 0.06) * iod
+    band = np.concatenate([upper, upper[::-1] + [0, depth]])
+    cv2.fillPoly(teeth, [np.round((band - off) * (1 << shift)).astype(np.int32)], 1.0, lineType=cv2.LINE_AA, shift=shift)
+    sigma = max(0.6, 0.015 * iod)
+    cavity = cv2.GaussianBlur(cavity, (0, 0), sigma)
+    teeth = cv2.GaussianBlur(teeth, (0, 0), sigma) * cavity
+    roi = frame[y0:y1, x0:x1]
+    dark = 0.08 * shade
+    light = 0.72 * shade
+    a = (0.92 * strength * cavity)
+    fill = dark * (1 - teeth) + light * teeth
+    if roi.ndim == 3:
+        a = a[..., None]
+        fill = fill[..., None] * np.array([1.0, 0.97, 0.92], np.float32)
+    roi *= 1 - a
+    roi += a * fill
+
+
+def synthesize(
+    subjects: int = 10,
+    clips_per_class: int = 1,
+    classes: Optional[Sequence[str]] = None,
+    frames: tuple[int, int] = (8, 16),
+    size: tuple[int, int] = (640, 490),
+    color: bool = False,
+    seed: int = 0,
+    faces: Optional[str] = None,
+    progress: Optional[ProgressFn] = None,
+) -> Clips:
+    """Make a CK+-like set of expression clips (see the module docstring).
+
+    ``classes`` picks a subset of :data:`CK_CLASSES` (in the given order);
+    ``frames`` is the (min, max) clip length; ``size`` is (width, height);
+    ``faces`` a folder of face photographs to warp instead of the astronaut.
+    Subject ``i`` and the clips of class ``c`` depend only on (seed, i, c), so a
+    class subset or more subjects keep the clips they share identical.
+    """
+    classes = list(CK_CLASSES if classes is None else classes)
+    if not classes:
+        raise FercliError("--classes needs at least one class")
+    unknown = [c for c in classes if c not in PROTOTYPES]
+    if unknown:
+        raise FercliError(f"unknown class '{unknown[0]}' (synth knows {', '.join(CK_CLASSES)})")
+    if len(set(classes)) != len(classes):
+        raise FercliError("--classes lists a class twice")
+    if subjects < 1:
+        raise FercliError(f"--subjects must be at least 1 (got {subjects})")
+    if clips_per_class < 1:
+        raise FercliError(f"--clips-per-class must be at least 1 (got {clips_per_class})")
+    lo, hi = int(frames[0]), int(frames[1])
+    if lo < 1 or hi < lo:
+        raise FercliError(f"--frames needs 0 < MIN <= MAX (got {lo}:{hi})")
+    w, h = int(size[0]), int(size[1])
+    if w < 16 or h < 16:
+        raise FercliError(f"--size must be at least 16x16 (got {w}x{h})")
+    textures = load_faces(faces) if faces is not None else [astronaut()]
+
+    width = max(3, len(str(subjects)))
+    sequences, landmarks, labels, subj, clip_ids, sources = [], [], [], [], [], []
+    total = subjects * len(classes) * clips_per_class
+    done = 0
+    report(progress, 0, total)
+    for s in range(subjects):
+        subject = _make_subject(s, textures, np.random.default_rng([seed, 0, s]), (w, h), color, width)
+        k = 0
+        for label, name in enumerate(classes):
+            for rep in range(clips_per_class):
+                rng = np.random.default_rng([seed, 1, s, CK_CLASSES.index(name), rep])
+                seq, pts = _render_clip(subject, name, rng, (lo, hi), (w, h), color)
+                k += 1
+                sequences.append(seq)
+                landmarks.append(pts)
+                labels.append(label)
+                subj.append(subject.name)
+                clip_ids.append(f"{subject.name}_{k:03d}")
+                sources.append(f"synth:{subject.texture.name}")
+                done += 1
+                report(progress, done, total)
+    clips = Clips.from_sequences(
+        sequences, labels, classes, subj, clip_ids, sources,
+        landmarks=np.concatenate(landmarks).astype(np.float32),
+        face_found=np.ones(sum(len(x) for x in sequences), bool),
+    )
+    clips.meta = {
+        "synth": {
+            "seed": seed, "subjects": subjects, "clips_per_class": clips_per_class, "frames": [lo, hi],
+            "size": [w, h], "color": color, "faces": faces or "astronaut",
+        },
+        "landmarks": "ground truth (synth model), frame pixels",
+    }
+    return clips
+
+
+def _render_clip(subject: Subject, class_name: str, rng: np.random.Generator, frames: tuple[int, int], size: tuple[int, int], color: bool):
+    w, h = size
+    n = int(rng.integers(frames[0], frames[1] + 1))
+    # per-clip variation of pose and light (label-independent)
+    yaw = subject.yaw + rng.normal(0, 2.0)
+    roll = subject.roll + rng.normal(0, 1.5)
+    iod = subject.iod * rng.uniform(0.95, 1.05)
+    centre = subject.centre + rng.normal(0, 0.02, 2) * [w, h]
+    brightness = rng.uniform(0.93, 1.07)
+    noise_sigma = rng.uniform(1.0, 3.0) / 255.0
+    # expression: per-AU intensity and timing
+    apex = rng.uniform(0.75, 1.2) * subject.expressivity
+    aus = {au: apex * rng.uniform(0.75, 1.15) for au in PROTOTYPES[class_name]}
+    side = int(rng.integers(0, 2))
+    onset = int(rng.integers(1, max(1, n // 3) + 1)) if n > 1 else 0
+    onset = min(onset, n - 1)
+    plateau = int(rng.integers(0, min(2, max(0, n - onset - 2)) + 1)) if n > 2 else 0
+    power = rng.uniform(0.7, 1.4)
+    ramps = {au: _ramp(n, onset, plateau, power, rng.uniform(0, 0.15)) for au in aus}
+    # small head drift within the clip
+    drift_xy = np.cumsum(rng.normal(0, 0.006 * iod, (n, 2)), axis=0)
+    drift_roll = np.cumsum(rng.normal(0, 0.25, n))
+    drift_yaw = np.cumsum(rng.normal(0, 0.25, n))
+    fields = {au: (_one_side(AU_FIELDS[au], side) if class_name in UNILATERAL else AU_FIELDS[au]) for au in aus}
+
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    light_dir = subject.light_dir
+    light = 1 + subject.light_amp * (((xx - centre[0]) * np.cos(light_dir) + (yy - centre[1]) * np.sin(light_dir)) / (3.0 * iod))
+    light = (np.clip(light, 0.6, 1.4) * brightness).astype(np.float32)
+    if color:
+        light = light[..., None]
+    to_src_inv_base = subject.to_source
+    ring_src = _apply(to_src_inv_base, RING)
+    neutral_gap = float(np.mean(subject.neutral[_INNER_LOWER, 1] - subject.neutral[_INNER_UPPER, 1]))
+
+    out = np.empty((n, h, w, 3) if color else (n, h, w), np.uint8)
+    pts_out = np.empty((n, 68, 2), np.float64)
+    src_pts = np.concatenate([subject.texture.landmarks, ring_src])
+    for t in range(n):
+        shape = subject.neutral.copy()
+        for au, k in aus.items():
+            shape += (k * ramps[au][t]) * fields[au]
+        pose = _pose_matrix(iod, roll + drift_roll[t], centre + drift_xy[t])
+        dst = _apply(pose, _project(shape, yaw + drift_yaw[t]))
+        ring_dst = _apply(pose, RING)
+        global_inv = subject.to_source @ np.vstack([_invert(pose), [0, 0, 1]])
+        map_x, map_y = _warp_maps(np.concatenate([dst, ring_dst]), src_pts, global_inv, (w, h))
+        warped = cv2.remap(subject.source_rgba, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        alpha = warped[..., 3].astype(np.float32) * (1 / 255.0)
+        if color:
+            fg = warped[..., :3].astype(np.float32) * (1 / 255.0)
+            alpha = alpha[..., None]
+        else:
+            fg = cv2.cvtColor(warped[..., :3], cv2.COLOR_RGB2GRAY).astype(np.float32) * (1 / 255.0)
+        frame = fg * alpha + subject.background * (1 - alpha)
+        frame *= light
+        gap = float(np.mean(shape[_INNER_LOWER, 1] - shape[_INNER_UPPER, 1])) - neutral_gap
+        face_shade = float(np.mean(fg[int(np.clip(dst[30, 1], 0, h - 1)), int(np.clip(dst[30, 0], 0, w - 1))]))
+        _mouth_cavity(frame, dst, gap, iod, max(0.3, face_shade) * brightness)
+        frame += rng.standard_normal(frame.shape, dtype=np.float32) * noise_sigma
+        np.clip(frame * 255.0 + 0.5, 0, 255, out=frame)
+        out[t] = frame.astype(np.uint8)
+        pts_out[t] = dst
+    return out, pts_out
+
+
+def render_video(clips: Clips, path: str, fps: float = 30.0) -> None:
+    """Write the clips one after another as an MP4 (mp4v) video, atomically."""
+    from fercli.artifacts import atomic_path
+
+    if path == "-":
+        raise FercliError("--video needs a file name, not '-'")
+    if fps <= 0:
+        raise FercliError(f"--fps must be positive (got {fps})")
+    if len(clips.frames) == 0:
+        raise FercliError("no frames to write to the video")
+    h, w = clips.frames.shape[1:3]
+    with atomic_path(path, suffix=os.path.splitext(path)[1] or ".mp4") as tmp:
+        writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h), True)
+        if not writer.isOpened():
+            raise FercliError(f"OpenCV cannot write an mp4v video to {path} (use a .mp4 name)")
+        try:
+            for frame in clips.frames:
+                if frame.ndim == 2:
+                    frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+                else:
+                    frame = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+                writer.write(frame)
+        finally:
+            writer.release()
