@@ -160,3 +160,168 @@ def hog_detector():
     import dlib
 
     return dlib.get_frontal_face_detector()
+
+
+# --------------------------------------------------------------------------- detectors
+#
+# One interface for every detector: ``detector(gray_or_rgb) -> list of (box, score)``
+# with ``box = (x0, y0, x1, y1)`` floats in the pixel coordinates of the image it was
+# given.  Callers downscale first (detection is the slow part; landmarks are then
+# fitted at full resolution, where the predictor is cheap and accurate).
+
+DETECTORS = ("hog", "mmod", "opencv-dnn", "yunet")
+
+Box = tuple[float, float, float, float]
+
+
+class FaceDetector:
+    """Base class: ``__call__(image) -> [(box, score), ...]`` best first."""
+
+    name = "?"
+    #: Whether it wants a colour (RGB) image; gray-only detectors get gray.
+    wants_color = False
+
+    def __call__(self, image: np.ndarray) -> list[tuple[Box, float]]:  # pragma: no cover - interface
+        raise TypeError("abstract")
+
+
+class HogDetector(FaceDetector):
+    """dlib's HOG + linear SVM frontal detector (fast on CPU; faces >= ~80 px)."""
+
+    name = "hog"
+
+    def __init__(self, upsample: int = 0):
+        self.upsample = int(upsample)
+        self._det = hog_detector()
+
+    def __call__(self, image):
+        rects, scores, _ = self._det.run(np.ascontiguousarray(image), self.upsample, 0.0)
+        out = [((float(r.left()), float(r.top()), float(r.right() + 1), float(r.bottom() + 1)), float(s)) for r, s in zip(rects, scores)]
+        return sorted(out, key=lambda bs: -bs[1])
+
+
+class MmodDetector(FaceDetector):
+    """dlib's MMOD CNN detector (more robust to pose, slow on CPU)."""
+
+    name = "mmod"
+
+    def __init__(self, upsample: int = 0, path: Optional[str] = None):
+        self.upsample = int(upsample)
+        self._det = _mmod(path or mmod_model_path())
+
+    def __call__(self, image):
+        dets = self._det(np.ascontiguousarray(image), self.upsample)
+        out = [((float(d.rect.left()), float(d.rect.top()), float(d.rect.right() + 1), float(d.rect.bottom() + 1)), float(d.confidence)) for d in dets]
+        return sorted(out, key=lambda bs: -bs[1])
+
+
+@functools.lru_cache(maxsize=2)
+def _mmod(path: str):
+    import dlib
+
+    if not os.path.isfile(path):
+        raise FercliError(f"MMOD detector model {path} does not exist")
+    try:
+        return dlib.cnn_face_detection_model_v1(path)
+    except RuntimeError as exc:
+        raise FercliError(f"cannot load MMOD detector model {path}: {exc}") from exc
+
+
+class OpenCVDnnDetector(FaceDetector):
+    """Any cv2.dnn SSD-style face detector, e.g. the res10 300x300 Caffe model of
+    OpenCV's samples (thesis 4.2.7 uses OpenCV DNN detection).  Output rows are
+    ``[_, _, score, x0, y0, x1, y1]`` in relative coordinates."""
+
+    name = "opencv-dnn"
+    wants_color = True
+
+    def __init__(self, model: Optional[str], config: Optional[str] = None, threshold: float = 0.5, input_size: int = 300,
+                 mean: tuple[float, float, float] = (104.0, 177.0, 123.0)):
+        import cv2
+
+        _need_file(model, "opencv-dnn")
+        if config is not None and not os.path.isfile(config):
+            raise FercliError(f"detector config {config} does not exist")
+        try:
+            self._net = cv2.dnn.readNet(model, config or "")
+        except cv2.error as exc:
+            raise FercliError(f"OpenCV cannot read detector model {model}: {str(exc).strip().splitlines()[-1]}") from exc
+        self.threshold, self.input_size, self.mean = float(threshold), int(input_size), mean
+
+    def __call__(self, image):
+        import cv2
+
+        h, w = image.shape[:2]
+        rgb = image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=2)
+        # The Caffe/TF models were trained on BGR: swapRB turns our RGB into it.
+        blob = cv2.dnn.blobFromImage(rgb, 1.0, (self.input_size, self.input_size), self.mean, swapRB=True, crop=False)
+        self._net.setInput(blob)
+        out = np.asarray(self._net.forward()).reshape(-1, 7)
+        found = []
+        for row in out:
+            score = float(row[2])
+            if score < self.threshold:
+                continue
+            x0, y0, x1, y1 = (np.clip(row[3:7], 0.0, 1.0) * [w, h, w, h]).tolist()
+            if x1 - x0 >= 2 and y1 - y0 >= 2:
+                found.append(((x0, y0, x1, y1), score))
+        return sorted(found, key=lambda bs: -bs[1])
+
+
+class YuNetDetector(FaceDetector):
+    """OpenCV's YuNet (``cv2.FaceDetectorYN``) with the ONNX model the user gives."""
+
+    name = "yunet"
+    wants_color = True
+
+    def __init__(self, model: Optional[str], threshold: float = 0.6):
+        import cv2
+
+        _need_file(model, "yunet")
+        try:
+            self._det = cv2.FaceDetectorYN.create(model, "", (320, 320), float(threshold))
+        except cv2.error as exc:
+            raise FercliError(f"OpenCV cannot read YuNet model {model}: {str(exc).strip().splitlines()[-1]}") from exc
+        self._size: tuple[int, int] = (320, 320)
+
+    def __call__(self, image):
+        rgb = image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=2)
+        bgr = np.ascontiguousarray(rgb[..., ::-1])
+        size = (bgr.shape[1], bgr.shape[0])
+        if size != self._size:
+            self._det.setInputSize(size)
+            self._size = size
+        _, faces = self._det.detect(bgr)
+        if faces is None:
+            return []
+        return sorted((((float(f[0]), float(f[1]), float(f[0] + f[2]), float(f[1] + f[3])), float(f[-1])) for f in faces), key=lambda bs: -bs[1])
+
+
+def _need_file(path: Optional[str], name: str) -> None:
+    if not path:
+        raise FercliError(f"the {name} detector needs a model file: give it with --detector-model PATH (nothing is downloaded)")
+    if not os.path.isfile(path):
+        raise FercliError(f"detector model {path} does not exist")
+
+
+def make_detector(name: str = "hog", model: Optional[str] = None, config: Optional[str] = None, upsample: int = 0,
+                  threshold: Optional[float] = None) -> FaceDetector:
+    """Build a detector by name (``DETECTORS``); model files come from the user."""
+    if name == "hog":
+        return HogDetector(upsample)
+    if name == "mmod":
+        return MmodDetector(upsample, model)
+    if name == "opencv-dnn":
+        return OpenCVDnnDetector(model, config, 0.5 if threshold is None else threshold)
+    if name == "yunet":
+        return YuNetDetector(model, 0.6 if threshold is None else threshold)
+    raise FercliError(f"unknown detector '{name}' (choose from {', '.join(DETECTORS)})")
+
+
+def predict_landmarks(predictor, gray: np.ndarray, box: Box) -> np.ndarray:
+    """68 landmarks (68, 2) float64 of the face in ``box`` of a full-resolution image."""
+    import dlib
+
+    rect = dlib.rectangle(int(round(box[0])), int(round(box[1])), int(round(box[2])) - 1, int(round(box[3])) - 1)
+    shape = predictor(gray, rect)
+    return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)

@@ -1,1 +1,55 @@
-"""`fercli align` (being written)."""
+"""`fercli align`: detect, track, register and crop faces (thesis 3.2.2, 4.2.7)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from fercli import artifacts
+from fercli.cli.app import app
+from fercli.cli.common import OutputOpt, err, parse_shard, progress_bar
+
+
+@app.command(help="Detect faces, fit 68 landmarks and register each face to the mean face (eyes + nose tip), cropped to SIZE.")
+def align(
+    path: str = typer.Argument(..., help="Input 'clips' artifact ('-' = standard input)."),
+    output: str = OutputOpt,
+    size: int = typer.Option(64, "--size", help="Output crop side in pixels (64 for chapter 3, 96 for chapter 4)."),
+    gray: bool = typer.Option(True, "--gray/--color", help="Gray output (default) or colour (needs colour input)."),
+    no_align: bool = typer.Option(False, "--no-align", help="Crop the detector's box only (square, no registration): chapter 4's unaligned mode."),
+    transform: str = typer.Option("affine", "--transform", help="affine (exact eyes + nose tip, as 3.2.2) or similarity (least squares, no shear)."),
+    detector: str = typer.Option("hog", "--detector", help="hog (dlib, default), mmod (dlib CNN), opencv-dnn or yunet (need --detector-model)."),
+    detector_model: Optional[str] = typer.Option(None, "--detector-model", help="Model file for opencv-dnn (e.g. res10 .caffemodel, .onnx, .pb) or yunet (.onnx)."),
+    detector_config: Optional[str] = typer.Option(None, "--detector-config", help="Config file for opencv-dnn models that need one (e.g. deploy.prototxt)."),
+    predictor: Optional[str] = typer.Option(None, "--predictor", help="dlib 68-point shape predictor .dat (default: face_recognition_models')."),
+    upsample: int = typer.Option(0, "--upsample", help="dlib detectors: upsample the detection image this many times (finds smaller faces, slower)."),
+    detect_width: int = typer.Option(320, "--detect-width", help="Detect on a copy downscaled to at most this width; landmarks use full resolution."),
+    redetect_every: int = typer.Option(10, "--redetect-every", help="Run the detector every K frames (and whenever tracking is lost); 1 = every frame."),
+    missing: str = typer.Option("hold", "--missing", help="Frames without a face: hold (previous transform), interpolate, or drop."),
+    workers: int = typer.Option(1, "--workers", help="Processes (clips are spread over them; output order is unchanged)."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="I/N: process only contiguous block I (0-based) of N; `fercli merge` the shards in order."),
+) -> None:
+    from fercli.align import AlignOptions, align as run_align
+
+    artifacts.check_output_path(output)
+    options = AlignOptions(size=size, gray=gray, align=not no_align, transform=transform, detector=detector,
+                           detector_model=detector_model, detector_config=detector_config, predictor=predictor,
+                           upsample=upsample, detect_width=detect_width, redetect_every=redetect_every,
+                           missing=missing, workers=workers)
+    options.check()
+    shard_t = parse_shard(shard)
+    clips, identity, lineage = artifacts.load_clips(path, "align")
+    with progress_bar("align") as progress:
+        out, stats = run_align(clips, options, shard_t, progress)
+    params = {**options.parameters(), "shard": shard}
+    artifacts.save_clips(output, out, [*lineage, artifacts.lineage_entry("align", params, [identity])])
+    total = max(1, stats.frames_in)
+    err.print(f"align: {stats.clips_out}/{stats.clips_in} clips, faces found in {stats.found}/{stats.frames_in} frames "
+              f"({100 * stats.found / total:.1f} %), {stats.missing} without a face ({options.missing}), "
+              f"detector ran on {stats.detections} frames")
+    if stats.dropped_clips:
+        first = ", ".join(stats.dropped_clips[:5])
+        err.print(f"align: dropped {len(stats.dropped_clips)} clip(s) with no face at all (first: {first})")
+    if stats.gt_error_iod_pct is not None:
+        err.print(f"align: mean landmark error vs the input's landmarks {stats.gt_error_iod_pct:.2f} % of inter-ocular distance")

@@ -1,1 +1,33 @@
-"""`fercli resample` (being written)."""
+"""`fercli resample`: every clip to N frames; `--ckplus-split` for thesis 4.2.7's three clips."""
+
+from __future__ import annotations
+
+import typer
+
+from fercli import artifacts
+from fercli.cli.app import app
+from fercli.cli.common import OutputOpt, err, progress_bar
+
+
+@app.command(help="Resample every clip to exactly N frames, first and last kept (thesis 3.2.2, 4.3.1).")
+def resample(
+    path: str = typer.Argument(..., help="Input 'clips' artifact ('-' = standard input)."),
+    output: str = OutputOpt,
+    n: int = typer.Option(..., "-n", "--frames", help="Frames per output clip (>= 2)."),
+    method: str = typer.Option("linear", "--method", help="linear (blend neighbouring frames) or nearest (original frames only)."),
+    ckplus_split: bool = typer.Option(False, "--ckplus-split", help="Three clips per sequence as thesis 4.2.7: neutral->peak, neutral->neutral, peak->peak."),
+    part: int = typer.Option(3, "--part", help="With --ckplus-split: frames taken from the start / end for the neutral / peak clips (4.3.1 uses 3)."),
+) -> None:
+    from fercli import temporal
+
+    artifacts.check_output_path(output)
+    clips, identity, lineage = artifacts.load_clips(path, "resample")
+    params = {"n": n, "method": method, "ckplus_split": ckplus_split}
+    with progress_bar("resample") as progress:
+        if ckplus_split:
+            params["part"] = part
+            out = temporal.ckplus_split(clips, n, method, part, progress)
+        else:
+            out = temporal.resample(clips, n, method, progress)
+    artifacts.save_clips(output, out, [*lineage, artifacts.lineage_entry("resample", params, [identity])])
+    err.print(f"resample: {len(clips)} clips -> {len(out)} clips of {n} frames ({method})")

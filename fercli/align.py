@@ -1,0 +1,495 @@
+"""Face registration (thesis 3.2.2) and the detector + tracker shared with ``live``.
+
+Thesis 3.2.2 locates 68 landmarks, takes "the three landmark points of eyes and
+nose" and registers each face "to an average face in an affine transformation",
+then keeps "a fixed rectangle around the average face" resized to 64x64 (96x96
+in chapter 4, 4.2.7/4.3.1).  Here:
+
+* landmarks: dlib's 68-point shape predictor (an ensemble-of-regression-trees
+  model standing in for the thesis's ASM; same 68-point iBUG layout);
+* registration points: both eye centres (mean of each eye's six points) and the
+  nose tip (point 30), mapped onto :data:`fercli.faces.MEAN_FACE_68`'s;
+* transform: ``affine`` (exact 3-point ``cv2.getAffineTransform``, the thesis's
+  choice) or ``similarity`` (least squares rotation + uniform scale: never shears
+  an expression, at the price of not matching all three points exactly);
+* crop: a square of :data:`CROP_SIDE` = 2.6 inter-ocular distances centred at
+  (0, :data:`CROP_CENTRE_Y` = 0.7) in mean-face units.  The mean face spans x in
+  [-1.07, 1.07] and y from -0.32 (brows) to 1.73 (chin), so the crop keeps about
+  0.23 IOD of margin left/right, 0.27 below the chin and 0.28 above the brows
+  (part of the forehead): the whole face incl. chin and brows is inside, little
+  background.  At 64 px the eyes land at (19.7, 14.8) and (44.3, 14.8).
+
+``no_align`` (chapter 4's unaligned mode, 4.2.7/4.3.4) crops the detector's box
+instead, made square and enlarged by :data:`BOX_SCALE`, with no rotation.
+
+Video speed: the detector (the slow part) runs on a downscaled copy of the first
+frame, every ``redetect_every`` frames, and whenever tracking is lost; between
+detections the predictor is given a box rebuilt from the previous frame's
+landmarks (dlib's shape predictor accepts any rectangle).  Tracking counts as
+lost when the new landmarks jump (inter-ocular distance or eye midpoint) or the
+registered face patch stops resembling the previous frame's (normalised cross
+correlation), which is what happens when the face leaves or the frame blanks.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from fercli import faces
+from fercli.artifacts import Clips
+from fercli.errors import FercliError
+from fercli.progress import ProgressFn, report
+
+#: Side of the square crop in mean-face units (inter-ocular distances).
+CROP_SIDE = 2.6
+#: Vertical centre of the crop in mean-face units (y down; eyes at 0, chin at 1.73).
+CROP_CENTRE_Y = 0.7
+#: The unaligned crop: the detector box made square and enlarged by this factor,
+#: because detector boxes (dlib's especially) cut through the brows and chin.
+BOX_SCALE = 1.2
+MISSING_MODES = ("hold", "interpolate", "drop")
+TRANSFORMS = ("affine", "similarity")
+
+
+@dataclass
+class AlignOptions:
+    size: int = 64
+    gray: bool = True
+    align: bool = True
+    transform: str = "affine"
+    detector: str = "hog"
+    detector_model: Optional[str] = None
+    detector_config: Optional[str] = None
+    predictor: Optional[str] = None
+    upsample: int = 0
+    detect_width: int = 320
+    redetect_every: int = 10
+    missing: str = "hold"
+    workers: int = 1
+
+    def check(self) -> None:
+        if not 8 <= self.size <= 1024:
+            raise FercliError(f"--size must be between 8 and 1024 pixels (got {self.size})")
+        if self.missing not in MISSING_MODES:
+            raise FercliError(f"--missing must be one of {', '.join(MISSING_MODES)} (got '{self.missing}')")
+        if self.transform not in TRANSFORMS:
+            raise FercliError(f"--transform must be one of {', '.join(TRANSFORMS)} (got '{self.transform}')")
+        if self.detector not in faces.DETECTORS:
+            raise FercliError(f"--detector must be one of {', '.join(faces.DETECTORS)} (got '{self.detector}')")
+        if self.redetect_every < 1:
+            raise FercliError(f"--redetect-every must be at least 1 (got {self.redetect_every})")
+        if self.detect_width < 32:
+            raise FercliError(f"--detect-width must be at least 32 pixels (got {self.detect_width})")
+        if not 0 <= self.upsample <= 3:
+            raise FercliError(f"--upsample must be between 0 and 3 (got {self.upsample})")
+        if self.workers < 1:
+            raise FercliError(f"--workers must be at least 1 (got {self.workers})")
+
+    def parameters(self) -> dict:
+        p = dict(self.__dict__)
+        p.pop("workers")  # does not change the output
+        p.update(crop_side=CROP_SIDE, crop_centre_y=CROP_CENTRE_Y, box_scale=BOX_SCALE)
+        return p
+
+
+# --------------------------------------------------------------------------- geometry
+
+
+def template(size: int) -> np.ndarray:
+    """The mean face's 68 points in the pixel coordinates of a ``size`` crop."""
+    scale = size / CROP_SIDE
+    origin = np.array([CROP_SIDE / 2, CROP_SIDE / 2 - CROP_CENTRE_Y])
+    return (faces.MEAN_FACE_68 + origin) * scale
+
+
+def similarity_lstsq(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """2x3 rotation + uniform scale + shift mapping ``src`` onto ``dst`` (least squares, Umeyama)."""
+    ms, md = src.mean(0), dst.mean(0)
+    s, d = src - ms, dst - md
+    cov = d.T @ s / len(src)
+    u, sig, vt = np.linalg.svd(cov)
+    e = np.diag([1.0, np.sign(np.linalg.det(u @ vt)) or 1.0])
+    r = u @ e @ vt
+    var = (s ** 2).sum() / len(src)
+    c = float((sig * np.diag(e)).sum() / var) if var > 0 else 1.0
+    m = np.zeros((2, 3))
+    m[:, :2] = c * r
+    m[:, 2] = md - c * r @ ms
+    return m
+
+
+def registration_matrix(landmarks: np.ndarray, size: int, kind: str = "affine") -> np.ndarray:
+    """2x3 matrix taking image coordinates to crop coordinates (eyes + nose tip -> template)."""
+    src = faces.registration_points(landmarks)
+    dst = faces.registration_points(template(size))
+    if kind == "similarity":
+        return similarity_lstsq(src, dst)
+    import cv2
+
+    a, b = src[1] - src[0], src[2] - src[0]
+    if abs(a[0] * b[1] - a[1] * b[0]) < 1e-6:
+        # Degenerate (collinear) points: fall back to the similarity, which is defined.
+        return similarity_lstsq(src, dst)
+    return cv2.getAffineTransform(src.astype(np.float32), dst.astype(np.float32)).astype(np.float64)
+
+
+def box_matrix(box: faces.Box, size: int) -> np.ndarray:
+    """2x3 matrix cropping a square around ``box`` (enlarged by BOX_SCALE) to ``size``."""
+    x0, y0, x1, y1 = box
+    side = max(x1 - x0, y1 - y0) * BOX_SCALE
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    k = size / side
+    return np.array([[k, 0.0, size / 2 - k * cx], [0.0, k, size / 2 - k * cy]])
+
+
+def apply_matrix(m: np.ndarray, points: np.ndarray) -> np.ndarray:
+    return points @ m[:, :2].T + m[:, 2]
+
+
+def to_gray(frame: np.ndarray) -> np.ndarray:
+    if frame.ndim == 2:
+        return frame
+    import cv2
+
+    return cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
+
+
+# --------------------------------------------------------------------------- tracker
+
+
+@dataclass
+class FaceState:
+    """What the tracker knows about one frame."""
+
+    found: bool
+    landmarks: Optional[np.ndarray] = None  # (68, 2) full-resolution image coordinates
+    box: Optional[faces.Box] = None          # detector-style box (detected or rebuilt)
+    detected: bool = False                   # the detector ran on this frame
+
+
+class FaceTracker:
+    """Detect on a downscaled copy now and then, track with the landmark predictor in between.
+
+    Call it on consecutive frames of one video (``reset()`` between videos); each
+    call returns a :class:`FaceState`.  The most confident detected face is followed.
+    """
+
+    #: Tracking is lost when the inter-ocular distance changes by more than this factor...
+    MAX_SCALE_JUMP = 1.3
+    #: ... or the eye midpoint moves more than this many inter-ocular distances ...
+    MAX_SHIFT = 0.6
+    #: ... or the registered patch correlates less than this with the previous frame's.
+    MIN_PATCH_NCC = 0.5
+    PATCH = 24
+    #: Smallest face width (px) a re-detection shrinks a known face to.
+    MIN_FACE_PX = 100
+
+    def __init__(self, detector: faces.FaceDetector, predictor, detect_width: int = 320, redetect_every: int = 10,
+                 min_score: float = 0.0):
+        self.detector = detector
+        self.min_score = float(min_score)
+        self.predictor = predictor
+        self.detect_width = int(detect_width)
+        self.redetect_every = int(redetect_every)
+        self.detections = 0
+        self.reset()
+
+    def reset(self) -> None:
+        self._prev: Optional[np.ndarray] = None
+        self._patch: Optional[np.ndarray] = None
+        self._box_rel: Optional[np.ndarray] = None
+        self._face_width: Optional[float] = None
+        self._since = 0
+
+    # -- helpers
+
+    def _patch_of(self, gray: np.ndarray, landmarks: np.ndarray) -> Optional[np.ndarray]:
+        import cv2
+
+        m = registration_matrix(landmarks, self.PATCH, "similarity")
+        p = cv2.warpAffine(gray, m, (self.PATCH, self.PATCH), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+        p -= p.mean()
+        norm = float(np.sqrt((p * p).sum()))
+        # A flat patch (blank frame, lens cap) has no face to follow.
+        return None if norm < 1e-3 * p.size else p / norm
+
+    @staticmethod
+    def _frame_of(landmarks: np.ndarray) -> tuple[np.ndarray, float]:
+        left, right = faces.eye_centres(landmarks)
+        return (left + right) / 2, float(np.linalg.norm(right - left))
+
+    def _rebuild_box(self, landmarks: np.ndarray) -> faces.Box:
+        mid, iod = self._frame_of(landmarks)
+        r = self._box_rel
+        return (mid[0] + r[0] * iod, mid[1] + r[1] * iod, mid[0] + r[2] * iod, mid[1] + r[3] * iod)
+
+    def _detect(self, frame: np.ndarray, gray: np.ndarray) -> Optional[faces.Box]:
+        self.detections += 1
+        image = frame if (self.detector.wants_color and frame.ndim == 3) else gray
+        w = image.shape[1]
+        scale = min(1.0, self.detect_width / float(w))
+        if self._face_width:
+            # Faces under ~80 px escape dlib's HOG window: never shrink the last
+            # known face below MIN_FACE_PX.
+            scale = min(1.0, max(scale, self.MIN_FACE_PX / self._face_width))
+        box = self._detect_at(image, scale)
+        if box is None and scale < 1.0:
+            # Nothing at the reduced size: the face may be small; look again at full size.
+            box = self._detect_at(image, 1.0)
+        if box is not None:
+            self._face_width = box[2] - box[0]
+        return box
+
+    def _detect_at(self, image: np.ndarray, scale: float) -> Optional[faces.Box]:
+        import cv2
+
+        h, w = image.shape[:2]
+        small = image if scale == 1.0 else cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+        found = [bs for bs in self.detector(small) if bs[1] >= self.min_score]
+        if not found:
+            return None
+        # The most confident face: in expression clips the subject; "largest" picks
+        # up big low-score false positives (textured backgrounds) too easily.
+        (x0, y0, x1, y1), _ = max(found, key=lambda bs: bs[1])
+        return (x0 / scale, y0 / scale, x1 / scale, y1 / scale)
+
+    def _accept(self, gray: np.ndarray, landmarks: np.ndarray, box: faces.Box, detected: bool) -> FaceState:
+        mid, iod = self._frame_of(landmarks)
+        if detected:
+            x0, y0, x1, y1 = box
+            iod = max(iod, 1e-6)
+            self._box_rel = np.array([(x0 - mid[0]) / iod, (y0 - mid[1]) / iod, (x1 - mid[0]) / iod, (y1 - mid[1]) / iod])
+            self._since = 0
+        else:
+            self._since += 1
+        self._prev = landmarks
+        self._patch = self._patch_of(gray, landmarks)
+        return FaceState(True, landmarks, box, detected)
+
+    def _plausible(self, gray: np.ndarray, landmarks: np.ndarray) -> bool:
+        mid, iod = self._frame_of(landmarks)
+        pmid, piod = self._frame_of(self._prev)
+        if not (piod / self.MAX_SCALE_JUMP <= iod <= piod * self.MAX_SCALE_JUMP):
+            return False
+        if np.linalg.norm(mid - pmid) > self.MAX_SHIFT * piod:
+            return False
+        patch = self._patch_of(gray, landmarks)
+        if patch is None or self._patch is None:
+            return False
+        return float((patch * self._patch).sum()) >= self.MIN_PATCH_NCC
+
+    # -- the call
+
+    def __call__(self, frame: np.ndarray) -> FaceState:
+        gray = np.ascontiguousarray(to_gray(frame))
+        tracked: Optional[FaceState] = None
+        if self._prev is not None:
+            box = self._rebuild_box(self._prev)
+            landmarks = faces.predict_landmarks(self.predictor, gray, box)
+            if self._plausible(gray, landmarks):
+                if self._since + 1 < self.redetect_every:
+                    return self._accept(gray, landmarks, box, detected=False)
+                tracked = FaceState(True, landmarks, box, False)
+        box = self._detect(frame, gray)
+        if box is None:
+            if tracked is not None:
+                # A scheduled re-detection missed a face the tracker still holds
+                # (e.g. a turned head): keep following it.
+                self._since = 0
+                return self._accept(gray, tracked.landmarks, tracked.box, detected=False)
+            self.reset()
+            return FaceState(False, detected=True)
+        landmarks = faces.predict_landmarks(self.predictor, gray, box)
+        return self._accept(gray, landmarks, box, detected=True)
+
+
+def make_tracker(options: AlignOptions) -> FaceTracker:
+    detector = faces.make_detector(options.detector, options.detector_model, options.detector_config, options.upsample)
+    return FaceTracker(detector, faces.shape_predictor(options.predictor), options.detect_width, options.redetect_every)
+
+
+# --------------------------------------------------------------------------- one clip
+
+
+@dataclass
+class ClipResult:
+    frames: Optional[np.ndarray]       # (T', S, S[, 3]) or None when no face at all
+    landmarks: Optional[np.ndarray]    # (T', 68, 2) crop coordinates
+    face_found: Optional[np.ndarray]   # (T',)
+    kept: Optional[np.ndarray]         # indices of the input frames kept
+    found: int = 0
+    missing: int = 0
+    detections: int = 0
+    gt_error: Optional[float] = None   # mean landmark error vs input landmarks, % IOD
+
+
+def _fill(values: list[Optional[np.ndarray]], found: np.ndarray, mode: str) -> list[np.ndarray]:
+    """Give every missing frame the previous found frame's value (hold) or the linear
+    blend of its found neighbours (interpolate); frames before the first found one
+    take the first found value (there is nothing earlier to hold)."""
+    idx = np.flatnonzero(found)
+    out = list(values)
+    for t in np.flatnonzero(~found):
+        after = idx[np.searchsorted(idx, t)] if np.searchsorted(idx, t) < len(idx) else None
+        before = idx[np.searchsorted(idx, t) - 1] if np.searchsorted(idx, t) > 0 else None
+        if before is None:
+            out[t] = values[after]
+        elif after is None or mode == "hold":
+            out[t] = values[before]
+        else:
+            w = (t - before) / (after - before)
+            out[t] = (1 - w) * values[before] + w * values[after]
+    return out
+
+
+def align_clip(frames: np.ndarray, options: AlignOptions, tracker: FaceTracker, truth: Optional[np.ndarray] = None) -> ClipResult:
+    """Track, register and crop one clip (thesis 3.2.2); see the module docstring."""
+    import cv2
+
+    tracker.reset()
+    before = tracker.detections
+    states = [tracker(f) for f in frames]
+    found = np.array([s.found for s in states], dtype=bool)
+    result = ClipResult(None, None, None, None, int(found.sum()), int((~found).sum()), tracker.detections - before)
+    if not found.any():
+        return result
+    if truth is not None and truth.shape == (len(frames), 68, 2):
+        det = np.stack([s.landmarks for s, f in zip(states, found) if f])
+        gt = truth[found].astype(np.float64)
+        iod = np.maximum(faces.interocular(gt), 1e-6)
+        result.gt_error = float((np.linalg.norm(det - gt, axis=-1).mean(-1) / iod).mean() * 100)
+    size = options.size
+    if options.align:
+        mats = [registration_matrix(s.landmarks, size, options.transform) if s.found else None for s in states]
+    else:
+        mats = [box_matrix(s.box, size) if s.found else None for s in states]
+    lms = [s.landmarks if s.found else None for s in states]
+    if options.missing == "drop":
+        kept = np.flatnonzero(found)
+    else:
+        kept = np.arange(len(frames))
+        mats = _fill(mats, found, options.missing)
+        lms = _fill(lms, found, options.missing)
+    out_frames, out_lms = [], []
+    for t in kept:
+        src = to_gray(frames[t]) if options.gray else frames[t]
+        out_frames.append(cv2.warpAffine(np.ascontiguousarray(src), mats[t], (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
+        out_lms.append(apply_matrix(mats[t], lms[t]))
+    result.frames = np.stack(out_frames)
+    result.landmarks = np.stack(out_lms).astype(np.float32)
+    result.face_found = found[kept]
+    result.kept = kept
+    return result
+
+
+# --------------------------------------------------------------------------- whole artifact
+
+
+@dataclass
+class AlignStats:
+    clips_in: int = 0
+    clips_out: int = 0
+    frames_in: int = 0
+    frames_out: int = 0
+    found: int = 0
+    missing: int = 0
+    detections: int = 0
+    dropped_clips: list[str] = field(default_factory=list)
+    gt_error_iod_pct: Optional[float] = None
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def shard_indices(n: int, shard: Optional[tuple[int, int]]) -> np.ndarray:
+    """Contiguous block ``i`` of ``n_shards`` (sizes differ by at most one), so that
+    merging the shards in order 0..n-1 gives back the unsharded clip order."""
+    if shard is None:
+        return np.arange(n)
+    i, k = shard
+    return np.arange((i * n) // k, ((i + 1) * n) // k)
+
+
+# Worker processes inherit these through fork (no pickling of the frames).
+_JOB: dict[str, Any] = {}
+
+
+def _work(i: int) -> ClipResult:
+    tracker = _JOB.get("tracker")
+    if tracker is None:
+        tracker = _JOB["tracker"] = make_tracker(_JOB["options"])
+    clips: Clips = _JOB["clips"]
+    truth = clips.landmarks[clips.offsets[i]: clips.offsets[i + 1]] if clips.landmarks is not None else None
+    return align_clip(clips.clip(i), _JOB["options"], tracker, truth)
+
+
+def align(clips: Clips, options: AlignOptions, shard: Optional[tuple[int, int]] = None,
+          progress: Optional[ProgressFn] = None) -> tuple[Clips, AlignStats]:
+    """Register every clip's faces (thesis 3.2.2; ``no_align``: 4.2.7's unaligned crops).
+
+    Returns the aligned clips (landmarks in crop coordinates, ``face_found`` per
+    frame) and counts.  Clips with no face at all are dropped and listed in the
+    stats; if nothing is left that is an error.
+    """
+    options.check()
+    if not options.gray and not clips.is_color:
+        raise FercliError("--color needs colour input frames, but these are gray: use --gray")
+    if options.detector in ("opencv-dnn", "yunet") or options.predictor:
+        make_tracker(options)  # fail on a missing/bad model file before any work
+    index = shard_indices(len(clips), shard)
+    stats = AlignStats(clips_in=len(index), frames_in=int(clips.lengths[index].sum()))
+    global _JOB
+    _JOB = {"clips": clips, "options": options}
+    results: list[ClipResult] = []
+    try:
+        if options.workers > 1 and len(index) > 1:
+            ctx = multiprocessing.get_context("fork")
+            with ctx.Pool(min(options.workers, len(index))) as pool:
+                for r in pool.imap(_work, index.tolist(), chunksize=1):
+                    results.append(r)
+                    report(progress, len(results), len(index))
+        else:
+            for i in index.tolist():
+                results.append(_work(i))
+                report(progress, len(results), len(index))
+    finally:
+        _JOB = {}
+    keep = [k for k, r in enumerate(results) if r.frames is not None]
+    stats.dropped_clips = [str(clips.clip_ids[index[k]]) for k, r in enumerate(results) if r.frames is None]
+    for r in results:
+        stats.found += r.found
+        stats.missing += r.missing
+        stats.detections += r.detections
+    errors = [(r.gt_error, r.found) for r in results if r.gt_error is not None]
+    if errors:
+        stats.gt_error_iod_pct = round(sum(e * n for e, n in errors) / max(1, sum(n for _, n in errors)), 3)
+    if not keep:
+        where = f" (first: {', '.join(stats.dropped_clips[:3])})" if stats.dropped_clips else ""
+        raise FercliError(f"no face was found in any of the {len(index)} clips{where}: try --upsample 1 or another --detector")
+    chosen = index[keep]
+    base = clips.select(chosen) if len(chosen) else clips
+    kept_results = [results[k] for k in keep]
+    frames = np.concatenate([r.frames for r in kept_results])
+    lengths = [len(r.frames) for r in kept_results]
+    offsets = np.zeros(len(kept_results) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    meta = dict(clips.meta)
+    meta["align"] = options.parameters()
+    meta["size"] = options.size
+    meta["aligned"] = bool(options.align)
+    meta["color"] = not options.gray
+    out = Clips(
+        frames=frames, offsets=offsets, labels=base.labels, class_names=list(clips.class_names), subjects=base.subjects,
+        clip_ids=base.clip_ids, sources=base.sources,
+        landmarks=np.concatenate([r.landmarks for r in kept_results]),
+        face_found=np.concatenate([r.face_found for r in kept_results]),
+        split=base.split, folds=base.folds, meta=meta,
+    )
+    stats.clips_out = len(kept_results)
+    stats.frames_out = int(len(frames))
+    return out, stats
