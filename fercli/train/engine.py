@@ -1,0 +1,358 @@
+"""The one training loop for every model of every chapter (thesis 3.3.1, 4.3.1, 5.3.1).
+
+Design (why it looks like this):
+
+- The thesis's data sets are small (CK+ 327 clips, Oulu-CASIA 480, FER2013 35k
+  48x48 faces, CIFAR-10 60k 32x32), so the whole training set is moved ONCE to
+  the device as uint8 and every batch is indexed, converted to float and
+  augmented there (:mod:`fercli.train.augment`).  No DataLoader workers, no
+  host->device copy per step: the GPU never waits for a loader.
+- Repeatability without saving RNG streams: every epoch reseeds from
+  ``(seed, fold, epoch)`` -- the batch order and augmentation parameters come from
+  a CPU ``torch.Generator`` seeded that way, and the global torch RNG (dropout) is
+  reseeded too.  A run resumed at epoch e therefore draws exactly what the
+  uninterrupted run drew, and on CPU reaches bit-identical weights.
+- The optimizer's state (momentum buffers, Adam moments, step counts) is
+  serialised to plain arrays + JSON (:func:`optimizer_arrays`) so a checkpoint is a
+  model artifact without pickle.
+- DistributedDataParallel when launched by ``torchrun`` (WORLD_SIZE > 1): each
+  rank takes a slice of every GLOBAL batch (``--batch-size`` is global), the loss
+  is scaled so DDP's gradient average equals the single-process mean over the
+  global batch, metrics are summed over ranks, and only rank 0 saves.
+- bf16 autocast and channels-last on CUDA; float32 on CPU (exact resume).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fercli.errors import FercliError, Interrupted
+from fercli.train import augment as aug
+from fercli.train.data import PLANE_INPUTS, Samples
+
+SEED_STRIDE_FOLD = 1_000_003
+SEED_STRIDE_EPOCH = 7_919
+
+
+# --------------------------------------------------------------------------- options
+
+
+@dataclass
+class FitOptions:
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 1e-3
+    optimizer: str = "adam"  # sgd | adam
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "constant"  # constant | cosine | step:E1,E2,...[@gamma]
+    seed: int = 0
+    augment: aug.AugmentConfig = field(default_factory=aug.AugmentConfig)
+    eval_batch_size: int = 256
+
+
+def parse_schedule(text: str) -> tuple[str, list[int], float]:
+    """'step:80,140,180' (x0.1 each, 5.3.1), 'step:30,60@0.5', 'cosine', 'constant'."""
+    text = (text or "constant").strip().lower()
+    if text in ("constant", "cosine"):
+        return text, [], 1.0
+    if text.startswith("step:"):
+        body = text[5:]
+        gamma = 0.1
+        if "@" in body:
+            body, g = body.split("@", 1)
+            try:
+                gamma = float(g)
+            except ValueError:
+                raise FercliError(f"--schedule step factor must be a number (got '{g}')") from None
+        try:
+            milestones = sorted(int(x) for x in body.split(",") if x.strip())
+        except ValueError:
+            raise FercliError(f"--schedule step:E1,E2,... needs whole epochs (got '{text}')") from None
+        if not milestones or milestones[0] <= 0:
+            raise FercliError(f"--schedule step: needs positive epochs (got '{text}')")
+        return "step", milestones, gamma
+    raise FercliError(f"--schedule must be constant, cosine or step:E1,E2,... (got '{text}')")
+
+
+def lr_at(schedule: str, base: float, epoch: int, epochs: int) -> float:
+    """Learning rate of (0-based) ``epoch``; a schedule is a pure function of the epoch,
+    so resuming needs no scheduler object."""
+    kind, milestones, gamma = parse_schedule(schedule)
+    if kind == "constant":
+        return base
+    if kind == "cosine":
+        return base * 0.5 * (1 + math.cos(math.pi * epoch / max(1, epochs)))
+    return base * gamma ** sum(epoch >= m for m in milestones)
+
+
+# --------------------------------------------------------------------------- devices, DDP
+
+
+@dataclass
+class Dist:
+    world: int = 1
+    rank: int = 0
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def dist_from_env() -> Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world <= 1:
+        return Dist()
+    return Dist(world, int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def resolve_device(name: str, dist: Dist) -> torch.device:
+    name = (name or "auto").lower()
+    if name not in ("auto", "cpu", "cuda"):
+        raise FercliError(f"--device must be auto, cpu or cuda (got '{name}')")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise FercliError("--device cuda was asked for but no CUDA GPU is available")
+    if name == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", dist.local_rank if dist.world > 1 else torch.cuda.current_device())
+
+
+def init_distributed(dist: Dist, device: torch.device) -> None:
+    """Join the torchrun process group (NCCL on GPUs, gloo on CPUs)."""
+    import torch.distributed as tdist
+
+    if dist.world <= 1 or tdist.is_initialized():
+        return
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    tdist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+
+def _allreduce(values: list[float], dist: Dist, device: torch.device) -> list[float]:
+    if dist.world <= 1:
+        return values
+    import torch.distributed as tdist
+
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    tdist.all_reduce(t)
+    return t.tolist()
+
+
+# --------------------------------------------------------------------------- optimizer state
+
+
+def make_optimizer(params: list[nn.Parameter], opts: FitOptions) -> torch.optim.Optimizer:
+    if opts.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=opts.lr, momentum=opts.momentum, weight_decay=opts.weight_decay)
+    if opts.optimizer == "adam":
+        return torch.optim.Adam(params, lr=opts.lr, weight_decay=opts.weight_decay)
+    raise FercliError(f"--optimizer must be sgd or adam (got '{opts.optimizer}')")
+
+
+def optimizer_arrays(optimizer: torch.optim.Optimizer) -> tuple[dict[str, np.ndarray], list[dict]]:
+    """Optimizer state as flat arrays ('<param index>.<name>') + JSON param groups."""
+    sd = optimizer.state_dict()
+    arrays: dict[str, np.ndarray] = {}
+    for idx, state in sd["state"].items():
+        for name, value in state.items():
+            if torch.is_tensor(value):
+                arrays[f"{idx}.{name}"] = value.detach().cpu().numpy().copy()
+            else:
+                arrays[f"{idx}.{name}"] = np.asarray(value)
+    groups = [{k: v for k, v in g.items()} for g in sd["param_groups"]]
+    return arrays, groups
+
+
+def load_optimizer(optimizer: torch.optim.Optimizer, arrays: dict[str, np.ndarray], groups: list[dict], device: torch.device) -> None:
+    state: dict[int, dict] = {}
+    for key, value in arrays.items():
+        idx, name = key.split(".", 1)
+        t = torch.from_numpy(np.array(value))
+        # Adam keeps 'step' on the CPU (unless capturable); moments live with the params.
+        state.setdefault(int(idx), {})[name] = t if name == "step" else t.to(device)
+    try:
+        optimizer.load_state_dict({"state": state, "param_groups": groups})
+    except (ValueError, KeyError) as exc:
+        raise FercliError(f"the checkpoint's optimizer state does not fit this model/options ({exc})") from exc
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+class Stopped(Exception):
+    """SIGTERM during training: the last completed epoch is saved; resume later."""
+
+    def __init__(self, epoch: int, signum: int):
+        super().__init__(f"stopped at epoch {epoch}")
+        self.epoch = epoch
+        self.signum = signum
+
+
+def _to_float(name: str, x: torch.Tensor) -> torch.Tensor:
+    # Images/clips are pixel values, code maps are codes: both / 255 to [0, 1].
+    return x.float().div_(255.0)
+
+
+@dataclass
+class DeviceData:
+    """A sample set held whole on the device as uint8."""
+
+    inputs: dict[str, torch.Tensor]
+    labels: torch.Tensor
+    n: int
+
+    @classmethod
+    def put(cls, samples: Samples, device: torch.device) -> "DeviceData":
+        return cls({k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in samples.inputs.items()},
+                   torch.from_numpy(samples.labels.astype(np.int64)).to(device), len(samples))
+
+
+def epoch_seed(seed: int, fold: int, epoch: int) -> int:
+    return (seed * 2_654_435_761 + (fold + 1) * SEED_STRIDE_FOLD + epoch * SEED_STRIDE_EPOCH) % (2**63 - 1)
+
+
+class Engine:
+    """Train one model on one partition; owns model, optimizer and device data."""
+
+    def __init__(self, model: nn.Module, input_names: tuple[str, ...], opts: FitOptions, device: torch.device,
+                 dist: Dist, fold_id: int = 0):
+        self.opts = opts
+        self.device = device
+        self.dist = dist
+        self.fold_id = fold_id
+        self.input_names = input_names
+        self.cuda = device.type == "cuda"
+        self.model = model.to(device)
+        if self.cuda:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        if not trainable and opts.epochs > 0:
+            raise FercliError("every weight of this model is frozen: nothing to train (drop --freeze)")
+        self.optimizer = make_optimizer(trainable, opts)
+        # Modules whose weights are all frozen run in eval mode during training:
+        # fixed BatchNorm statistics, no dropout (they are feature extractors).
+        self.frozen_modules = [m for m in self.model.modules()
+                               if list(m.parameters(recurse=False)) and not any(p.requires_grad for p in m.parameters(recurse=False))]
+        self.net: nn.Module = self.model
+        if dist.world > 1:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            if self.cuda:
+                self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+            self.net = DDP(self.model, device_ids=[device.index] if self.cuda else None)
+
+    # -- helpers -----------------------------------------------------------------
+    def _autocast(self):
+        if self.cuda:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        import contextlib
+
+        return contextlib.nullcontext()
+
+    def _batch_inputs(self, data: DeviceData, idx: torch.Tensor, params: Optional[torch.Tensor]) -> list[torch.Tensor]:
+        out = []
+        for name in self.input_names:
+            x = _to_float(name, data.inputs[name].index_select(0, idx))
+            if params is not None and name not in PLANE_INPUTS:
+                x = aug.apply(x, params)
+            if self.cuda and x.ndim == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
+            out.append(x)
+        return out
+
+    def set_train_mode(self) -> None:
+        self.net.train()
+        for m in self.frozen_modules:
+            m.eval()
+
+    # -- one epoch ---------------------------------------------------------------
+    def train_epoch(self, data: DeviceData, epoch: int, step_cb: Optional[Callable[[], None]] = None) -> dict:
+        opts, dist = self.opts, self.dist
+        lr = lr_at(opts.schedule, opts.lr, epoch, opts.epochs)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        seed = epoch_seed(opts.seed, self.fold_id, epoch)
+        gen = torch.Generator().manual_seed(seed)
+        torch.manual_seed(seed + dist.rank)  # dropout; per rank so ranks don't share masks
+        order = torch.randperm(data.n, generator=gen)
+        self.set_train_mode()
+        t0 = time.perf_counter()
+        loss_sum = correct = seen = 0.0
+        loss_t = torch.zeros((), dtype=torch.float64, device=self.device)
+        correct_t = torch.zeros((), dtype=torch.float64, device=self.device)
+        bs = opts.batch_size
+        for start in range(0, data.n, bs):
+            gidx = order[start:start + bs]
+            n_global = len(gidx)
+            params = aug.draw(n_global, opts.augment, gen) if opts.augment.active else None
+            if dist.world > 1:
+                gidx = gidx[dist.rank::dist.world]
+                params = params[dist.rank::dist.world] if params is not None else None
+            if len(gidx) == 0:  # a tiny last global batch; still join the all-reduce
+                gidx = order[start:start + 1]
+                weight = 0.0
+            else:
+                weight = 1.0
+            idx = gidx.to(self.device)
+            inputs = self._batch_inputs(data, idx, params if opts.augment.active else None)
+            y = data.labels.index_select(0, idx)
+            with self._autocast():
+                logits = self.net(*inputs)
+            losses = F.cross_entropy(logits.float(), y, reduction="none")
+            # Sum over the local slice / global batch size; DDP averages over ranks,
+            # hence * world: the gradient equals the mean over the global batch.
+            loss = losses.sum() * (weight * dist.world / n_global)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            with torch.no_grad():
+                loss_t += losses.detach().double().sum() * weight
+                correct_t += (logits.argmax(1) == y).double().sum() * weight
+            seen += len(gidx) * weight
+            if step_cb is not None:
+                step_cb()
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+        seconds = time.perf_counter() - t0
+        loss_sum, correct, seen = _allreduce([float(loss_t), float(correct_t), seen], dist, self.device)
+        if not math.isfinite(loss_sum):
+            raise FercliError(f"training diverged at epoch {epoch + 1} (loss is not finite): lower --lr")
+        return {"epoch": epoch + 1, "loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1), "lr": lr,
+                "seconds": round(seconds, 4), "img_per_s": round(seen / seconds, 2) if seconds > 0 else None}
+
+    @torch.no_grad()
+    def evaluate(self, data: DeviceData) -> dict:
+        """Loss and accuracy on a held-out set (no augmentation), summed over ranks."""
+        self.model.eval()
+        dist = self.dist
+        idx_all = torch.arange(data.n)[dist.rank::dist.world] if dist.world > 1 else torch.arange(data.n)
+        loss = correct = 0.0
+        for start in range(0, len(idx_all), self.opts.eval_batch_size):
+            idx = idx_all[start:start + self.opts.eval_batch_size].to(self.device)
+            with self._autocast():
+                logits = self.model(*self._batch_inputs(data, idx, None))
+            y = data.labels.index_select(0, idx)
+            loss += float(F.cross_entropy(logits.float(), y, reduction="sum"))
+            correct += float((logits.argmax(1) == y).sum())
+        loss, correct, n = _allreduce([loss, correct, float(len(idx_all))], dist, self.device)
+        return {"loss": loss / max(n, 1), "acc": correct / max(n, 1), "n": int(n)}
+
+    @torch.no_grad()
+    def predict(self, data: DeviceData) -> np.ndarray:
+        self.model.eval()
+        out = []
+        for start in range(0, data.n, self.opts.eval_batch_size):
+            idx = torch.arange(start, min(data.n, start + self.opts.eval_batch_size), device=self.device)
+            with self._autocast():
+                out.append(self.model(*self._batch_inputs(data, idx, None)).float().cpu())
+        return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
