@@ -1,0 +1,477 @@
+"""Shared machinery of the dataset importers: reading images and videos, the
+report of what was skipped, class-name canonicalisation, and assembling
+decoded frames into one :class:`~fercli.artifacts.Clips`.
+
+Thesis 2.1 (the databases) and 3.2.2 / 4.2.7 (what the later stages expect):
+frames are kept at their original resolution and in their original colour
+unless the user asks otherwise, because alignment (3.2.2) crops and scales the
+face itself and every later stage works on the registered crops.
+
+Conventions fixed here for every importer:
+
+* colour frames are stored RGB (what dlib, scikit-image and CIFAR use), gray
+  frames as 2-D images;
+* an artifact holds one frame shape, so frames of several sizes are either
+  scaled (``--resize``), placed top-left on a common canvas (``--pad``, which
+  keeps pixel coordinates unchanged so landmarks found later stay valid for
+  the original images) or refused with a sentence;
+* nothing is dropped silently: every skipped item is counted in a
+  :class:`Report` with its first examples.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import os
+import re
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Optional, Sequence
+
+import numpy as np
+
+from fercli.artifacts import Clips
+from fercli.errors import FercliError
+from fercli.progress import ProgressFn, report as _progress
+
+#: The canonical expression classes in the order the project uses everywhere
+#: (CK+ order for the seven basic classes, neutral last).
+CANONICAL = ["anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise", "neutral"]
+
+#: Folder / label spellings found in the published datasets -> canonical name.
+ALIASES = {
+    "anger": "anger", "angry": "anger", "an": "anger",
+    "contempt": "contempt", "co": "contempt",
+    "disgust": "disgust", "disgusted": "disgust", "di": "disgust",
+    "fear": "fear", "fearful": "fear", "afraid": "fear", "scared": "fear", "fe": "fear",
+    "happy": "happy", "happiness": "happy", "joy": "happy", "ha": "happy",
+    "sad": "sadness", "sadness": "sadness", "sa": "sadness",
+    "surprise": "surprise", "surprised": "surprise", "su": "surprise",
+    "neutral": "neutral", "ne": "neutral",
+}
+
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm", ".jp2"}
+VIDEO_EXTENSIONS = {".avi", ".mp4", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".m4v", ".flv", ".3gp", ".ogv"}
+
+#: Operating-system litter found inside published archives (CK+ ships .DS_Store
+#: files in its folders): not dataset content, so not reported as skipped.
+_OS_LITTER = {".ds_store", "thumbs.db", "desktop.ini", ".directory"}
+
+
+def canonical_name(name: str) -> str:
+    """'Angry' -> 'anger', 'Happiness' -> 'happy'; unknown names lowercased."""
+    key = name.strip().lower()
+    return ALIASES.get(key, key)
+
+
+def order_classes(names: Iterable[str]) -> list[str]:
+    """Canonical classes in canonical order first, then any others sorted."""
+    names = set(names)
+    return [c for c in CANONICAL if c in names] + sorted(n for n in names if n not in CANONICAL)
+
+
+def is_litter(name: str) -> bool:
+    base = os.path.basename(name)
+    return base.lower() in _OS_LITTER or base.startswith("._")
+
+
+_NUM = re.compile(r"(\d+)")
+
+
+def natural_key(text: str) -> list:
+    """Sort 'frame2' before 'frame10' (frame order inside sequences)."""
+    return [int(part) if part.isdigit() else part.lower() for part in _NUM.split(text)]
+
+
+def list_dir(path: str) -> list[str]:
+    """Entries of a folder in natural order, without OS litter."""
+    try:
+        names = os.listdir(path)
+    except OSError as exc:
+        raise FercliError(f"cannot read folder {path}: {exc.strerror or exc}") from exc
+    return sorted((n for n in names if not is_litter(n)), key=natural_key)
+
+
+def find_child(parent: str, name: str) -> Optional[str]:
+    """``parent/name`` matched case-insensitively (archives differ in case)."""
+    if not os.path.isdir(parent):
+        return None
+    exact = os.path.join(parent, name)
+    if os.path.isdir(exact):
+        return exact
+    for entry in os.listdir(parent):
+        if entry.lower() == name.lower() and os.path.isdir(os.path.join(parent, entry)):
+            return os.path.join(parent, entry)
+    return None
+
+
+def require_dir(path: str, what: str) -> str:
+    if not os.path.exists(path):
+        raise FercliError(f"{path} does not exist (expected {what})")
+    if not os.path.isdir(path):
+        raise FercliError(f"{path} is not a folder (expected {what})")
+    return path
+
+
+# --------------------------------------------------------------------------- report
+
+
+#: reason -> (singular, plural) noun phrase used in the report lines.
+REASONS = {
+    "unreadable": ("unreadable file", "unreadable files"),
+    "not_media": ("file that is not an image or video", "files that are not images or videos"),
+    "empty": ("empty sequence", "empty sequences"),
+    "unknown_label": ("item with an unknown label", "items with unknown labels"),
+    "truncated": ("truncated video", "truncated videos"),
+    "bad_row": ("malformed CSV row", "malformed CSV rows"),
+    "not_in_manifest": ("file not listed in the manifest", "files not listed in the manifest"),
+    "missing": ("manifest row naming a missing file", "manifest rows naming missing files"),
+}
+
+
+class Report:
+    """What an importer skipped (count + first examples per reason) and notes.
+
+    Skips are data the user may have expected in the artifact; notes are
+    deliberate choices worth knowing (sequences left out by default, frames
+    padded to a common canvas).
+    """
+
+    EXAMPLES = 3
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.examples: dict[str, list[str]] = {}
+        self.notes: list[str] = []
+
+    def skip(self, reason: str, example: str) -> None:
+        if reason not in REASONS:
+            raise ValueError(f"unknown skip reason {reason!r}")
+        self.counts[reason] = self.counts.get(reason, 0) + 1
+        examples = self.examples.setdefault(reason, [])
+        if len(examples) < self.EXAMPLES:
+            examples.append(example)
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    @property
+    def skipped(self) -> int:
+        return sum(self.counts.values())
+
+    def count(self, reason: str) -> int:
+        return self.counts.get(reason, 0)
+
+    def skip_phrases(self) -> list[str]:
+        out = []
+        for reason, n in self.counts.items():
+            singular, plural = REASONS[reason]
+            shown = ", ".join(self.examples[reason])
+            more = ", ..." if n > len(self.examples[reason]) else ""
+            out.append(f"{n} {singular if n == 1 else plural} ({shown}{more})")
+        return out
+
+    def lines(self) -> list[str]:
+        """Human-readable lines for stderr: skips first, then notes."""
+        return [f"skipped {p}" for p in self.skip_phrases()] + list(self.notes)
+
+    def summary(self) -> str:
+        """All skips in one clause, for error sentences."""
+        phrases = self.skip_phrases()
+        return "; ".join(phrases) if phrases else "no usable files were found"
+
+    def enforce(self, strict: bool, source: str) -> None:
+        """``--strict``: any skipped item fails the whole ingest."""
+        if strict and self.skipped:
+            raise FercliError(f"--strict: {source} has problems, nothing was written: {self.summary()}")
+
+
+def nothing_usable(source: str, report: Report, hint: str = "") -> FercliError:
+    extra = f" ({hint})" if hint else ""
+    return FercliError(f"no usable data found in {source}{extra}: {report.summary()}")
+
+
+# --------------------------------------------------------------------------- frame options
+
+
+@dataclass(frozen=True)
+class FrameOptions:
+    """How decoded frames become artifact frames.
+
+    ``color``: True (RGB), False (gray) or None (the dataset's own default).
+    ``resize``: (width, height) to scale every frame to, or None.
+    ``pad``: place frames of different sizes top-left on the largest canvas.
+    ``max_side``: downscale frames whose longer side exceeds it (keeps aspect).
+    ``workers``: decoding threads (OpenCV releases the GIL while decoding).
+    """
+
+    color: Optional[bool] = None
+    resize: Optional[tuple[int, int]] = None
+    pad: bool = False
+    max_side: Optional[int] = None
+    workers: int = 0
+
+    def __post_init__(self) -> None:
+        if self.resize is not None and self.max_side is not None:
+            raise FercliError("give --resize or --max-side, not both (--resize already fixes the frame size)")
+        if self.max_side is not None and self.max_side < 8:
+            raise FercliError(f"--max-side must be at least 8 pixels (got {self.max_side})")
+        if self.resize is not None and min(self.resize) <= 0:
+            raise FercliError(f"--resize must be positive (got {self.resize[0]}x{self.resize[1]})")
+
+    def threads(self) -> int:
+        return self.workers if self.workers > 0 else min(8, os.cpu_count() or 1)
+
+    def describe(self) -> dict:
+        return {
+            "resize": None if self.resize is None else f"{self.resize[0]}x{self.resize[1]}",
+            "pad": self.pad,
+            "max_side": self.max_side,
+        }
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def _cv2():
+    import cv2
+
+    # OpenCV and FFmpeg print decoder warnings straight to stderr ("PNG input
+    # buffer is incomplete", "moov atom not found"); the report says the same in
+    # one place, and stderr must stay one line when an ingest fails.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    with contextlib.suppress(Exception):
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    return cv2
+
+
+def decode_image(path: str) -> Optional[np.ndarray]:
+    """Read an image as uint8 gray (H, W) or RGB (H, W, 3); None if unreadable."""
+    cv2 = _cv2()
+    try:
+        buf = np.fromfile(path, dtype=np.uint8)  # np.fromfile + imdecode: non-ASCII paths work
+    except OSError:
+        return None
+    if buf.size == 0:
+        return None
+    # ANYCOLOR: gray files stay 2-D, alpha is dropped, 16-bit becomes 8-bit.
+    img = cv2.imdecode(buf, cv2.IMREAD_ANYCOLOR)
+    if img is None or img.size == 0:
+        return None
+    return to_rgb_or_gray(img)
+
+
+def to_rgb_or_gray(img: np.ndarray) -> np.ndarray:
+    """OpenCV BGR(A) / gray -> RGB or 2-D gray, uint8."""
+    cv2 = _cv2()
+    if img.dtype != np.uint8:
+        img = cv2.convertScaleAbs(img, alpha=255.0 / max(1.0, float(np.iinfo(img.dtype).max if img.dtype.kind in "ui" else 1.0)))
+    if img.ndim == 3:
+        if img.shape[2] == 1:
+            return img[:, :, 0]
+        if img.shape[2] == 4:
+            return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
+        return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return img
+
+
+def scale_frame(img: np.ndarray, options: FrameOptions) -> np.ndarray:
+    """Apply ``--max-side`` / ``--resize`` to one decoded frame."""
+    cv2 = _cv2()
+    h, w = img.shape[:2]
+    target: Optional[tuple[int, int]] = None
+    if options.resize is not None:
+        target = options.resize
+    elif options.max_side is not None and max(h, w) > options.max_side:
+        s = options.max_side / max(h, w)
+        target = (max(1, round(w * s)), max(1, round(h * s)))
+    if target is None or target == (w, h):
+        return img
+    # INTER_AREA averages when shrinking (no aliasing); LINEAR when enlarging.
+    shrinking = target[0] * target[1] < w * h
+    return cv2.resize(img, target, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+class Reader:
+    """Decodes images (threaded) and videos for one ingest run."""
+
+    def __init__(self, options: FrameOptions) -> None:
+        self.options = options
+        self._pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
+
+    def __enter__(self) -> "Reader":
+        threads = self.options.threads()
+        if threads > 1:
+            self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=threads)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _one(self, path: str) -> Optional[np.ndarray]:
+        img = decode_image(path)
+        return None if img is None else scale_frame(img, self.options)
+
+    def images(self, paths: Sequence[str]) -> list[Optional[np.ndarray]]:
+        """Decode ``paths`` in order; None marks an unreadable file."""
+        if self._pool is None or len(paths) < 2:
+            return [self._one(p) for p in paths]
+        return list(self._pool.map(self._one, paths))
+
+    def video(self, path: str) -> tuple[list[np.ndarray], int]:
+        """All frames of a video and the frame count its container declares.
+
+        Returns ([], -1) when the file cannot be opened as a video.
+        """
+        cv2 = _cv2()
+        cap = cv2.VideoCapture(path, _video_backend(cv2))
+        try:
+            if not cap.isOpened():
+                return [], -1
+            declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+            frames: list[np.ndarray] = []
+            while True:
+                ok, frame = cap.read()
+                if not ok or frame is None:
+                    break
+                frames.append(scale_frame(to_rgb_or_gray(frame), self.options))
+            return frames, declared
+        finally:
+            cap.release()
+
+
+def _video_backend(cv2) -> int:
+    """FFmpeg when OpenCV has it: its errors are silenced above, whereas OpenCV's
+    own MJPEG reader (tried next by CAP_ANY) prints parse errors to stderr."""
+    try:
+        if cv2.videoio_registry.hasBackend(cv2.CAP_FFMPEG):
+            return cv2.CAP_FFMPEG
+    except Exception:  # pragma: no cover - very old OpenCV
+        pass
+    return cv2.CAP_ANY
+
+
+def is_truncated(decoded: int, declared: int) -> bool:
+    """Fewer frames decoded than the container declares.
+
+    Containers without an exact index (mkv, webm) estimate their count from
+    duration x fps, so a small shortfall (2 frames or 2 %) is tolerated.
+    """
+    return declared > 0 and decoded + max(2, declared // 50) < declared
+
+
+# --------------------------------------------------------------------------- assembling
+
+
+class ClipList:
+    """Decoded clips collected by an importer before they become one Clips."""
+
+    def __init__(self) -> None:
+        self.sequences: list[list[np.ndarray]] = []
+        self.labels: list[int] = []
+        self.subjects: list[str] = []
+        self.clip_ids: list[str] = []
+        self.sources: list[str] = []
+        self.split: list[str] = []
+
+    def add(self, frames: list[np.ndarray], label: int, subject: str, clip_id: str, source: str, split: str = "") -> None:
+        self.sequences.append(frames)
+        self.labels.append(int(label))
+        self.subjects.append(subject)
+        self.clip_ids.append(clip_id)
+        self.sources.append(source)
+        self.split.append(split)
+
+    def __len__(self) -> int:
+        return len(self.sequences)
+
+    def to_clips(
+        self,
+        class_names: Sequence[str],
+        options: FrameOptions,
+        report: Report,
+        default_color: Optional[bool],
+        pad_by_default: bool = False,
+        with_split: bool = False,
+        meta: Optional[dict] = None,
+    ) -> Clips:
+        """One Clips with a single frame shape (see the module docstring)."""
+        all_frames = [f for seq in self.sequences for f in seq]
+        color = options.color if options.color is not None else default_color
+        if color is None:  # keep what the files are: gray only if every file is gray
+            color = any(f.ndim == 3 for f in all_frames)
+        sizes: dict[tuple[int, int], int] = {}
+        for f in all_frames:
+            key = (f.shape[1], f.shape[0])
+            sizes[key] = sizes.get(key, 0) + 1
+        if len(sizes) > 1:
+            listed = ", ".join(f"{w}x{h} ({n} frames)" for (w, h), n in sorted(sizes.items(), key=lambda kv: -kv[1])[:4])
+            if not (options.pad or pad_by_default):
+                raise FercliError(
+                    f"frames come in {len(sizes)} different sizes ({listed}{', ...' if len(sizes) > 4 else ''}) but an "
+                    "artifact holds one frame size: pass --resize WxH to scale them, or --pad to place them on a common canvas"
+                )
+            width, height = max(w for w, _ in sizes), max(h for _, h in sizes)
+            report.note(f"padded frames of {len(sizes)} sizes ({listed}) top-left onto a {width}x{height} canvas (pixel coordinates unchanged)")
+        elif sizes:
+            (width, height), = sizes
+        else:
+            width, height = 1, 1
+        shape = (len(all_frames), height, width, 3) if color else (len(all_frames), height, width)
+        frames = np.zeros(shape, dtype=np.uint8)
+        cv2 = _cv2() if all_frames else None
+        # Fill one frame at a time and let each decoded frame go, so the peak
+        # memory stays near one copy of the dataset.
+        k = 0
+        for seq in self.sequences:
+            for j, f in enumerate(seq):
+                if color and f.ndim == 2:
+                    f = cv2.cvtColor(f, cv2.COLOR_GRAY2RGB)
+                elif not color and f.ndim == 3:
+                    f = cv2.cvtColor(f, cv2.COLOR_RGB2GRAY)
+                frames[k, : f.shape[0], : f.shape[1]] = f
+                seq[j] = None  # type: ignore[call-overload]
+                k += 1
+        lengths = [len(s) for s in self.sequences]
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        self.sequences = []
+        clips = Clips(
+            frames=frames,
+            offsets=offsets,
+            labels=np.asarray(self.labels, dtype=np.int64),
+            class_names=list(class_names),
+            subjects=np.asarray(self.subjects, dtype=object),
+            clip_ids=np.asarray(self.clip_ids, dtype=object),
+            sources=np.asarray(self.sources, dtype=object),
+            split=np.asarray(self.split, dtype=object) if with_split else None,
+            meta=dict(meta or {}),
+        )
+        clips.validate("ingested clips")
+        return clips
+
+
+def gray_or_rgb(frames: np.ndarray, color: bool) -> np.ndarray:
+    """Vectorised colour conversion of a whole (N, H, W[, 3]) block."""
+    cv2 = _cv2()
+    if color and frames.ndim == 3:
+        return np.repeat(frames[..., None], 3, axis=-1)
+    if not color and frames.ndim == 4:
+        n, h, w, _ = frames.shape
+        # One cvtColor over a tall image converts every frame at once.
+        return cv2.cvtColor(np.ascontiguousarray(frames.reshape(n * h, w, 3)), cv2.COLOR_RGB2GRAY).reshape(n, h, w)
+    return frames
+
+
+@contextlib.contextmanager
+def counting(progress: Optional[ProgressFn], total: int) -> Iterator:
+    """``tick()`` advances the progress callback by one of ``total``."""
+    state = {"done": 0}
+    _progress(progress, 0, total)
+
+    def tick(n: int = 1) -> None:
+        state["done"] += n
+        _progress(progress, state["done"], total)
+
+    yield tick

@@ -1,0 +1,135 @@
+"""SFEW 2.0 and AFEW (EmotiW), thesis 2.1 and chapter 4 (the in-the-wild sets).
+
+Published layout::
+
+    ROOT/Train|Val / Angry|Disgust|Fear|Happy|Neutral|Sad|Surprise / files
+
+SFEW's files are images (each one a one-frame clip), AFEW's are videos (each
+one a clip of all its frames).  The partition folder name is kept verbatim as
+the split ('Train' / 'Val'); files directly inside a partition folder (the
+unlabelled Test partition is published that way) get label -1.  Class names
+are fixed (anger, disgust, fear, happy, sadness, surprise, neutral) so Train
+and Val ingested separately share one label space.  Neither dataset has
+subject ids, so every file is its own subject (its clip id).
+
+Frames of different sizes are refused unless ``--resize`` or ``--pad`` is
+given: both datasets come at 720x576, so mixed sizes mean mixed sources and
+the user should choose how to reconcile them.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional, Sequence
+
+from fercli.artifacts import Clips
+from fercli.errors import FercliError
+from fercli.ingest.common import (
+    IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, ClipList, FrameOptions, Reader, Report, canonical_name, counting, find_child,
+    is_truncated, list_dir, nothing_usable, require_dir,
+)
+from fercli.progress import ProgressFn
+
+EMOTIW_CLASSES = ["anger", "disgust", "fear", "happy", "sadness", "surprise", "neutral"]
+PARTITIONS = ("Train", "Val", "Test")
+
+
+def parse_partitions(text: str | Sequence[str]) -> list[str]:
+    items = [p.strip() for p in (text.split(",") if isinstance(text, str) else text) if p.strip()]
+    if not items:
+        raise FercliError("--partition needs at least one of Train, Val, Test")
+    out = []
+    for item in items:
+        match = [p for p in PARTITIONS if p.lower() == item.lower()]
+        if not match:
+            raise FercliError(f"--partition must list Train, Val or Test (got '{item}')")
+        if match[0] not in out:
+            out.append(match[0])
+    return out
+
+
+def _files(root: str, partitions: list[str], extensions: set[str], report: Report) -> list[tuple[str, str, int, str]]:
+    """[(path, partition, label, class folder)] in sorted order."""
+    out = []
+    for part in partitions:
+        pdir = find_child(root, part)
+        if pdir is None:
+            found = ", ".join(n for n in list_dir(root) if os.path.isdir(os.path.join(root, n))) or "nothing"
+            raise FercliError(f"{root} has no {part} folder (found: {found}); choose partitions with --partition")
+        for entry in list_dir(pdir):
+            path = os.path.join(pdir, entry)
+            if os.path.isdir(path):
+                name = canonical_name(entry)
+                if name not in EMOTIW_CLASSES:
+                    report.skip("unknown_label", os.path.relpath(path, root))
+                    continue
+                label = EMOTIW_CLASSES.index(name)
+                for f in list_dir(path):
+                    fp = os.path.join(path, f)
+                    if os.path.isfile(fp) and os.path.splitext(f)[1].lower() in extensions:
+                        out.append((fp, part, label, entry))
+                    else:
+                        report.skip("not_media", os.path.relpath(fp, root))
+            elif os.path.splitext(entry)[1].lower() in extensions:
+                out.append((path, part, -1, ""))
+            else:
+                report.skip("not_media", os.path.relpath(path, root))
+    return out
+
+
+def ingest_emotiw(
+    root: str,
+    *,
+    dataset: str,
+    partitions: str | Sequence[str] = ("Train", "Val"),
+    frames: FrameOptions = FrameOptions(),
+    strict: bool = False,
+    progress: Optional[ProgressFn] = None,
+) -> tuple[Clips, Report]:
+    """Read SFEW (``dataset='sfew'``, images) or AFEW (``'afew'``, videos)."""
+    if dataset not in ("sfew", "afew"):
+        raise ValueError(dataset)
+    parts = parse_partitions(partitions)
+    video = dataset == "afew"
+    require_dir(root, f"the {dataset.upper()} folder holding {'/'.join(parts)}/")
+    report = Report()
+    files = _files(root, parts, VIDEO_EXTENSIONS if video else IMAGE_EXTENSIONS, report)
+    out = ClipList()
+    unlabelled = 0
+    with Reader(frames) as reader, counting(progress, len(files)) as tick:
+        if video:
+            for path, part, label, _ in files:
+                rel = os.path.relpath(path, root)
+                got, declared = reader.video(path)
+                if declared < 0:
+                    report.skip("unreadable", rel)
+                elif is_truncated(len(got), declared):
+                    report.skip("truncated", f"{rel}: {len(got)} of {declared} frames")
+                elif not got:
+                    report.skip("empty", rel)
+                else:
+                    out.add(got, label, os.path.splitext(rel)[0], os.path.splitext(rel)[0], rel, part)
+                    unlabelled += label < 0
+                tick()
+        else:
+            # Images decode in parallel in blocks so progress still moves.
+            block = 64
+            for start in range(0, len(files), block):
+                chunk = files[start : start + block]
+                for (path, part, label, _), img in zip(chunk, reader.images([c[0] for c in chunk])):
+                    rel = os.path.relpath(path, root)
+                    if img is None:
+                        report.skip("unreadable", rel)
+                    else:
+                        out.add([img], label, os.path.splitext(rel)[0], os.path.splitext(rel)[0], rel, part)
+                        unlabelled += label < 0
+                tick(len(chunk))
+    if not len(out):
+        kind = "videos" if video else "images"
+        raise nothing_usable(root, report, f"{dataset.upper()} layout: Train/Angry/ ... {kind}")
+    report.enforce(strict, root)
+    if unlabelled:
+        report.note(f"{unlabelled} files outside class folders were kept unlabelled (label -1)")
+    meta = {"dataset": dataset, "partitions": parts}
+    clips = out.to_clips(EMOTIW_CLASSES, frames, report, default_color=None, with_split=True, meta=meta)
+    return clips, report

@@ -1,0 +1,248 @@
+"""Generic importers for a researcher's own data: ``video FILES...`` and ``images DIR``.
+
+Thesis 3.3 (Ren-VFEdb, a self-collected database) and 4.4 (the real-time
+system) work on data that no published layout describes, so these read plain
+files:
+
+* ``video``: each video file is one clip of all its frames; arguments may be
+  files or folders (searched recursively for video files);
+* ``images``: each image file under DIR (recursively) is a one-frame clip.
+
+Labels come from each file's parent folder name (``happy/001.mp4`` ->
+'happy'; common spellings such as 'Angry' or 'Happiness' become the
+canonical names), or from a manifest CSV ``path,label,subject`` whose
+relative paths are relative to the manifest's own folder.  ``classes`` fixes
+the class list and its order (labels outside it are reported and skipped);
+otherwise it is every label found, canonical classes first.  Without a
+manifest subject, each file is its own subject.
+
+``shard=(i, n)`` ingests the i-th of n contiguous slices of the sorted file
+list, for cluster job arrays; the class list is computed from the whole list
+first, so the shards concatenated in order equal the unsharded run.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+from fercli.artifacts import Clips
+from fercli.errors import FercliError
+from fercli.ingest.common import (
+    IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, ClipList, FrameOptions, Reader, Report, canonical_name, counting, is_litter,
+    is_truncated, list_dir, natural_key, nothing_usable, order_classes, require_dir,
+)
+from fercli.progress import ProgressFn
+
+
+@dataclass
+class Item:
+    path: str  # as found on disk
+    clip_id: str  # parent/stem: unique within a dataset and readable
+    source: str  # relative to the folder it was found in (or as given)
+    label: Optional[str]  # canonical name, '' = unlabelled
+    subject: str
+
+
+# --------------------------------------------------------------------------- manifest
+
+
+def read_manifest(path: str, report: Report) -> dict[str, tuple[str, str]]:
+    """realpath -> (label, subject) from a ``path,label,subject`` CSV (header optional)."""
+    if not os.path.isfile(path):
+        raise FercliError(f"manifest {path} does not exist or is not a file")
+    base = os.path.dirname(os.path.abspath(path))
+    out: dict[str, tuple[str, str]] = {}
+    try:
+        with open(path, "r", encoding="utf-8-sig", newline="") as fh:
+            rows = list(csv.reader(fh))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise FercliError(f"manifest {path} is not a readable CSV file ({exc})") from None
+    for i, row in enumerate(rows):
+        if not row or all(not c.strip() for c in row):
+            continue
+        if i == 0 and row[0].strip().lower() == "path":
+            continue  # header
+        where = f"{os.path.basename(path)} row {i + 1}"
+        if len(row) < 2 or not row[0].strip():
+            report.skip("bad_row", where)
+            continue
+        file = row[0].strip()
+        full = os.path.realpath(file if os.path.isabs(file) else os.path.join(base, file))
+        if not os.path.exists(full):
+            report.skip("missing", f"{where}: {file}")
+            continue
+        label = canonical_name(row[1]) if row[1].strip() else ""
+        subject = row[2].strip() if len(row) > 2 else ""
+        out[full] = (label, subject)
+    if not out and not report.count("missing"):
+        raise FercliError(f"manifest {path} lists no files (expected rows 'path,label,subject')")
+    return out
+
+
+# --------------------------------------------------------------------------- discovery
+
+
+def _walk(folder: str, extensions: set[str], report: Report, root_for_report: str) -> list[str]:
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted((d for d in dirnames if not d.startswith(".")), key=natural_key)
+        for name in filenames:
+            if is_litter(name):
+                continue
+            path = os.path.join(dirpath, name)
+            if os.path.splitext(name)[1].lower() in extensions:
+                found.append(path)
+            elif not name.lower().endswith(".csv"):  # a manifest beside the data is expected
+                report.skip("not_media", os.path.relpath(path, root_for_report))
+    return found
+
+
+def _discover(sources: Sequence[str], extensions: set[str], report: Report) -> list[tuple[str, str]]:
+    """[(path, source name)] sorted, from files and folders."""
+    found: dict[str, str] = {}
+    for src in sources:
+        if os.path.isdir(src):
+            top = os.path.basename(os.path.normpath(os.path.abspath(src)))
+            for p in _walk(src, extensions, report, src):
+                found.setdefault(os.path.realpath(p), os.path.join(top, os.path.relpath(p, src)))
+        elif os.path.isfile(src):
+            found.setdefault(os.path.realpath(src), os.path.normpath(src))  # named explicitly: try whatever it is
+        else:
+            raise FercliError(f"{src} does not exist")
+    return sorted(found.items(), key=lambda kv: natural_key(kv[1]))
+
+
+def _items(
+    sources: Sequence[str],
+    extensions: set[str],
+    report: Report,
+    manifest: Optional[str],
+    unlabelled: bool,
+) -> list[Item]:
+    table = read_manifest(manifest, report) if manifest else None
+    items = []
+    for real, source in _discover(sources, extensions, report):
+        parent = os.path.basename(os.path.dirname(real))
+        stem = os.path.splitext(os.path.basename(real))[0]
+        clip_id = f"{parent}/{stem}"
+        if table is not None:
+            if real not in table:
+                report.skip("not_in_manifest", source)
+                continue
+            label, subject = table[real]
+        else:
+            label, subject = ("" if unlabelled else canonical_name(parent)), ""
+        items.append(Item(real, clip_id, source, "" if unlabelled else label, subject or clip_id))
+    return items
+
+
+def _classes(items: list[Item], classes: Optional[Sequence[str]]) -> list[str]:
+    if classes:
+        names = [canonical_name(c) for c in classes if c.strip()]
+        if len(set(names)) != len(names):
+            raise FercliError(f"--classes lists a class twice: {','.join(classes)}")
+        return names
+    return order_classes({it.label for it in items if it.label})
+
+
+def shard_slice(n_items: int, shard: Optional[tuple[int, int]]) -> slice:
+    """Contiguous, deterministic block ``i`` of ``n`` (sizes differ by at most one)."""
+    if shard is None:
+        return slice(0, n_items)
+    i, n = shard
+    return slice(i * n_items // n, (i + 1) * n_items // n)
+
+
+def _finish(out: ClipList, items_total: int, where: str, report: Report, strict: bool, class_names: list[str],
+            frames: FrameOptions, meta: dict, hint: str, shard: Optional[tuple[int, int]]) -> Clips:
+    if not len(out):
+        if shard is not None and items_total == 0:
+            raise FercliError(f"shard {shard[0]}/{shard[1]} of {where} is empty: there are fewer files than shards")
+        raise nothing_usable(where, report, hint)
+    report.enforce(strict, where)
+    return out.to_clips(class_names, frames, report, default_color=None, meta=meta)
+
+
+def _labels_for(items: list[Item], class_names: list[str], report: Report) -> list[tuple[Item, int]]:
+    out = []
+    for it in items:
+        if not it.label:
+            out.append((it, -1))
+        elif it.label in class_names:
+            out.append((it, class_names.index(it.label)))
+        else:
+            report.skip("unknown_label", f"{it.source} ('{it.label}')")
+    return out
+
+
+def ingest_video(
+    sources: Sequence[str],
+    *,
+    manifest: Optional[str] = None,
+    classes: Optional[Sequence[str]] = None,
+    unlabelled: bool = False,
+    shard: Optional[tuple[int, int]] = None,
+    frames: FrameOptions = FrameOptions(),
+    strict: bool = False,
+    progress: Optional[ProgressFn] = None,
+) -> tuple[Clips, Report]:
+    """Each video file a clip; labels from parent folders or a manifest."""
+    if not sources:
+        raise FercliError("give at least one video file or folder")
+    report = Report()
+    items = _items(sources, VIDEO_EXTENSIONS, report, manifest, unlabelled)
+    class_names = _classes(items, classes)  # from the whole list: every shard agrees
+    labelled = _labels_for(items, class_names, report)
+    part = labelled[shard_slice(len(labelled), shard)]
+    out = ClipList()
+    with Reader(frames) as reader, counting(progress, len(part)) as tick:
+        for it, label in part:
+            got, declared = reader.video(it.path)
+            if declared < 0:
+                report.skip("unreadable", it.source)
+            elif is_truncated(len(got), declared):
+                report.skip("truncated", f"{it.source}: {len(got)} of {declared} frames")
+            elif not got:
+                report.skip("empty", it.source)
+            else:
+                out.add(got, label, it.subject, it.clip_id, it.source)
+            tick()
+    where = sources[0] if len(sources) == 1 else f"the {len(sources)} video sources"
+    meta = {"dataset": "video"}
+    if shard is not None:
+        meta["shard"] = f"{shard[0]}/{shard[1]}"
+    return _finish(out, len(part), where, report, strict, class_names, frames, meta, "video files such as happy/001.mp4", shard), report
+
+
+def ingest_images(
+    folder: str,
+    *,
+    manifest: Optional[str] = None,
+    classes: Optional[Sequence[str]] = None,
+    unlabelled: bool = False,
+    frames: FrameOptions = FrameOptions(),
+    strict: bool = False,
+    progress: Optional[ProgressFn] = None,
+) -> tuple[Clips, Report]:
+    """Each image file under ``folder`` a one-frame clip; labels from parent folders or a manifest."""
+    require_dir(folder, "a folder of images, e.g. DIR/happy/001.png")
+    report = Report()
+    items = _items([folder], IMAGE_EXTENSIONS, report, manifest, unlabelled)
+    class_names = _classes(items, classes)
+    labelled = _labels_for(items, class_names, report)
+    out = ClipList()
+    with Reader(frames) as reader, counting(progress, len(labelled)) as tick:
+        block = 64
+        for start in range(0, len(labelled), block):
+            chunk = labelled[start : start + block]
+            for (it, label), img in zip(chunk, reader.images([it.path for it, _ in chunk])):
+                if img is None:
+                    report.skip("unreadable", it.source)
+                else:
+                    out.add([img], label, it.subject, it.clip_id, it.source)
+            tick(len(chunk))
+    return _finish(out, len(labelled), folder, report, strict, class_names, frames, {"dataset": "images"},
+                   "image files such as happy/001.png", None), report
