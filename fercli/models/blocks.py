@@ -97,8 +97,10 @@ class SqueezeExcite(nn.Module):
     The most recent gate values, detached, are kept in ``last_gate`` (B, C) when
     ``keep_gate`` is true, and every callable in ``observers`` is called with the
     gate (B, C) -- chapter 5 collects per-kernel SE statistics through this.
-    ``channel_mask`` (a (C,) buffer of 0/1, all ones by default) multiplies the gate,
-    so a pruned channel's contribution can be forced to zero (rebuild equivalence).
+    ``channel_mask`` (None, or a (C,) 0/1 tensor; an analysis tool, not saved)
+    zeroes masked channels both where the SE squeezes them and in its output (their
+    gate is forced to 0): exactly what removing those channels from the block does,
+    which is how chapter 5's rebuild equivalence is checked.
     """
 
     def __init__(self, channels: int, squeeze: int, act: str = "relu", gate: str = "sigmoid"):
@@ -117,6 +119,8 @@ class SqueezeExcite(nn.Module):
         self.channel_mask: Optional[torch.Tensor] = None  # set by pruning analysis only; not saved
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channel_mask is not None:
+            x = x * self.channel_mask.view(1, -1, 1, 1).to(x.dtype)
         s = x.mean((2, 3), keepdim=True)
         g = self.gate(self.fc2(self.act(self.fc1(s))))
         if self.channel_mask is not None:
