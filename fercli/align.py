@@ -177,17 +177,23 @@ class FaceTracker:
 
     Call it on consecutive frames of one video (``reset()`` between videos); each
     call returns a :class:`FaceState`.  The most confident detected face is followed.
+    Scheduled re-detections (every ``redetect_every`` frames, to correct drift)
+    search only a region around the tracked face; a lost face is searched for in
+    the whole frame.
     """
 
     #: Tracking is lost when the inter-ocular distance changes by more than this factor...
     MAX_SCALE_JUMP = 1.3
     #: ... or the eye midpoint moves more than this many inter-ocular distances ...
     MAX_SHIFT = 0.6
-    #: ... or the registered patch correlates less than this with the previous frame's.
+    #: ... or the eye-registered patch correlates less than this with the previous frame's.
     MIN_PATCH_NCC = 0.5
     PATCH = 24
-    #: Smallest face width (px) a re-detection shrinks a known face to.
-    MIN_FACE_PX = 100
+    #: Detection images are shrunk no further than to make the last known face this
+    #: wide: dlib's HOG window is 80 px, smaller faces are missed.
+    MIN_FACE_PX = 90
+    #: A scheduled re-detection searches a square this many face widths wide.
+    ROI_FACES = 2.2
 
     def __init__(self, detector: faces.FaceDetector, predictor, detect_width: int = 320, redetect_every: int = 10,
                  min_score: float = 0.0):
@@ -209,9 +215,20 @@ class FaceTracker:
     # -- helpers
 
     def _patch_of(self, gray: np.ndarray, landmarks: np.ndarray) -> Optional[np.ndarray]:
+        """Zero-mean unit-norm PATCH x PATCH crop registered on the eye centres (None if flat)."""
         import cv2
 
-        m = registration_matrix(landmarks, self.PATCH, "similarity")
+        left, right = faces.eye_centres(landmarks)
+        d = right - left
+        iod2 = float(d @ d)
+        if iod2 < 1e-6:
+            return None
+        # Similarity putting the eyes at (0.3, 0.35) and (0.7, 0.35) of the patch.
+        k = 0.4 * self.PATCH / np.sqrt(iod2)
+        c, s = d / np.sqrt(iod2) * k
+        a = np.array([[c, s], [-s, c]])
+        t = np.array([0.3 * self.PATCH, 0.35 * self.PATCH]) - a @ left
+        m = np.hstack([a, t[:, None]])
         p = cv2.warpAffine(gray, m, (self.PATCH, self.PATCH), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
         p -= p.mean()
         norm = float(np.sqrt((p * p).sum()))
@@ -228,21 +245,31 @@ class FaceTracker:
         r = self._box_rel
         return (mid[0] + r[0] * iod, mid[1] + r[1] * iod, mid[0] + r[2] * iod, mid[1] + r[3] * iod)
 
-    def _detect(self, frame: np.ndarray, gray: np.ndarray) -> Optional[faces.Box]:
+    def _detect(self, frame: np.ndarray, gray: np.ndarray, near: Optional[faces.Box] = None) -> Optional[faces.Box]:
         self.detections += 1
         image = frame if (self.detector.wants_color and frame.ndim == 3) else gray
-        w = image.shape[1]
+        h, w = image.shape[:2]
+        x0 = y0 = 0
+        if near is not None:
+            cx, cy = (near[0] + near[2]) / 2, (near[1] + near[3]) / 2
+            half = self.ROI_FACES * max(near[2] - near[0], near[3] - near[1]) / 2
+            x0, y0 = int(max(0, cx - half)), int(max(0, cy - half))
+            x1, y1 = int(min(w, cx + half)), int(min(h, cy + half))
+            if x1 - x0 >= 16 and y1 - y0 >= 16:
+                image = image[y0:y1, x0:x1]
+            else:
+                x0 = y0 = 0
         scale = min(1.0, self.detect_width / float(w))
         if self._face_width:
-            # Faces under ~80 px escape dlib's HOG window: never shrink the last
-            # known face below MIN_FACE_PX.
             scale = min(1.0, max(scale, self.MIN_FACE_PX / self._face_width))
         box = self._detect_at(image, scale)
-        if box is None and scale < 1.0:
+        if box is None and scale < 1.0 and near is None:
             # Nothing at the reduced size: the face may be small; look again at full size.
             box = self._detect_at(image, 1.0)
-        if box is not None:
-            self._face_width = box[2] - box[0]
+        if box is None:
+            return None
+        box = (box[0] + x0, box[1] + y0, box[2] + x0, box[3] + y0)
+        self._face_width = box[2] - box[0]
         return box
 
     def _detect_at(self, image: np.ndarray, scale: float) -> Optional[faces.Box]:
@@ -250,7 +277,7 @@ class FaceTracker:
 
         h, w = image.shape[:2]
         small = image if scale == 1.0 else cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-        found = [bs for bs in self.detector(small) if bs[1] >= self.min_score]
+        found = [bs for bs in self.detector(np.ascontiguousarray(small)) if bs[1] >= self.min_score]
         if not found:
             return None
         # The most confident face: in expression clips the subject; "largest" picks
@@ -258,9 +285,9 @@ class FaceTracker:
         (x0, y0, x1, y1), _ = max(found, key=lambda bs: bs[1])
         return (x0 / scale, y0 / scale, x1 / scale, y1 / scale)
 
-    def _accept(self, gray: np.ndarray, landmarks: np.ndarray, box: faces.Box, detected: bool) -> FaceState:
-        mid, iod = self._frame_of(landmarks)
+    def _accept(self, landmarks: np.ndarray, box: faces.Box, detected: bool, patch: Optional[np.ndarray]) -> FaceState:
         if detected:
+            mid, iod = self._frame_of(landmarks)
             x0, y0, x1, y1 = box
             iod = max(iod, 1e-6)
             self._box_rel = np.array([(x0 - mid[0]) / iod, (y0 - mid[1]) / iod, (x1 - mid[0]) / iod, (y1 - mid[1]) / iod])
@@ -268,17 +295,16 @@ class FaceTracker:
         else:
             self._since += 1
         self._prev = landmarks
-        self._patch = self._patch_of(gray, landmarks)
+        self._patch = patch
         return FaceState(True, landmarks, box, detected)
 
-    def _plausible(self, gray: np.ndarray, landmarks: np.ndarray) -> bool:
+    def _plausible(self, landmarks: np.ndarray, patch: Optional[np.ndarray]) -> bool:
         mid, iod = self._frame_of(landmarks)
         pmid, piod = self._frame_of(self._prev)
         if not (piod / self.MAX_SCALE_JUMP <= iod <= piod * self.MAX_SCALE_JUMP):
             return False
         if np.linalg.norm(mid - pmid) > self.MAX_SHIFT * piod:
             return False
-        patch = self._patch_of(gray, landmarks)
         if patch is None or self._patch is None:
             return False
         return float((patch * self._patch).sum()) >= self.MIN_PATCH_NCC
@@ -287,25 +313,27 @@ class FaceTracker:
 
     def __call__(self, frame: np.ndarray) -> FaceState:
         gray = np.ascontiguousarray(to_gray(frame))
-        tracked: Optional[FaceState] = None
+        tracked: Optional[tuple[np.ndarray, faces.Box, Optional[np.ndarray]]] = None
         if self._prev is not None:
             box = self._rebuild_box(self._prev)
             landmarks = faces.predict_landmarks(self.predictor, gray, box)
-            if self._plausible(gray, landmarks):
+            patch = self._patch_of(gray, landmarks)
+            if self._plausible(landmarks, patch):
                 if self._since + 1 < self.redetect_every:
-                    return self._accept(gray, landmarks, box, detected=False)
-                tracked = FaceState(True, landmarks, box, False)
-        box = self._detect(frame, gray)
+                    return self._accept(landmarks, box, False, patch)
+                tracked = (landmarks, box, patch)
+        box = self._detect(frame, gray, near=tracked[1] if tracked else None)
+        if box is None and tracked is not None:
+            # A scheduled re-detection missed a face the tracker still holds
+            # (e.g. a turned head): keep following it.
+            state = self._accept(*tracked[:2], False, tracked[2])
+            self._since = 0
+            return state
         if box is None:
-            if tracked is not None:
-                # A scheduled re-detection missed a face the tracker still holds
-                # (e.g. a turned head): keep following it.
-                self._since = 0
-                return self._accept(gray, tracked.landmarks, tracked.box, detected=False)
             self.reset()
             return FaceState(False, detected=True)
         landmarks = faces.predict_landmarks(self.predictor, gray, box)
-        return self._accept(gray, landmarks, box, detected=True)
+        return self._accept(landmarks, box, True, self._patch_of(gray, landmarks))
 
 
 def make_tracker(options: AlignOptions) -> FaceTracker:
