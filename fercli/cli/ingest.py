@@ -79,14 +79,18 @@ def _run(dataset: str, output: str, sources: list[str], params: dict, work: Call
     }
     artifacts.save_clips(output, clips, [artifacts.lineage_entry("ingest", parameters, [])])
     for line in report.lines():
-        err.print(f"ingest: {line}", markup=False, highlight=False)
+        err.print(f"ingest: {line}", markup=False, highlight=False, soft_wrap=True)
     labelled = int((clips.labels >= 0).sum())
     shape = "x".join(map(str, clips.frame_shape[1::-1])) + (" RGB" if clips.is_color else " gray")
     err.print(
-        f"ingest {dataset}: {clips.n_clips} clips ({labelled} labelled, {len(clips.class_names)} classes), "
-        f"{len(clips.frames)} frames of {shape} -> {artifacts.display_name(output)}",
-        markup=False, highlight=False,
+        f"ingest {dataset}: {_n(clips.n_clips, 'clip')} ({labelled} labelled, {_n(len(clips.class_names), 'class', 'classes')}), "
+        f"{_n(len(clips.frames), 'frame')} of {shape} -> {artifacts.display_name(output)}",
+        markup=False, highlight=False, soft_wrap=True,
     )
+
+
+def _n(count: int, singular: str, plural: str = "") -> str:
+    return f"{count} {singular if count == 1 else (plural or singular + 's')}"
 
 
 @ingest_app.command("ckplus", help="CK+: ROOT/cohn-kanade-images/S005/001/*.png with labels in ROOT/Emotion/S005/001/*_emotion.txt.")

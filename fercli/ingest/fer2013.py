@@ -14,8 +14,8 @@ per-image folds, which is the only honest choice.
 from __future__ import annotations
 
 import csv
-import io
 import os
+import warnings
 from typing import Optional
 
 import numpy as np
@@ -27,6 +27,22 @@ from fercli.progress import ProgressFn
 
 FER2013_CLASSES = ["anger", "disgust", "fear", "happy", "sadness", "surprise", "neutral"]
 SIDE = 48
+
+
+def _fields(line: str) -> list[str]:
+    # FER2013 rows hold no quotes, so a plain split is exact and ~3x faster than
+    # the csv module over 290 MB; re-exports that quote fields take the csv path.
+    if '"' in line:
+        return next(csv.reader([line]), [])
+    return line.split(",")
+
+
+def _parse_pixels(text: str) -> np.ndarray:
+    """'70 80 82 ...' -> int array; numpy's C parser is ~5x faster than str.split."""
+    try:
+        return np.fromstring(text, dtype=np.int64, sep=" ")
+    except AttributeError:  # pragma: no cover - a numpy without the text mode
+        return np.array(text.split(), dtype=np.int64)
 
 
 def ingest_fer2013(
@@ -51,13 +67,13 @@ def ingest_fer2013(
         raise FercliError(f"{csv_path} is not a text CSV file (FER2013 is 'emotion,pixels,Usage' rows)") from None
     except OSError as exc:
         raise FercliError(f"cannot read {csv_path}: {exc.strerror or exc}") from None
-    reader = csv.reader(io.StringIO(text))
-    header = [h.strip().lower() for h in next(reader, [])]
+    lines = text.splitlines()
+    header = [h.strip().lower() for h in _fields(lines[0])] if lines else []
     if "pixels" not in header or "emotion" not in header:
         raise FercliError(f"{csv_path} is not a FER2013 CSV: its header needs 'emotion' and 'pixels' columns (found: {', '.join(header) or 'nothing'})")
     ie, ip = header.index("emotion"), header.index("pixels")
     iu = header.index("usage") if "usage" in header else None
-    rows = list(reader)
+    rows = lines[1:]
 
     report = Report()
     n = len(rows)
@@ -68,8 +84,12 @@ def ingest_fer2013(
     keep = 0
     need = max(ie, ip, iu if iu is not None else 0) + 1
     base = os.path.basename(csv_path)
-    with counting(progress, n) as tick:
-        for row_no, row in enumerate(rows):
+    # numpy warns (rather than fails) on a malformed pixel string; as an error
+    # it marks the row bad instead of printing a warning.
+    with counting(progress, n) as tick, warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        for row_no, line in enumerate(rows):
+            row = _fields(line)
             where = f"{base} row {row_no + 2}"  # +2: 1-based and the header line
             if row_no % 1000 == 999:
                 tick(1000)
@@ -87,8 +107,8 @@ def ingest_fer2013(
                 report.skip("unknown_label", where)
                 continue
             try:
-                values = np.array(row[ip].split(), dtype=np.int64)
-            except ValueError:
+                values = _parse_pixels(row[ip])
+            except (ValueError, DeprecationWarning):
                 report.skip("bad_row", where)
                 continue
             if values.size != SIDE * SIDE or values.min() < 0 or values.max() > 255:

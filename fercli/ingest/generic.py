@@ -87,7 +87,10 @@ def read_manifest(path: str, report: Report) -> dict[str, tuple[str, str]]:
 
 def _walk(folder: str, extensions: set[str], report: Report, root_for_report: str) -> list[str]:
     found = []
-    for dirpath, dirnames, filenames in os.walk(folder):
+    def unreadable(exc: OSError) -> None:  # os.walk would skip such folders silently
+        report.skip("unreadable", os.path.relpath(exc.filename or folder, root_for_report))
+
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=unreadable):
         dirnames[:] = sorted((d for d in dirnames if not d.startswith(".")), key=natural_key)
         for name in filenames:
             if is_litter(name):
