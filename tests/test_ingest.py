@@ -84,7 +84,7 @@ def test_ckplus_labels_subjects_and_report(tmp_path):
     assert report.count("unreadable") == 1 and "S010_004_00000005.png" in report.examples["unreadable"][0]
     assert report.count("empty") == 1 and "S011" in report.examples["empty"][0]
     assert report.count("not_media") == 0  # .DS_Store is OS litter, not data
-    assert any("left out 1 unlabelled" in n for n in report.notes)
+    assert any("left out 1 unlabelled sequence (" in n for n in report.notes)
     assert any("padded" in n for n in report.notes)
 
 

@@ -27,7 +27,7 @@ from typing import Optional
 from fercli.artifacts import Clips
 from fercli.errors import FercliError
 from fercli.ingest.common import (
-    IMAGE_EXTENSIONS, ClipList, FrameOptions, Reader, Report, counting, find_child, list_dir, nothing_usable, require_dir,
+    IMAGE_EXTENSIONS, ClipList, plural, FrameOptions, Reader, Report, counting, find_child, list_dir, nothing_usable, require_dir,
 )
 from fercli.progress import ProgressFn
 
@@ -131,7 +131,7 @@ def ingest_ckplus(
             continue
         todo.append((subject, seq, qdir, code))
     if unlabelled_left_out:
-        report.note(f"left out {unlabelled_left_out} unlabelled sequences (--all keeps them with label -1)")
+        report.note(f"left out {plural(unlabelled_left_out, 'unlabelled sequence')} (--all keeps them with label -1)")
 
     use_neutral = any(code == 0 for *_, code in todo)
     class_names = CKPLUS_CLASSES + (["neutral"] if use_neutral else [])

@@ -58,6 +58,10 @@ VIDEO_EXTENSIONS = {".avi", ".mp4", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".
 _OS_LITTER = {".ds_store", "thumbs.db", "desktop.ini", ".directory"}
 
 
+def plural(n: int, word: str, words: str = "") -> str:
+    return f"{n} {word if n == 1 else (words or word + 's')}"
+
+
 def canonical_name(name: str) -> str:
     """'Angry' -> 'anger', 'Happiness' -> 'happy'; unknown names lowercased."""
     key = name.strip().lower()
@@ -406,7 +410,7 @@ class ClipList:
             key = (f.shape[1], f.shape[0])
             sizes[key] = sizes.get(key, 0) + 1
         if len(sizes) > 1:
-            listed = ", ".join(f"{w}x{h} ({n} frames)" for (w, h), n in sorted(sizes.items(), key=lambda kv: -kv[1])[:4])
+            listed = ", ".join(f"{w}x{h} ({plural(n, 'frame')})" for (w, h), n in sorted(sizes.items(), key=lambda kv: -kv[1])[:4])
             if not (options.pad or pad_by_default):
                 raise FercliError(
                     f"frames come in {len(sizes)} different sizes ({listed}{', ...' if len(sizes) > 4 else ''}) but an "

@@ -26,7 +26,7 @@ from fercli.artifacts import Clips
 from fercli.errors import FercliError
 from fercli.ingest.common import (
     IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, ClipList, FrameOptions, Reader, Report, canonical_name, counting, find_child,
-    is_truncated, list_dir, nothing_usable, require_dir,
+    is_truncated, list_dir, nothing_usable, plural, require_dir,
 )
 from fercli.progress import ProgressFn
 
@@ -129,7 +129,7 @@ def ingest_emotiw(
         raise nothing_usable(root, report, f"{dataset.upper()} layout: Train/Angry/ ... {kind}")
     report.enforce(strict, root)
     if unlabelled:
-        report.note(f"{unlabelled} files outside class folders were kept unlabelled (label -1)")
+        report.note(f"kept {plural(unlabelled, 'file')} outside class folders unlabelled (label -1)")
     meta = {"dataset": dataset, "partitions": parts}
     clips = out.to_clips(EMOTIW_CLASSES, frames, report, default_color=None, with_split=True, meta=meta)
     return clips, report
