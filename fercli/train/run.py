@@ -339,13 +339,13 @@ def train(
                 if done == epoch + 1:  # interrupted while saving a finished epoch
                     cb.save(*snapshot(done, done == opts.fit.epochs))
             raise Stopped(done, exc.signum) from exc
+        record, _ = snapshot(len(history), True)
         entry = _fold_entry(part, history)
         done_folds.append(entry)
         if opts.all_folds:
             fold_arrays[f"folds/{part.fold}"] = registry.state_to_numpy(engine.model)
         if cb.on_fold:
             cb.on_fold(part.name, entry)
-        record, _ = snapshot(len(history), True)
     assert record is not None or resume is not None
     if record is None:  # resumed an already complete run
         record = resume.record
