@@ -1,1 +1,32 @@
-"""`fercli export` (being written)."""
+"""`fercli export`: a model artifact to ONNX, whole or CNN + GRU for the live system (thesis 4.2.7)."""
+
+from __future__ import annotations
+
+import typer
+
+from fercli import artifacts
+from fercli.cli.app import app
+from fercli.cli.common import err
+from fercli.errors import FercliError
+
+
+@app.command(help="Export a model to ONNX (checked with onnxruntime when installed); --split: CNN and GRU parts of a cnn-gru model.")
+def export(
+    model: str = typer.Argument(..., help="A 'model' artifact ('-' = standard input)."),
+    onnx: str = typer.Option(None, "--onnx", help="Output .onnx file (with --split: NAME-cnn.onnx and NAME-gru.onnx)."),
+    split: bool = typer.Option(False, "--split", help="cnn-gru: write the per-frame CNN and the per-window GRU as two graphs."),
+    verify: bool = typer.Option(True, "--verify/--no-verify", help="Run the exported graph with onnxruntime (if installed) and compare with PyTorch."),
+) -> None:
+    from fercli import export as stage
+
+    if not onnx:
+        raise FercliError("say where to write: --onnx out.onnx")
+    for target in (stage.split_paths(onnx) if split else [onnx]):
+        if onnx != "-":
+            artifacts.check_output_path(target)
+    record, _, _ = artifacts.load_model(model, "export")
+    report = stage.export_onnx(record, onnx, split=split, verify=verify)
+    for path in report["files"]:
+        diff = report["max_abs_diff"][path]
+        check = f"max abs diff vs PyTorch {diff:.2e}" if diff is not None else ("not verified (onnxruntime not installed)" if verify else "not verified")
+        err.print(f"export: wrote {path} ({record.arch}); {check}", soft_wrap=True, markup=False)

@@ -1,1 +1,135 @@
-"""`fercli live` (being written)."""
+"""`fercli live`: the real-time system of thesis Figure 4.3 (camera, video file or image folder)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Optional
+
+import typer
+
+from fercli import artifacts
+from fercli.cli.app import app
+from fercli.cli.common import err
+from fercli.errors import FercliError
+
+
+@app.command(help="Recognise expressions live: face per frame, CNN probabilities per frame, a GRU label every WINDOW frames.")
+def live(
+    model: str = typer.Argument(..., help="A 'model' artifact: cnn-gru (CNN per frame + GRU per window) or a frame model."),
+    source: str = typer.Option("0", "--source", help="Camera index, video file, or folder of images."),
+    headless: bool = typer.Option(False, "--headless", help="No window: one JSON line per window on standard output."),
+    record: Optional[str] = typer.Option(None, "--record", help="Write the overlay video to this .mp4 (written atomically at the end)."),
+    window: int = typer.Option(5, "--window", help="Frames per GRU label (thesis Fig 4.3: 5)."),
+    aligned: bool = typer.Option(False, "--aligned/--unaligned", help="Register faces with landmarks (like training data) or crop the detector box (default, as 4.3.4 tests)."),
+    detector: str = typer.Option("hog", "--detector", help="hog, mmod, opencv-dnn or yunet (the last two need --detector-model)."),
+    detector_model: Optional[str] = typer.Option(None, "--detector-model", help="Model file for opencv-dnn / yunet."),
+    detector_config: Optional[str] = typer.Option(None, "--detector-config", help="Config file for opencv-dnn models that need one."),
+    predictor: Optional[str] = typer.Option(None, "--predictor", help="dlib 68-point shape predictor .dat."),
+    upsample: int = typer.Option(0, "--upsample", help="dlib detectors: upsample the detection image (small faces)."),
+    detect_width: int = typer.Option(320, "--detect-width", help="Detect on a copy at most this wide."),
+    redetect_every: int = typer.Option(10, "--redetect-every", help="Run the detector every K frames (and when tracking is lost)."),
+    max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Stop after this many frames."),
+    threads: int = typer.Option(0, "--threads", help="Torch threads for the CNN (0 = torch's default)."),
+) -> None:
+    from fercli import live as stage
+
+    if record is not None:
+        if record == "-":
+            raise FercliError("--record needs a file name, not '-'")
+        artifacts.check_output_path(record)
+    options = stage.LiveOptions(window=window, aligned=aligned, detector=detector, detector_model=detector_model,
+                                detector_config=detector_config, predictor=predictor, upsample=upsample,
+                                detect_width=detect_width, redetect_every=redetect_every, threads=threads)
+    options.check()
+    rec, _, _ = artifacts.load_model(model, "live")
+    session = stage.LiveSession(rec, options)
+    src = stage.open_source(source)
+    timings = stage.Timings()
+    show = not headless
+    if show:
+        _check_display()
+    with _recorder(record, src.fps) as writer:
+        last_window = None
+        for result in stage.run(session, src, timings, max_frames, realtime_clock=source.isdigit()):
+            if result.window is not None:
+                last_window = result.window
+                if headless:
+                    sys.stdout.write(json.dumps(result.window.as_json()) + "\n")
+                    sys.stdout.flush()
+            if result.frame is None or (writer is None and not show):
+                continue
+            overlay = stage.draw_overlay(result.frame, result, last_window, session.class_names)
+            if writer is not None:
+                writer(overlay)
+            if show:
+                import cv2
+
+                cv2.imshow("fercli live", overlay)
+                if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                    break
+    if show:
+        import cv2
+
+        cv2.destroyAllWindows()
+    s = timings.summary()
+    if s["frames"] == 0:
+        raise FercliError(f"source {source} gave no frames")
+    parts = ", ".join(f"{k} {v:.2f}" for k, v in s["ms_per_frame"].items())
+    err.print(f"live: {s['frames']} frames, {s['windows']} windows, {s['fps']} frames/s end to end; "
+              f"latency per frame p50 {s['latency_ms_p50']:.2f} ms, p95 {s['latency_ms_p95']:.2f} ms; ms per frame: {parts}", soft_wrap=True)
+
+
+def _check_display() -> None:
+    import os
+
+    import cv2
+
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        # GUI toolkits may abort the process without a screen: ask before they try.
+        raise FercliError("no display is available (DISPLAY is not set): use --headless, with --record to keep the overlay video")
+    try:
+        cv2.namedWindow("fercli live")
+    except cv2.error:
+        raise FercliError("no display is available (OpenCV without GUI support or no screen): use --headless") from None
+
+
+class _recorder:
+    """Context manager yielding ``write(frame)`` (or None); the file appears only on success."""
+
+    def __init__(self, path: Optional[str], fps: float):
+        self.path, self.fps = path, fps
+        self._atomic = None
+        self._writer = None
+
+    def __enter__(self):
+        if self.path is None:
+            return None
+        self._atomic = artifacts.atomic_path(self.path, suffix=".mp4")
+        self._tmp = self._atomic.__enter__()
+        return self._write
+
+    def _write(self, frame) -> None:
+        import cv2
+
+        if self._writer is None:
+            h, w = frame.shape[:2]
+            self._writer = cv2.VideoWriter(self._tmp, cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
+            if not self._writer.isOpened():
+                raise FercliError(f"OpenCV cannot write an mp4v video to {self.path}")
+        self._writer.write(frame)
+
+    def __exit__(self, exc_type, exc, tb):
+        if self._atomic is None:
+            return False
+        if self._writer is not None:
+            self._writer.release()
+        elif exc_type is None:
+            # Nothing to record: leave no empty video behind.
+            exc_type, exc = FercliError, FercliError("no frames to record")
+            try:
+                raise exc
+            except FercliError:
+                self._atomic.__exit__(*sys.exc_info())
+                raise
+        return self._atomic.__exit__(exc_type, exc, tb)

@@ -1,0 +1,108 @@
+"""`fercli live` (thesis 4.2.7, Fig 4.3): headless JSON windows, frames without faces, sources, recording."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import assert_user_error, fercli
+from face_video import face_frames
+
+from fercli import artifacts
+
+
+def _write_video(path, frames, fps=25):
+    import cv2
+
+    h, w = frames.shape[1:3]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    for f in frames:
+        writer.write(np.ascontiguousarray(f[..., ::-1]))
+    writer.release()
+
+
+def _model(path, arch="cnn-gru"):
+    from fercli.models import registry
+
+    if arch == "cnn-gru":
+        config = {"backbone": "mobilenet-v3-small", "backbone_config": {"in_channels": 3, "input_size": 64}, "input": "probs", "fc": 0, "frames": 5}
+    else:
+        config = {"in_channels": 1, "input_size": 48}
+    model, cfg = registry.build(arch, 3, config)
+    record = artifacts.ModelRecord(arch, cfg, registry.state_to_numpy(model), ["happy", "sadness", "neutral"])
+    artifacts.save_model(str(path), record, [])
+    return path
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    d = tmp_path_factory.mktemp("live")
+    frames, _ = face_frames(23, size=(320, 240))
+    frames[7] = 0
+    frames[8] = 0
+    _write_video(d / "clip.mp4", frames)
+    return d, _model(d / "live.h5")
+
+
+def test_headless_one_json_line_per_window_and_no_face_frames(setup):
+    d, model = setup
+    rec = d / "overlay.mp4"
+    proc = fercli("live", model, "--source", d / "clip.mp4", "--headless", "--record", rec, check=True)
+    lines = [json.loads(x) for x in proc.stdout.decode().splitlines()]
+    # 23 frames: four windows of 5, then the flushed partial window of 3.
+    assert [x["frames"] for x in lines] == [[0, 4], [5, 9], [10, 14], [15, 19], [20, 22]]
+    assert [x["window"] for x in lines] == [5, 5, 5, 5, 3]
+    # Frames 7 and 8 are black: the second window saw a face in 3 of its frames.
+    assert [x["face_found"] for x in lines] == [5, 3, 5, 5, 3]
+    for x in lines:
+        assert x["label"] in ("happy", "sadness", "neutral")
+        assert abs(sum(x["probabilities"].values()) - 1) < 1e-3
+        assert x["label"] == max(x["probabilities"], key=x["probabilities"].get)
+    assert lines[1]["time"] == pytest.approx(9 / 25, abs=1e-3)
+    err = proc.stderr.decode()
+    assert "23 frames, 5 windows" in err and "p50" in err and "p95" in err and "cnn" in err and "gru" in err
+    import cv2
+
+    cap = cv2.VideoCapture(str(rec))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 23 and int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 320
+
+
+def test_session_windows_without_faces_have_no_label(setup, tmp_path):
+    """Stage level, on an image folder: a frame model, blank frames in a row, window of 2."""
+    import cv2
+
+    from fercli import live
+
+    d, _ = setup
+    frames, _ = face_frames(5, size=(240, 200))
+    frames[2:4] = 0
+    for i, f in enumerate(frames):
+        cv2.imwrite(str(tmp_path / f"{i:03d}.png"), f[..., ::-1])
+    (tmp_path / "notes.txt").write_text("not an image")
+    record, _, _ = artifacts.load_model(str(_model(tmp_path / "frame.h5", "mobilenet-v3-small")), "test")
+    session = live.LiveSession(record, live.LiveOptions(window=2))
+    assert session.channels == 1 and session.size == 48 and not session.sequence
+    timings = live.Timings()
+    results = list(live.run(session, live.open_source(str(tmp_path)), timings))
+    windows = [r.window for r in results if r.window is not None]
+    assert [(w.start, w.end, w.face_found) for w in windows] == [(0, 1, 2), (2, 3, 0), (4, 4, 1)]
+    assert windows[1].label is None and windows[1].probabilities is None
+    assert windows[0].label is not None
+    # A frame model's window label is the mean of its frames' distributions.
+    mean = np.mean([r.probs for r in results[:2]], axis=0)
+    assert np.allclose(list(windows[0].probabilities.values()), mean, atol=1e-4)
+    assert results[-1].frame is None and results[2].found is False and results[2].probs is None
+    assert timings.summary()["frames"] == 5 and timings.summary()["windows"] == 3
+
+
+def test_bad_sources_and_options(setup, tmp_path):
+    d, model = setup
+    assert_user_error(fercli("live", model, "--source", tmp_path / "missing.mp4", "--headless"), "does not exist")
+    (tmp_path / "broken.mp4").write_bytes(b"not a video")
+    assert_user_error(fercli("live", model, "--source", tmp_path / "broken.mp4", "--headless"), "cannot open")
+    assert_user_error(fercli("live", model, "--source", tmp_path, "--headless"), "no images")
+    assert_user_error(fercli("live", model, "--source", d / "clip.mp4", "--headless", "--window", "0"), "--window")
+    proc = fercli("live", model, "--source", d / "clip.mp4", env={"DISPLAY": "", "WAYLAND_DISPLAY": ""})
+    assert_user_error(proc, "--headless")
