@@ -238,3 +238,31 @@ def test_schedules():
     assert [lr_at("step:80,140,180", 0.1, e, 200) for e in (0, 79, 80, 140, 199)] == pytest.approx([0.1, 0.1, 0.01, 0.001, 0.0001])
     assert recipe_for("lb-mbnet", 200)["schedule"] == "step:80,140,180"  # 5.3.1
     assert lr_at("cosine", 1.0, 0, 10) == 1.0 and lr_at("constant", 0.5, 9, 10) == 0.5
+
+
+def test_multistream_fuses_trained_streams_per_fold(tmp_path):
+    """3.2.5: four stream artifacts -> fusion; fold k of the fusion uses fold k of each stream; streams stay frozen."""
+    from fercli.train import ModelFile, RunOptions, load_model_file, train
+    from train_helpers import with_planes
+
+    clips = with_planes(tiny_clips())
+    ds = [(clips, {"id": "p"})]
+    paths = []
+    for i, (arch, cfg) in enumerate([("cnn-gru", {"input": "features"}), ("cnn-gru", {"input": "probs"}),
+                                     ("lbptop-gru", {"plane": "xt"}), ("lbptop-gru", {"plane": "yt"})]):
+        p = tmp_path / f"s{i}.h5"
+        train_to(p, RunOptions(arch, config=cfg, size=(8, 8), fold=0, fit=fit(0)), ds)
+        paths.append(p)
+    streams = [load_model_file(str(p), "t") for p in paths]
+    rec = train_to(tmp_path / "ms.h5", RunOptions("multistream", size=(8, 8), fold=0, fit=fit(1)), ds, streams=streams)
+    assert [s["arch"] for s in rec.config["streams"]] == ["cnn-gru", "cnn-gru", "lbptop-gru", "lbptop-gru"]
+    assert rec.extra["data_prep"]["input_names"] == ["clip", "xt", "yt"]
+    for i, s in enumerate(streams):
+        for k, v in s.record.state.items():
+            assert np.array_equal(rec.state[f"streams.{i}.{k}"], v), (i, k)
+    fresh = weights(tmp_path / "ms.h5")["classifier.weight"]
+    assert rec.history and fresh.shape == (3, 512)
+    from fercli.errors import FercliError
+
+    with pytest.raises(FercliError, match="fold 0"):  # fold 1 of the fusion must not use fold-0 streams
+        train(RunOptions("multistream", size=(8, 8), fold=1, fit=fit(0)), ds, streams=streams)

@@ -66,3 +66,12 @@ def fit(epochs: int, **kw):
     from fercli.train import FitOptions
 
     return FitOptions(epochs=epochs, batch_size=8, optimizer="sgd", lr=0.05, **kw)
+
+
+def with_planes(clips, maps: int = 8, size: int = 8, seed: int = 0):
+    """Add fake LBP-TOP 'xt'/'yt' code maps (M per clip) so plane models can be fed."""
+    rng = np.random.default_rng(seed)
+    n = len(clips)
+    clips.planes = {k: rng.integers(0, 256, (n * maps, size, size), dtype=np.uint8) for k in ("xt", "yt")}
+    clips.plane_offsets = np.arange(n + 1, dtype=np.int64) * maps
+    return clips

@@ -257,7 +257,8 @@ def train(
             state = fold_state(s, part.fold, f"stream {si + 1}")
             prefix = find_stream_prefix(model, si, state)
             rep = load_matching(model, state, s.path, prefix=prefix)
-            freeze(model, rep.loaded)  # 3.2.5: the fusion is trained on top of trained streams
+            if config.get("freeze_streams", True):
+                freeze(model, rep.loaded)  # 3.2.5: the fusion is trained on top of the trained streams
         history: list[dict] = []
         resuming_here = resume is not None and pi == start_part and start_epoch > 0
         if resuming_here:
