@@ -88,7 +88,7 @@ class CNNGRU(nn.Module):
         if input not in ("features", "probs"):
             raise FercliError(f"input must be 'features' or 'probs', not {input!r}")
         self.backbone, _ = build(backbone, num_classes, backbone_config)
-        if not hasattr(self.backbone, "features"):
+        if not hasattr(self.backbone, "features") or tuple(getattr(self.backbone, "inputs", ())) != ("image",):
             raise FercliError(f"'{backbone}' is not a frame model (it has no features()), so it cannot be a cnn-gru backbone")
         self.input_kind = input
         self.frames = frames
