@@ -232,6 +232,10 @@ class Engine:
         self.fold_id = fold_id
         self.input_names = input_names
         self.cuda = device.type == "cuda"
+        if dist.world > 1 and device.type == "cuda":
+            # Per-rank BatchNorm statistics would differ from one process's; SyncBN
+            # (CUDA only) reduces them.  On CPU/gloo BN stays per rank (documented).
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.model = model.to(device)
         if self.cuda:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -247,8 +251,6 @@ class Engine:
         if dist.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
-            if self.cuda:
-                self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
             self.net = DDP(self.model, device_ids=[device.index] if self.cuda else None)
 
     # -- helpers -----------------------------------------------------------------
