@@ -134,7 +134,7 @@ def test_cli_prune_plot_rebuild_info(tmp_path, tiny_clips):
     fresh, _ = registry.build("lb-mbnet", 3, {**TINY, "expansion": 1})
     assert info["trainable_params"] == sum(p.numel() for p in fresh.parameters())
     assert info["config"]["expansion"] == 1
-    assert info["fixed_params"] == 9 * (4 + 4 + 8 + 8)
+    assert info["fixed_params"] == 9 * (8 + 4 + 8 + 8)  # stack 0 (stem width) + kept
     loaded, _, _ = artifacts.load_model(out_h5, "test")
     assert loaded.extra["rebuilt"]["max_abs_logit_diff"] < 1e-5
 
