@@ -1,1 +1,48 @@
-"""`fercli split` (being written)."""
+"""`fercli split`: subject-independent k-fold assignment, official splits kept."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from fercli import artifacts
+from fercli.cli.app import app
+from fercli.cli.common import OutputOpt, err
+from fercli.errors import FercliError
+
+
+@app.command(help="Assign subject-independent, class-stratified folds (thesis 3.3.1); official splits (FER2013, SFEW/AFEW, CIFAR) are kept.")
+def split(
+    path: str = typer.Argument(..., help="Input 'clips' artifact ('-' = standard input)."),
+    output: str = OutputOpt,
+    folds: Optional[int] = typer.Option(None, "--folds", "-k", help="Number of folds [default: 10]."),
+    by: str = typer.Option("subject", "--by", help="subject (no subject in two folds) or clip (plain stratified folds)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the assignment's tie-breaking order."),
+    ignore_official: bool = typer.Option(False, "--ignore-official", help="Assign folds even if the dataset has an official split (the split column is kept beside them)."),
+) -> None:
+    from fercli import split as stage
+
+    artifacts.check_output_path(output)
+    if by not in stage.BY:
+        raise FercliError(f"--by must be subject or clip (got '{by}')")
+    if folds is not None and folds < 2:
+        raise FercliError(f"--folds must be at least 2 (got {folds})")
+    clips, identity, lineage = artifacts.load_clips(path, "split")
+    name = artifacts.display_name(path)
+    if len(clips) == 0:
+        raise FercliError(f"{name} holds no clips")
+    if stage.has_official_split(clips) and not ignore_official:
+        parts = ", ".join(f"{k or '(none)'} {v}" for k, v in stage.official_report(clips).items())
+        if folds is not None:
+            raise FercliError(f"{name} has an official split ({parts}); add --ignore-official to assign {folds} folds instead")
+        out = stage.keep_official(clips)
+        params = {"official_split": "kept", "folds": None}
+        message = f"split: {name} has an official split ({parts}): kept, no folds assigned (--ignore-official --folds N for cross-validation)"
+    else:
+        k = 10 if folds is None else folds
+        out = stage.split(clips, k, by, seed)
+        params = {"folds": k, "by": by, "seed": seed, "ignore_official": ignore_official}
+        message = "split: " + stage.describe(stage.fold_report(out, out.folds), by)
+    artifacts.save_clips(output, out, [*lineage, artifacts.lineage_entry("split", params, [identity])])
+    err.print(message, soft_wrap=True)
