@@ -651,7 +651,7 @@ def summarize(f: h5py.File, path: str) -> dict:
     datasets: dict[str, dict] = {}
 
     def visit(name: str, obj: Any) -> None:
-        if isinstance(obj, h5py.Dataset) and not name.startswith("weights/") and not name.startswith(("optimizer/", "folds/")):
+        if isinstance(obj, h5py.Dataset) and not name.startswith("weights/") and not name.startswith(("optimizer/", "folds/", "source/weights/")):
             datasets[name] = {"shape": list(obj.shape), "dtype": str(obj.dtype) if obj.dtype.kind != "O" else "str"}
 
     f.visititems(visit)
