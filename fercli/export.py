@@ -25,6 +25,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import tempfile
 import warnings
 import numpy as np
 
@@ -144,6 +145,23 @@ def _export_one(module, inputs, in_names, out_names, axes, tmp: str, meta: dict)
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.save(proto, tmp)
+
+
+def onnx_parts(model, split: bool) -> list[tuple[str, bytes]]:
+    """In-memory ONNX graphs of an eval-mode model: [("cnn", b), ("gru", b)] with
+    ``split``, else [("whole", b)].  ``live`` runs these with onnxruntime."""
+    import io
+
+    if importlib.util.find_spec("onnx") is None:
+        raise FercliError("ONNX export needs the 'onnx' package: pip install onnx")
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for module, inputs, in_names, out_names, axes, part in _wrappers(model, split):
+            path = os.path.join(tmp, "part.onnx")
+            _export_one(module, inputs, in_names, out_names, axes, path, {"fercli_part": part or "whole"})
+            with open(path, "rb") as fh:
+                out.append((part or "whole", io.BytesIO(fh.read()).getvalue()))
+    return out
 
 
 def _check(module, inputs, tmp: str) -> float:

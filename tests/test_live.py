@@ -82,7 +82,7 @@ def test_session_windows_without_faces_have_no_label(setup, tmp_path):
         cv2.imwrite(str(tmp_path / f"{i:03d}.png"), f[..., ::-1])
     (tmp_path / "notes.txt").write_text("not an image")
     record, _, _ = artifacts.load_model(str(_model(tmp_path / "frame.h5", "mobilenet-v3-small")), "test")
-    session = live.LiveSession(record, live.LiveOptions(window=2))
+    session = live.LiveSession(record, live.LiveOptions(window=2, engine="torch"))
     assert session.channels == 1 and session.size == 48 and not session.sequence
     timings = live.Timings()
     results = list(live.run(session, live.open_source(str(tmp_path)), timings))
@@ -106,3 +106,25 @@ def test_bad_sources_and_options(setup, tmp_path):
     assert_user_error(fercli("live", model, "--source", d / "clip.mp4", "--headless", "--window", "0"), "--window")
     proc = fercli("live", model, "--source", d / "clip.mp4", env={"DISPLAY": "", "WAYLAND_DISPLAY": ""})
     assert_user_error(proc, "--headless")
+
+
+def test_onnx_engine_matches_torch(setup, tmp_path):
+    """The onnxruntime engine (default when installed) gives the torch engine's numbers."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from fercli import live
+
+    d, model = setup
+    record, _, _ = artifacts.load_model(str(model), "test")
+    runs = {}
+    for engine in ("torch", "onnx"):
+        session = live.LiveSession(record, live.LiveOptions(engine=engine))
+        assert session.engine == engine
+        runs[engine] = list(live.run(session, live.open_source(str(d / "clip.mp4")), max_frames=12))
+    for a, b in zip(runs["torch"], runs["onnx"]):
+        assert a.found == b.found and (a.window is None) == (b.window is None)
+        if a.probs is not None:
+            assert np.abs(a.probs - b.probs).max() < 1e-4
+        if a.window is not None and a.window.probabilities:
+            pa, pb = a.window.probabilities, b.window.probabilities
+            assert max(abs(pa[k] - pb[k]) for k in pa) < 1e-3

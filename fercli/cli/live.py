@@ -30,7 +30,8 @@ def live(
     detect_width: int = typer.Option(320, "--detect-width", help="Detect on a copy at most this wide."),
     redetect_every: int = typer.Option(10, "--redetect-every", help="Run the detector every K frames (and when tracking is lost)."),
     max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Stop after this many frames."),
-    threads: int = typer.Option(0, "--threads", help="Torch threads for the CNN (0 = torch's default)."),
+    threads: int = typer.Option(1, "--threads", help="Inference threads (a batch of one frame is fastest on 1)."),
+    engine: str = typer.Option("auto", "--engine", help="torch, onnx (onnxruntime), or auto: onnx when onnx + onnxruntime are installed."),
 ) -> None:
     from fercli import live as stage
 
@@ -40,15 +41,20 @@ def live(
         artifacts.check_output_path(record)
     options = stage.LiveOptions(window=window, aligned=aligned, detector=detector, detector_model=detector_model,
                                 detector_config=detector_config, predictor=predictor, upsample=upsample,
-                                detect_width=detect_width, redetect_every=redetect_every, threads=threads)
+                                detect_width=detect_width, redetect_every=redetect_every, threads=threads, engine=engine)
     options.check()
-    rec, _, _ = artifacts.load_model(model, "live")
-    session = stage.LiveSession(rec, options)
-    src = stage.open_source(source)
-    timings = stage.Timings()
     show = not headless
     if show:
         _check_display()
+    # Cheap checks first: a bad source fails before the model is built.
+    src = stage.open_source(source)
+    try:
+        rec, _, _ = artifacts.load_model(model, "live")
+        session = stage.LiveSession(rec, options)
+    except BaseException:
+        src.close()
+        raise
+    timings = stage.Timings()
     with _recorder(record, src.fps) as writer:
         last_window = None
         for result in stage.run(session, src, timings, max_frames, realtime_clock=source.isdigit()):
@@ -76,7 +82,7 @@ def live(
     if s["frames"] == 0:
         raise FercliError(f"source {source} gave no frames")
     parts = ", ".join(f"{k} {v:.2f}" for k, v in s["ms_per_frame"].items())
-    err.print(f"live: {s['frames']} frames, {s['windows']} windows, {s['fps']} frames/s end to end; "
+    err.print(f"live: {session.engine} engine, {s['frames']} frames, {s['windows']} windows, {s['fps']} frames/s end to end; "
               f"latency per frame p50 {s['latency_ms_p50']:.2f} ms, p95 {s['latency_ms_p95']:.2f} ms; ms per frame: {parts}", soft_wrap=True)
 
 
