@@ -452,7 +452,7 @@ def histograms(maps: dict[str, np.ndarray], offsets: np.ndarray, planes: Sequenc
         out[:, :, p, :] = counts
     totals = out.sum(axis=3, keepdims=True)
     np.divide(out, totals, out=out, where=totals > 0)
-    return out.reshape(n, -1).astype(np.float32)
+    return out.reshape(n, nblocks * len(planes) * bins).astype(np.float32)
 
 
 # --------------------------------------------------------------------------- clips
