@@ -91,6 +91,29 @@ ASTRONAUT_68 = np.array([
     [243, 142], [229, 150], [223, 150], [217, 149],
 ], dtype=np.float64)
 
+#: Outline of the person (hair, face, neck, collar, suit) in the astronaut
+#: photograph: GrabCut seeded with the face hull, a hair core, the neck and the
+#: collar ring, simplified to a polygon (so run time needs no segmentation).
+ASTRONAUT_PERSON = np.array([
+    [262, 36], [241, 35], [240, 31], [210, 29], [200, 34], [197, 49], [184, 51], [174, 62], [170, 62], [155, 74],
+    [154, 92], [157, 104], [170, 116], [172, 125], [180, 132], [181, 147], [172, 148], [170, 154], [154, 157],
+    [150, 163], [132, 174], [117, 195], [113, 209], [113, 226], [69, 242], [60, 253], [54, 267], [46, 278],
+    [41, 315], [38, 320], [38, 332], [49, 337], [49, 369], [44, 383], [31, 383], [25, 392], [23, 414], [21, 416],
+    [24, 432], [23, 460], [25, 472], [56, 473], [58, 481], [64, 485], [64, 488], [128, 490], [142, 483], [158, 481],
+    [158, 465], [174, 464], [182, 468], [190, 476], [192, 482], [196, 485], [197, 494], [224, 493], [225, 478],
+    [233, 468], [242, 464], [244, 449], [247, 445], [254, 445], [257, 434], [258, 390], [252, 355], [253, 337],
+    [262, 336], [265, 339], [272, 362], [274, 383], [274, 454], [278, 454], [282, 433], [293, 409], [293, 400],
+    [298, 391], [332, 359], [363, 350], [363, 345], [360, 344], [360, 328], [357, 324], [356, 302], [352, 287],
+    [347, 282], [340, 262], [319, 243], [305, 234], [304, 211], [298, 195], [283, 177], [262, 161], [262, 152],
+    [267, 137], [275, 134], [290, 117], [296, 107], [299, 90], [291, 82], [291, 73], [287, 65], [280, 58], [279, 52],
+    [268, 44],
+], dtype=np.int32)
+
+#: dlib puts the astronaut's inner upper-lip points on her teeth (she smiles with
+#: teeth showing); the lip's real edge is ~2 px higher.  Moving them there lets the
+#: neutral shape close the mouth over the teeth instead of leaving a white band.
+_ASTRONAUT_LIP_FIX = {61: (0.0, -1.5), 62: (0.0, -2.0), 63: (0.0, -1.5)}
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 # --------------------------------------------------------------------------- landmark index sets
@@ -192,24 +215,32 @@ FACE_CENTRE = np.array([0.0, 0.7])
 
 @dataclass
 class Texture:
-    """A face photograph with its 68 landmarks (source pixels)."""
+    """A face photograph with its 68 landmarks (source pixels) and person mask."""
 
     image: np.ndarray  # (H, W, 3) uint8 RGB
     landmarks: np.ndarray  # (68, 2) float
     name: str
+    mask: np.ndarray  # (H, W) uint8, 255 = the person (kept), 0 = background (replaced)
 
     def mirrored(self) -> "Texture":
         w = self.image.shape[1]
         pts = self.landmarks[MIRROR_68].copy()
         pts[:, 0] = (w - 1) - pts[:, 0]
-        return Texture(np.ascontiguousarray(self.image[:, ::-1]), pts, self.name + ":mirrored")
+        return Texture(np.ascontiguousarray(self.image[:, ::-1]), pts, self.name + ":mirrored", np.ascontiguousarray(self.mask[:, ::-1]))
 
 
 @functools.lru_cache(maxsize=1)
 def astronaut() -> Texture:
+    """scikit-image's astronaut photograph (public domain, shipped in its wheel)."""
     from skimage import data
 
-    return Texture(np.ascontiguousarray(data.astronaut()[..., :3]), ASTRONAUT_68.copy(), "astronaut")
+    image = np.ascontiguousarray(data.astronaut()[..., :3])
+    pts = ASTRONAUT_68.copy()
+    for i, d in _ASTRONAUT_LIP_FIX.items():
+        pts[i] += d
+    mask = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [ASTRONAUT_PERSON], 255)
+    return Texture(image, pts, "astronaut", mask)
 
 
 def detect_landmarks(image_rgb: np.ndarray) -> Optional[np.ndarray]:
@@ -228,6 +259,35 @@ def detect_landmarks(image_rgb: np.ndarray) -> Optional[np.ndarray]:
     return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
 
 
+def segment_person(image_rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """Person mask by GrabCut, seeded from the landmarks (how ASTRONAUT_PERSON was made).
+
+    Definite foreground: the face hull, a hair core above the brows and the neck;
+    probable foreground: a head ellipse and a shoulders trapezoid; the rest is
+    background.  Deterministic (OpenCV's RNG is seeded).
+    """
+    to_source = _similarity_from_eyes(landmarks)
+    iod = float(np.hypot(*to_source[:, 0]))
+    soft = _rough_person_mask(image_rgb.shape[:2], to_source)
+    gc = np.where(soft > 128, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+    gc[soft < 10] = cv2.GC_BGD
+    cv2.fillConvexPoly(gc, cv2.convexHull(np.round(landmarks).astype(np.int32)), cv2.GC_FGD)
+    hair = _apply(to_source, np.array([[0.0, -0.85]]))[0]
+    angle = float(np.degrees(np.arctan2(to_source[1, 0], to_source[0, 0])))
+    cv2.ellipse(gc, (int(hair[0]), int(hair[1])), (max(1, int(1.1 * iod)), max(1, int(0.45 * iod))), angle, 0, 360, cv2.GC_FGD, -1)
+    neck = _apply(to_source, np.array([[-0.45, 1.6], [0.45, 1.6], [0.45, 2.4], [-0.45, 2.4]]))
+    cv2.fillConvexPoly(gc, np.round(neck).astype(np.int32), cv2.GC_FGD)
+    bgd, fgd = np.zeros((1, 65)), np.zeros((1, 65))
+    cv2.setRNGSeed(0)
+    try:
+        cv2.grabCut(cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR), gc, None, bgd, fgd, 5, cv2.GC_INIT_WITH_MASK)
+    except cv2.error:
+        return soft  # degenerate image (e.g. flat): fall back to the rough mask
+    fg = np.where((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD), 255, 0).astype(np.uint8)
+    fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, np.ones((9, 9), np.uint8))
+    return cv2.morphologyEx(fg, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
+
+
 def load_faces(folder: str) -> list[Texture]:
     """Face photographs from ``folder`` (every image must show a face dlib finds)."""
     if not os.path.isdir(folder):
@@ -241,11 +301,11 @@ def load_faces(folder: str) -> list[Texture]:
         bgr = cv2.imread(path, cv2.IMREAD_COLOR)
         if bgr is None:
             raise FercliError(f"--faces: cannot read image {path}")
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        rgb = np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
         pts = detect_landmarks(rgb)
         if pts is None:
             raise FercliError(f"--faces: dlib finds no face in {path}; give frontal face photographs only")
-        textures.append(Texture(rgb, pts, name))
+        textures.append(Texture(rgb, pts, name, segment_person(rgb, pts)))
     return textures
 
 
@@ -274,15 +334,18 @@ def _neutralise(canon: np.ndarray) -> np.ndarray:
     """Close the lips and lower smiling lip corners to the lip line (a neutral start)."""
     c = canon.copy()
     mid = (c[_INNER_UPPER] + c[_INNER_LOWER]) / 2
-    c[_INNER_UPPER, 1] = np.minimum(c[_INNER_UPPER, 1], mid[:, 1] - 0.006)
-    c[_INNER_LOWER, 1] = np.maximum(c[_INNER_LOWER, 1], mid[:, 1] + 0.006)
+    c[_INNER_UPPER, 1] = mid[:, 1] - 0.006
+    c[_INNER_LOWER, 1] = mid[:, 1] + 0.006
     # Mouth closed: shift the lower lip up by what the gap was, so lip thickness stays.
     gap = float(np.mean(canon[_INNER_LOWER, 1] - canon[_INNER_UPPER, 1])) - 0.012
     if gap > 0:
         c[_OUTER_LOWER, 1] -= gap * 0.6
         c[[8, 7, 9], 1] -= gap * 0.3
     line = float(np.mean((c[[62, 66], 1])))
-    lift = line - (c[60, 1] + c[64, 1]) / 2  # > 0: corners above the lip line (a smile)
+    # > 0: corners above the lip line (a smile).  Lowered only half-way: dragging
+    # the photograph's deep smile-corner shadows all the way along the lips
+    # looks worse than a faint resting smile.
+    lift = 0.5 * (line - (c[60, 1] + c[64, 1]) / 2)
     if lift > 0:
         for idx, w in (([48, 54, 60, 64], 1.0), ([49, 53, 59, 55, 61, 63, 67, 65], 0.45), ([50, 52, 58, 56], 0.15)):
             c[idx, 1] += w * lift
@@ -297,6 +360,7 @@ class Subject:
     name: str
     texture: Texture
     neutral: np.ndarray  # (68, 2) canonical shape incl. identity variation
+    triangles: np.ndarray  # (T, 3) indices into 68 landmarks + RING
     source_rgba: np.ndarray  # (h, w, 4) uint8: toned photograph + person mask
     to_source: np.ndarray  # 2x3 canonical -> source pixels
     background: np.ndarray  # (H, W) or (H, W, 3) float32 in [0, 1]
@@ -375,20 +439,24 @@ def _wall_texture(kind: int) -> np.ndarray:
     return ((img - img.mean()) / (img.std() + 1e-6)).astype(np.float32)
 
 
-def _person_mask(texture: Texture, to_source: np.ndarray) -> np.ndarray:
-    """Soft mask (uint8) of head, hair, neck and shoulders in source pixels."""
-    h, w = texture.image.shape[:2]
+def _rough_person_mask(shape: tuple[int, ...], to_source: np.ndarray) -> np.ndarray:
+    """Head ellipse + neck/shoulders trapezoid (uint8, soft): GrabCut's starting guess."""
+    h, w = shape[:2]
     mask = np.zeros((h, w), np.uint8)
     iod = float(np.hypot(*to_source[:, 0]))
-    # head + hair: an ellipse around the face, taller above (hair) than the chin
     centre = _apply(to_source, np.array([[0.0, 0.35]]))[0]
-    angle = np.degrees(np.arctan2(to_source[1, 0], to_source[0, 0]))
-    cv2.ellipse(mask, (int(centre[0]), int(centre[1])), (int(1.75 * iod), int(2.05 * iod)), angle, 0, 360, 255, -1)
-    # neck and shoulders: a trapezoid widening downwards
+    angle = float(np.degrees(np.arctan2(to_source[1, 0], to_source[0, 0])))
+    cv2.ellipse(mask, (int(centre[0]), int(centre[1])), (max(1, int(1.75 * iod)), max(1, int(2.05 * iod))), angle, 0, 360, 255, -1)
     poly = _apply(to_source, np.array([[-0.8, 1.5], [0.8, 1.5], [1.2, 2.6], [3.8, 3.6], [4.5, 9.0], [-4.5, 9.0], [-3.8, 3.6], [-1.2, 2.6]]))
     cv2.fillPoly(mask, [np.round(poly).astype(np.int32)], 255)
     k = max(3, int(0.25 * iod) | 1)
     return cv2.GaussianBlur(mask, (k, k), 0)
+
+
+def _soft_mask(texture: Texture, iod: float) -> np.ndarray:
+    """The person mask with feathered edges (hair and shoulders blend into the background)."""
+    k = max(3, int(0.12 * iod) | 1)
+    return cv2.GaussianBlur(texture.mask, (k, k), 0)
 
 
 def _make_subject(index: int, textures: Sequence[Texture], rng: np.random.Generator, size: tuple[int, int], color: bool, width: int) -> Subject:
@@ -405,7 +473,7 @@ def _make_subject(index: int, textures: Sequence[Texture], rng: np.random.Genera
     gains = brightness * (1 + np.array([rng.uniform(-0.04, 0.1), 0.0, rng.uniform(-0.12, 0.05)]))
     gamma = rng.uniform(0.8, 1.25)
     img = np.clip(img * gains[None, None, :], 0, 1) ** gamma
-    rgba = np.dstack([np.round(img * 255).astype(np.uint8), _person_mask(texture, to_source)])
+    rgba = np.dstack([np.round(img * 255).astype(np.uint8), _soft_mask(texture, float(np.hypot(*to_source[:, 0])))])
     ref = min(h, w * 490 / 640)
     iod = ref * rng.uniform(0.16, 0.21)
     centre = np.array([w / 2 + rng.uniform(-0.08, 0.08) * w, h / 2 + rng.uniform(-0.05, 0.05) * h])
@@ -413,6 +481,7 @@ def _make_subject(index: int, textures: Sequence[Texture], rng: np.random.Genera
         name=f"S{index + 1:0{width}d}",
         texture=texture,
         neutral=neutral,
+        triangles=triangulate(canon),
         source_rgba=np.ascontiguousarray(rgba),
         to_source=to_source,
         background=_make_background(rng, w, h, color),
@@ -471,7 +540,56 @@ def _project(shape: np.ndarray, yaw_deg: float) -> np.ndarray:
     return out
 
 
-def _warp_maps(dst_pts: np.ndarray, src_pts: np.ndarray, global_inv: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def _mouth_layout(centre: np.ndarray, half_width: float) -> np.ndarray:
+    """Idealised open mouth: outer lip (48-59) and inner lip (60-67) on concentric ellipses."""
+    outer = np.pi + np.arange(12) * np.pi / 6  # 48 (left corner), 51 (top), 54, 57 (bottom)
+    inner = np.pi + np.arange(8) * np.pi / 4   # 60 (left corner), 62 (top), 64, 66 (bottom)
+    pts = np.concatenate([
+        np.stack([np.cos(outer) * half_width, np.sin(outer) * 0.5 * half_width], 1),
+        np.stack([np.cos(inner) * 0.78 * half_width, np.sin(inner) * 0.3 * half_width], 1),
+    ])
+    return centre + pts
+
+
+@functools.lru_cache(maxsize=8)
+def _triangles_for(key: bytes) -> np.ndarray:
+    from scipy.spatial import Delaunay
+
+    layout = np.frombuffer(key, dtype=np.float64).reshape(-1, 2)
+    return Delaunay(layout).simplices.astype(np.int64)
+
+
+def triangulate(canonical: np.ndarray) -> np.ndarray:
+    """Fixed triangles over 68 landmarks + the anchor ring, with lip-aware topology.
+
+    Delaunay on the landmarks themselves does not follow the lip contours (an
+    edge from the lower lip to the upper inner lip would cut across the teeth).
+    So the triangulation is made once on a layout whose mouth is an idealised
+    open mouth (concentric outer/inner lip ellipses): the lips become strips and
+    the inner mouth gets its own triangles, which collapse when the lips close
+    (the photograph's teeth disappear) and expand when the mouth opens (they show).
+    """
+    layout = np.concatenate([canonical, RING]).astype(np.float64)
+    mouth = canonical[48:68]
+    half = float(canonical[54, 0] - canonical[48, 0]) / 2
+    layout[48:68] = _mouth_layout(np.array([mouth[:, 0].mean(), mouth[:, 1].mean() + 0.08]), half)
+    tri = _triangles_for(np.round(layout, 6).tobytes())
+    _check_mouth_topology(tri)
+    return tri
+
+
+def _check_mouth_topology(tri: np.ndarray) -> None:
+    """Every triangle touching the inner lip stays inside the mouth; lip contours are edges."""
+    edges = {tuple(sorted((int(t[i]), int(t[(i + 1) % 3])))) for t in tri for i in range(3)}
+    inner = [(60 + i, 60 + (i + 1) % 8) for i in range(8)]
+    outer = [(48 + i, 48 + (i + 1) % 12) for i in range(12)]
+    touching = tri[np.isin(tri, np.arange(60, 68)).any(1)]
+    ok = all(tuple(sorted(e)) in edges for e in inner + outer) and bool(np.all((touching >= 48) & (touching < 68)))
+    if not ok:  # a face so unusual the layout failed: a bug to report, not bad input
+        raise RuntimeError("synth: mouth triangulation lost the lip contours")
+
+
+def _warp_maps(dst_pts: np.ndarray, src_pts: np.ndarray, tri: np.ndarray, global_inv: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Dense remap maps (frame -> source) of a piecewise-affine warp.
 
     Triangles are rasterised into an id image with ``cv2.fillConvexPoly``; each
@@ -479,15 +597,12 @@ def _warp_maps(dst_pts: np.ndarray, src_pts: np.ndarray, global_inv: np.ndarray,
     Outside the triangulated hull the global similarity applies, which the ring
     anchors match exactly, so the map is continuous.
     """
-    from scipy.spatial import Delaunay
-
     w, h = size
     gx = np.arange(w, dtype=np.float32)
     gy = np.arange(h, dtype=np.float32)[:, None]
     g = global_inv.astype(np.float32)
     map_x = g[0, 0] * gx + g[0, 1] * gy + g[0, 2]
     map_y = g[1, 0] * gx + g[1, 1] * gy + g[1, 2]
-    tri = Delaunay(dst_pts).simplices
     x0, y0 = np.floor(dst_pts.min(0)).astype(int)
     x1, y1 = np.ceil(dst_pts.max(0)).astype(int) + 1
     x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
@@ -519,13 +634,25 @@ def _warp_maps(dst_pts: np.ndarray, src_pts: np.ndarray, global_inv: np.ndarray,
     return map_x, map_y
 
 
+def _smooth_closed(pts: np.ndarray, k: int = 5) -> np.ndarray:
+    """Closed Catmull-Rom curve through ``pts`` (k samples per segment): lips are round."""
+    p0, p1, p2, p3 = np.roll(pts, 1, 0), pts, np.roll(pts, -1, 0), np.roll(pts, -2, 0)
+    t = (np.arange(k) / k)[:, None, None]
+    curve = 0.5 * ((2 * p1) + (-p0 + p2) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t**2 + (-p0 + 3 * p1 - 3 * p2 + p3) * t**3)
+    return curve.transpose(1, 0, 2).reshape(-1, 2)
+
+
 def _mouth_cavity(frame: np.ndarray, pts: np.ndarray, gap: float, iod: float, shade: float) -> None:
-    """Darken the opened mouth (inner-lip polygon) with a band of upper teeth, in place."""
-    strength = float(np.clip((gap - 0.02) / 0.07, 0.0, 1.0))
-    if strength <= 0:
-        return
+    """Shade the mouth opening, in place.
+
+    Closed lips meet in a thin dark slit.  When the mouth opens, the inner-mouth
+    triangles stretch the photograph's teeth into the opening; a wide opening
+    would stretch them implausibly, so below a band of upper teeth the mouth
+    fades into a dark cavity (throat and tongue in shadow).
+    """
+    strength = float(np.clip((gap - 0.03) / 0.10, 0.0, 1.0))
     h, w = frame.shape[:2]
-    inner = pts[60:68]
+    inner = _smooth_closed(pts[60:68])
     margin = 0.1 * iod + 3
     x0, y0 = np.maximum(np.floor(inner.min(0) - margin).astype(int), 0)
     x1, y1 = np.minimum(np.ceil(inner.max(0) + margin).astype(int), [w, h])
@@ -533,26 +660,30 @@ def _mouth_cavity(frame: np.ndarray, pts: np.ndarray, gap: float, iod: float, sh
         return
     shift = 4
     off = np.array([x0, y0])
-    cavity = np.zeros((y1 - y0, x1 - x0), np.float32)
-    cv2.fillPoly(cavity, [np.round((inner - off) * (1 << shift)).astype(np.int32)], 1.0, lineType=cv2.LINE_AA, shift=shift)
-    teeth = np.zeros_like(cavity)
-    upper = pts[[60, 61, 62, 63, 64]]
-    depth = min(0.4 * gap, 0.06) * iod
-    band = np.concatenate([upper, upper[::-1] + [0, depth]])
-    cv2.fillPoly(teeth, [np.round((band - off) * (1 << shift)).astype(np.int32)], 1.0, lineType=cv2.LINE_AA, shift=shift)
-    sigma = max(0.6, 0.015 * iod)
-    cavity = cv2.GaussianBlur(cavity, (0, 0), sigma)
-    teeth = cv2.GaussianBlur(teeth, (0, 0), sigma) * cavity
+    upper = inner[: 4 * 5 + 1]  # the upper lip's inner edge, 60 -> 64
+    lower = np.concatenate([inner[4 * 5:], inner[:1]])  # 64 -> 60
+    slit = np.zeros((y1 - y0, x1 - x0), np.float32)
+    mid = (upper + lower[::-1]) / 2
+    thickness = max(1, int(round(0.03 * iod)))
+    cv2.polylines(slit, [np.round((mid - off) * (1 << shift)).astype(np.int32)], False, 1.0, thickness, cv2.LINE_AA, shift)
+    sigma = max(0.7, 0.025 * iod)
+    a = (0.6 * (1 - strength)) * cv2.GaussianBlur(slit, (0, 0), sigma * 0.5)
+    if strength > 0:
+        cavity = np.zeros_like(slit)
+        cv2.fillPoly(cavity, [np.round((inner - off) * (1 << shift)).astype(np.int32)], 1.0, lineType=cv2.LINE_AA, shift=shift)
+        teeth = np.zeros_like(slit)
+        depth = min(0.35 * gap, 0.09) * iod
+        band = np.concatenate([upper, upper[::-1] + [0, depth]])
+        cv2.fillPoly(teeth, [np.round((band - off) * (1 << shift)).astype(np.int32)], 1.0, lineType=cv2.LINE_AA, shift=shift)
+        cavity = cv2.GaussianBlur(cavity, (0, 0), sigma * 0.6)
+        teeth = cv2.GaussianBlur(teeth, (0, 0), sigma)
+        a = np.maximum(a, (0.9 * strength) * cavity * (1 - teeth))
     roi = frame[y0:y1, x0:x1]
-    dark = 0.08 * shade
-    light = 0.72 * shade
-    a = (0.92 * strength * cavity)
-    fill = dark * (1 - teeth) + light * teeth
+    dark = 0.1 * shade
     if roi.ndim == 3:
         a = a[..., None]
-        fill = fill[..., None] * np.array([1.0, 0.97, 0.92], np.float32)
     roi *= 1 - a
-    roi += a * fill
+    roi += a * dark
 
 
 def synthesize(
@@ -676,7 +807,7 @@ def _render_clip(subject: Subject, class_name: str, rng: np.random.Generator, fr
         dst = _apply(pose, _project(shape, yaw + drift_yaw[t]))
         ring_dst = _apply(pose, RING)
         global_inv = subject.to_source @ np.vstack([_invert(pose), [0, 0, 1]])
-        map_x, map_y = _warp_maps(np.concatenate([dst, ring_dst]), src_pts, global_inv, (w, h))
+        map_x, map_y = _warp_maps(np.concatenate([dst, ring_dst]), src_pts, subject.triangles, global_inv, (w, h))
         warped = cv2.remap(subject.source_rgba, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         alpha = warped[..., 3].astype(np.float32) * (1 / 255.0)
         if color:
