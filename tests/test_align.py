@@ -168,6 +168,12 @@ def test_cli_shards_concatenate_to_the_whole(clips_file, tmp_path):
     assert np.array_equal(np.concatenate([p.frames for p in parts]), full.frames)
     lineage = artifacts.load_clips(str(tmp_path / "part1.h5"), "test")[2]
     assert lineage[-1]["stage"] == "align" and lineage[-1]["parameters"]["shard"] == "1/2"
+    # `fercli merge` of the shards in order gives the unsharded output back.
+    merged = tmp_path / "merged.h5"
+    fercli("merge", tmp_path / "part0.h5", tmp_path / "part1.h5", "-o", merged, check=True)
+    back = artifacts.load_clips(str(merged), "test")[0]
+    assert list(back.clip_ids) == list(full.clip_ids) and np.array_equal(back.frames, full.frames)
+    assert np.array_equal(back.landmarks, full.landmarks) and np.array_equal(back.offsets, full.offsets)
 
 
 def test_cli_pipe_align_into_resample(clips_file, tmp_path):
@@ -193,3 +199,32 @@ def test_cli_user_errors(clips_file, tmp_path):
     artifacts.save_clips(str(blank), face_clips(lengths=(2,), blank={0: [0, 1]}), [])
     assert_user_error(fercli("align", blank, "-o", out), "no face")
     assert not out.exists()
+
+
+def test_opencv_dnn_detector_reads_ssd_rows(tmp_path):
+    """The opencv-dnn path on a hand-made ONNX graph emitting SSD rows [_, _, score, x0, y0, x1, y1]."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    rows = np.array([[[[0, 1, 0.9, 0.25, 0.2, 0.6, 0.7], [0, 1, 0.3, 0.0, 0.0, 0.5, 0.5]]]], np.float32)
+    nodes = [
+        helper.make_node("ReduceMean", ["data"], ["m"], keepdims=1),
+        helper.make_node("Constant", [], ["zero"], value=helper.make_tensor("z", TensorProto.FLOAT, [], [0.0])),
+        helper.make_node("Mul", ["m", "zero"], ["m0"]),
+        helper.make_node("Constant", [], ["rows"], value=helper.make_tensor("r", TensorProto.FLOAT, rows.shape, rows.ravel())),
+        helper.make_node("Add", ["rows", "m0"], ["detections"]),
+    ]
+    graph = helper.make_graph(nodes, "ssd", [helper.make_tensor_value_info("data", TensorProto.FLOAT, [1, 3, 300, 300])],
+                              [helper.make_tensor_value_info("detections", TensorProto.FLOAT, [1, 1, 2, 7])])
+    path = tmp_path / "ssd.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    det = faces.make_detector("opencv-dnn", str(path))
+    found = det(np.zeros((100, 200), np.uint8))
+    # One row above the 0.5 threshold, scaled to the 200x100 image.
+    assert len(found) == 1
+    box, score = found[0]
+    assert np.allclose(box, (50, 20, 120, 70), atol=1e-3) and abs(score - 0.9) < 1e-6
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"junk")
+    with pytest.raises(FercliError, match="cannot read"):
+        faces.make_detector("opencv-dnn", str(bad))
