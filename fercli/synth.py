@@ -361,7 +361,7 @@ class Subject:
     texture: Texture
     neutral: np.ndarray  # (68, 2) canonical shape incl. identity variation
     triangles: np.ndarray  # (T, 3) indices into 68 landmarks + RING
-    source_rgba: np.ndarray  # (h, w, 4) uint8: toned photograph + person mask
+    source_rgba: np.ndarray  # (h, w, 4|2) uint8: toned photograph (RGB or gray) + person mask
     to_source: np.ndarray  # 2x3 canonical -> source pixels
     background: np.ndarray  # (H, W) or (H, W, 3) float32 in [0, 1]
     yaw: float
@@ -473,7 +473,10 @@ def _make_subject(index: int, textures: Sequence[Texture], rng: np.random.Genera
     gains = brightness * (1 + np.array([rng.uniform(-0.04, 0.1), 0.0, rng.uniform(-0.12, 0.05)]))
     gamma = rng.uniform(0.8, 1.25)
     img = np.clip(img * gains[None, None, :], 0, 1) ** gamma
-    rgba = np.dstack([np.round(img * 255).astype(np.uint8), _soft_mask(texture, float(np.hypot(*to_source[:, 0])))])
+    img8 = np.round(img * 255).astype(np.uint8)
+    if not color:  # gray output: convert once here, then remap 2 channels instead of 4
+        img8 = cv2.cvtColor(img8, cv2.COLOR_RGB2GRAY)
+    rgba = np.dstack([img8, _soft_mask(texture, float(np.hypot(*to_source[:, 0])))])
     ref = min(h, w * 490 / 640)
     iod = ref * rng.uniform(0.16, 0.21)
     centre = np.array([w / 2 + rng.uniform(-0.08, 0.08) * w, h / 2 + rng.uniform(-0.05, 0.05) * h])
@@ -809,12 +812,12 @@ def _render_clip(subject: Subject, class_name: str, rng: np.random.Generator, fr
         global_inv = subject.to_source @ np.vstack([_invert(pose), [0, 0, 1]])
         map_x, map_y = _warp_maps(np.concatenate([dst, ring_dst]), src_pts, subject.triangles, global_inv, (w, h))
         warped = cv2.remap(subject.source_rgba, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        alpha = warped[..., 3].astype(np.float32) * (1 / 255.0)
+        alpha = warped[..., -1].astype(np.float32) * (1 / 255.0)
         if color:
             fg = warped[..., :3].astype(np.float32) * (1 / 255.0)
             alpha = alpha[..., None]
         else:
-            fg = cv2.cvtColor(warped[..., :3], cv2.COLOR_RGB2GRAY).astype(np.float32) * (1 / 255.0)
+            fg = warped[..., 0].astype(np.float32) * (1 / 255.0)
         frame = fg * alpha + subject.background * (1 - alpha)
         frame *= light
         gap = float(np.mean(shape[_INNER_LOWER, 1] - shape[_INNER_UPPER, 1])) - neutral_gap

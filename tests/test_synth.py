@@ -1,0 +1,170 @@
+"""fercli.synth: determinism, options, --faces, and that dlib sees what we say we drew."""
+
+from __future__ import annotations
+
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from fercli import faces, synth
+from fercli.errors import FercliError
+
+
+def small(**kw):
+    args = dict(subjects=2, classes=["happy", "surprise"], frames=(4, 6), size=(160, 120), seed=5)
+    args.update(kw)
+    return synth.synthesize(**args)
+
+
+def test_same_seed_identical_different_seed_differs():
+    a, b, c = small(), small(), small(seed=6)
+    assert np.array_equal(a.frames, b.frames) and np.array_equal(a.offsets, b.offsets)
+    assert np.array_equal(a.landmarks, b.landmarks)
+    assert a.landmarks.tobytes() == b.landmarks.tobytes()
+    assert not (a.frames.shape == c.frames.shape and np.array_equal(a.frames, c.frames))
+    assert not (a.landmarks.shape == c.landmarks.shape and np.allclose(a.landmarks, c.landmarks))
+
+
+def test_shapes_and_metadata():
+    clips = synth.synthesize(subjects=3, clips_per_class=2, classes=["sadness", "anger"], frames=(3, 5), size=(96, 80), seed=1)
+    clips.validate()
+    assert clips.n_clips == 3 * 2 * 2
+    assert clips.frames.shape[1:] == (80, 96) and clips.frames.dtype == np.uint8
+    assert np.all((clips.lengths >= 3) & (clips.lengths <= 5))
+    assert clips.class_names == ["sadness", "anger"]  # the order asked for
+    assert sorted(set(clips.labels.tolist())) == [0, 1]
+    assert list(dict.fromkeys(clips.subjects)) == ["S001", "S002", "S003"]
+    assert len(set(clips.clip_ids)) == clips.n_clips
+    assert clips.landmarks.shape == (len(clips.frames), 68, 2)
+    # ground truth lies inside the frame, the face is a sensible size
+    assert np.all(clips.landmarks >= 0) and np.all(clips.landmarks[..., 0] < 96) and np.all(clips.landmarks[..., 1] < 80)
+    iod = faces.interocular(clips.landmarks)
+    assert np.all((iod > 0.12 * 80) & (iod < 0.25 * 80))
+    assert clips.face_found.all()
+    color = synth.synthesize(subjects=1, classes=["happy"], frames=(2, 2), size=(64, 48), color=True)
+    assert color.frames.shape == (2, 48, 64, 3)
+
+
+def test_default_classes_are_ck_plus_order():
+    clips = synth.synthesize(subjects=1, frames=(2, 2), size=(64, 48))
+    assert clips.class_names == ["anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise"]
+    assert clips.labels.tolist() == list(range(7))
+
+
+def test_class_subset_keeps_the_shared_clips_identical():
+    """A subject's clip of a class depends on (seed, subject, class) only."""
+    full = synth.synthesize(subjects=2, classes=["fear", "happy", "surprise"], frames=(3, 4), size=(80, 64), seed=3)
+    sub = synth.synthesize(subjects=2, classes=["happy"], frames=(3, 4), size=(80, 64), seed=3)
+    for i in range(sub.n_clips):
+        j = [k for k in range(full.n_clips) if full.subjects[k] == sub.subjects[i] and full.class_names[full.labels[k]] == "happy"][0]
+        assert np.array_equal(sub.clip(i), full.clip(j))
+
+
+def test_clips_ramp_from_neutral_to_apex():
+    """Landmarks move away from the first (neutral) frame towards the last (apex)."""
+    clips = synth.synthesize(subjects=2, classes=["surprise", "happy", "sadness"], frames=(8, 10), size=(160, 120), seed=2)
+    for i in range(clips.n_clips):
+        pts = clips.landmarks[clips.offsets[i] : clips.offsets[i + 1]]
+        # remove head drift: compare mouth/brows relative to the eyes, in inter-ocular units
+        left, right = faces.eye_centres(pts)
+        rel = (pts - ((left + right) / 2)[:, None, :]) / faces.interocular(pts)[:, None, None]
+        moved = np.linalg.norm(rel - rel[0], axis=2)[:, np.r_[17:27, 48:68]].max(1)
+        assert moved[-1] > 0.06, (clips.class_names[clips.labels[i]], moved)
+        assert moved[-1] > moved[len(moved) // 2] - 1e-6 > -1
+
+
+def test_prototypes_and_contempt_is_unilateral():
+    assert synth.PROTOTYPES["happy"] == (6, 12) and synth.PROTOTYPES["fear"] == (1, 2, 4, 5, 20, 26)
+    field = synth.expression_field("contempt", {12: 1.0, 14: 1.0}, side=0)
+    moved = np.linalg.norm(field, axis=1) > 1e-9
+    assert moved[48] and not moved[54]
+    sym = synth.expression_field("happy", {6: 1.0, 12: 1.0})
+    assert np.allclose(sym[faces.MIRROR_68] * [-1, 1], sym)
+
+
+def test_bad_arguments_are_user_errors():
+    for kw, fragment in [
+        (dict(classes=["happy", "joy"]), "unknown class 'joy'"),
+        (dict(classes=["happy", "happy"]), "twice"),
+        (dict(subjects=0), "--subjects"),
+        (dict(clips_per_class=0), "--clips-per-class"),
+        (dict(frames=(5, 2)), "--frames"),
+        (dict(size=(8, 8)), "--size"),
+    ]:
+        with pytest.raises(FercliError, match=fragment):
+            small(**kw)
+
+
+def test_embedded_astronaut_landmarks_are_dlibs():
+    from skimage import data
+
+    pts = synth.detect_landmarks(data.astronaut())
+    assert pts is not None
+    assert np.abs(pts - synth.ASTRONAUT_68).max() <= 1.0
+
+
+def test_faces_dir(tmp_path):
+    from skimage import data
+
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    crop = data.astronaut()[0:320, 90:370]
+    cv2.imwrite(str(folder / "crop.png"), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR))
+    clips = synth.synthesize(subjects=2, classes=["happy"], frames=(3, 3), size=(160, 120), faces=str(folder))
+    assert all(s.startswith("synth:crop.png") for s in clips.sources)
+    assert clips.frames.shape == (6, 120, 160)
+    # an image without a face is refused, naming the file
+    cv2.imwrite(str(folder / "wall.png"), data.brick())
+    with pytest.raises(FercliError, match="no face in .*wall.png"):
+        synth.synthesize(subjects=1, classes=["happy"], frames=(2, 2), size=(64, 48), faces=str(folder))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FercliError, match="no images"):
+        synth.synthesize(subjects=1, faces=str(empty))
+
+
+def test_dlib_finds_the_faces_and_agrees_with_ground_truth():
+    """>= 95 % of default-size frames detected; dlib's 68 points match the stored ones."""
+    clips = synth.synthesize(subjects=4, classes=list(synth.CK_CLASSES), frames=(4, 5), seed=11)
+    assert clips.frames.shape[1:] == (490, 640)
+    pick = np.arange(len(clips.frames))[::2]
+    assert len(pick) >= 60
+    detector, predictor = faces.hog_detector(), faces.shape_predictor()
+    found, errors = 0, []
+    for i in pick:
+        frame, truth = clips.frames[i], clips.landmarks[i]
+        boxes = detector(frame, 0)
+        if not len(boxes):
+            continue
+        found += 1
+        box = max(boxes, key=lambda r: r.area())
+        cx, cy = truth.mean(0)
+        assert box.left() <= cx <= box.right() and box.top() <= cy <= box.bottom()
+        shape = predictor(frame, box)
+        pred = np.array([[p.x, p.y] for p in shape.parts()], float)
+        errors.append(np.linalg.norm(pred - truth, axis=1).mean() / faces.interocular(truth))
+    assert found / len(pick) >= 0.95, f"detected {found}/{len(pick)}"
+    errors = np.array(errors)
+    # dlib itself is ~2-3 % of the inter-ocular distance off on real faces
+    assert np.median(errors) < 0.05 and errors.max() < 0.10, (np.median(errors), errors.max())
+
+
+def test_render_video(tmp_path):
+    clips = small()
+    path = tmp_path / "demo.mp4"
+    synth.render_video(clips, str(path), fps=25)
+    cap = cv2.VideoCapture(str(path))
+    count = 0
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        assert frame.shape == (120, 160, 3)
+        count += 1
+    cap.release()
+    assert count == len(clips.frames)
+    assert sorted(os.listdir(tmp_path)) == ["demo.mp4"]  # no temporary left behind
+    with pytest.raises(FercliError):
+        synth.render_video(clips, str(tmp_path / "x.mp4"), fps=0)
