@@ -27,11 +27,13 @@ Parameter counts (K = 7, gray 64x64, BN on; T = 10 frames / M = 8 maps of 62x62)
     =====================================  ===========  ========
     model                                  trainable    FLOPs
     =====================================  ===========  ========
-    cnn-gru  input=features rnn=gru fc=128   1,310,343   1.21e10
-    cnn-gru  input=probs    rnn=gru fc=128   1,278,215   1.21e10
-    cnn-gru  input=features rnn=max fc=128   1,212,103   1.21e10
-    lbptop-gru plane=xt     rnn=gru fc=128   1,417,095   9.02e9
+    cnn-gru  input=features rnn=gru fc=128   1,311,950   1.21e10
+    cnn-gru  input=probs    rnn=gru fc=128   1,265,486   1.21e10
+    cnn-gru  input=features rnn=max fc=128   1,212,878   1.21e10
+    lbptop-gru plane=xt     rnn=gru fc=128   1,459,015   8.89e9
     =====================================  ===========  ========
+
+(``python bench/model_counts.py``; the per-frame CNN dominates the FLOPs.)
 """
 
 from __future__ import annotations
