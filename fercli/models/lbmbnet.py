@@ -60,7 +60,7 @@ import torch
 from torch import nn
 
 from fercli.errors import FercliError
-from fercli.models.blocks import ConvBNAct, InvertedResidual, make_act
+from fercli.models.blocks import ConvBNAct, InvertedResidual
 from fercli.models.lbc import lbc_factory
 from fercli.models.registry import register
 
