@@ -154,6 +154,8 @@ def apply_matrix(m: np.ndarray, points: np.ndarray) -> np.ndarray:
 def to_gray(frame: np.ndarray) -> np.ndarray:
     if frame.ndim == 2:
         return frame
+    if frame.shape[2] == 1:
+        return frame[..., 0]
     import cv2
 
     return cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
@@ -465,6 +467,9 @@ def align(clips: Clips, options: AlignOptions, shard: Optional[tuple[int, int]] 
     stats; if nothing is left that is an error.
     """
     options.check()
+    if clips.frames.ndim == 4 and clips.frames.shape[-1] == 1:
+        # (F, H, W, 1) is gray stored with a channel axis.
+        clips = Clips(**{**clips.__dict__, "frames": clips.frames[..., 0]})
     if not options.gray and not clips.is_color:
         raise FercliError("--color needs colour input frames, but these are gray: use --gray")
     if options.detector in ("opencv-dnn", "yunet") or options.predictor:

@@ -47,9 +47,9 @@ def align(
     total = max(1, stats.frames_in)
     err.print(f"align: {stats.clips_out}/{stats.clips_in} clips, faces found in {stats.found}/{stats.frames_in} frames "
               f"({100 * stats.found / total:.1f} %), {stats.missing} without a face ({options.missing}), "
-              f"detector ran on {stats.detections} frames", soft_wrap=True)
+              f"detector ran on {stats.detections} frames", soft_wrap=True, markup=False)
     if stats.dropped_clips:
         first = ", ".join(stats.dropped_clips[:5])
-        err.print(f"align: dropped {len(stats.dropped_clips)} clip(s) with no face at all (first: {first})", soft_wrap=True)
+        err.print(f"align: dropped {len(stats.dropped_clips)} clip(s) with no face at all (first: {first})", soft_wrap=True, markup=False)
     if stats.gt_error_iod_pct is not None:
-        err.print(f"align: mean landmark error vs the input's landmarks {stats.gt_error_iod_pct:.2f} % of inter-ocular distance", soft_wrap=True)
+        err.print(f"align: mean landmark error vs the input's landmarks {stats.gt_error_iod_pct:.2f} % of inter-ocular distance", soft_wrap=True, markup=False)

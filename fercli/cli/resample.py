@@ -30,4 +30,4 @@ def resample(
         else:
             out = temporal.resample(clips, n, method, progress)
     artifacts.save_clips(output, out, [*lineage, artifacts.lineage_entry("resample", params, [identity])])
-    err.print(f"resample: {len(clips)} clips -> {len(out)} clips of {n} frames ({method})")
+    err.print(f"resample: {len(clips)} clips -> {len(out)} clips of {n} frames ({method})", markup=False)
