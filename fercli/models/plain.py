@@ -35,6 +35,19 @@ from fercli.models.registry import register
 PLAIN_WIDTHS = (64, 128, 256)
 
 
+def plain_widths(width: float = 1.0) -> tuple[int, ...]:
+    """The trunk's filter counts scaled by ``width`` (1.0 = the thesis's 64/128/256).
+
+    Narrower trunks exist for CPU smoke runs (``make demo``); results meant to
+    be compared with the thesis use 1.0.
+    """
+    if width <= 0:
+        from fercli.errors import FercliError
+
+        raise FercliError(f"width must be positive, not {width}")
+    return tuple(max(4, int(round(w * width))) for w in PLAIN_WIDTHS)
+
+
 class PlainTrunk(nn.Module):
     """The 3 conv blocks + GAP, shared by the static CNN and the LBP-TOP stream (Fig 3.5).
 
@@ -69,10 +82,11 @@ class PlainCNN(nn.Module):
 
     inputs = ("image",)
 
-    def __init__(self, num_classes: int, in_channels: int = 1, input_size: int = 64, fc: int = 128, dropout: float = 0.7, batch_norm: bool = True):
+    def __init__(self, num_classes: int, in_channels: int = 1, input_size: int = 64, fc: int = 128, dropout: float = 0.7, batch_norm: bool = True,
+                 width: float = 1.0):
         super().__init__()
         self.in_channels, self.input_size = in_channels, input_size
-        self.trunk = PlainTrunk(in_channels, PLAIN_WIDTHS, batch_norm)
+        self.trunk = PlainTrunk(in_channels, plain_widths(width), batch_norm)
         self.head = nn.Sequential(
             nn.Linear(self.trunk.out_dim, fc), nn.ReLU(inplace=True), nn.Dropout(dropout),
             nn.Linear(fc, fc), nn.ReLU(inplace=True),
@@ -94,7 +108,7 @@ class PlainCNN(nn.Module):
         return (torch.zeros(batch, self.in_channels, self.input_size, self.input_size),)
 
 
-@register("plain-cnn", inputs=("image",), defaults={"in_channels": 1, "input_size": 64, "fc": 128, "dropout": 0.7, "batch_norm": True})
+@register("plain-cnn", inputs=("image",), defaults={"in_channels": 1, "input_size": 64, "fc": 128, "dropout": 0.7, "batch_norm": True, "width": 1.0})
 def plain_cnn(num_classes: int, **config) -> PlainCNN:
     """Plain 6-conv static CNN of chapter 3 (Fig 3.2), 64x64 input."""
     return PlainCNN(num_classes, **config)

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fercli.errors import FercliError
-from fercli.models.plain import PLAIN_WIDTHS, PlainTrunk
+from fercli.models.plain import PlainTrunk, plain_widths
 from fercli.models.registry import build, register
 
 RNNS = ("gru", "lstm", "max")
@@ -147,7 +147,7 @@ class LBPTOPGRU(nn.Module):
     """LBP-TOP stream (Fig 3.5): 3-block CNN per code map -> Bi-GRU (summed) -> FC 128 -> classifier."""
 
     def __init__(self, num_classes: int, plane: str = "xt", rnn: str = "gru", hidden: int = 128, fc: int = 128, dropout: float = 0.7,
-                 maps: int = 8, input_size: int = 62, batch_norm: bool = True):
+                 maps: int = 8, input_size: int = 62, batch_norm: bool = True, width: float = 1.0):
         super().__init__()
         if plane not in ("xt", "yt", "xy"):
             raise FercliError(f"plane must be xt, yt or xy, not {plane!r}")
@@ -155,7 +155,7 @@ class LBPTOPGRU(nn.Module):
             raise FercliError("lbptop-gru takes rnn 'gru' or 'max', not 'lstm'")
         self.inputs = (plane,)
         self.maps, self.input_size = maps, input_size
-        self.trunk = PlainTrunk(1, PLAIN_WIDTHS, batch_norm)
+        self.trunk = PlainTrunk(1, plain_widths(width), batch_norm)
         self.temporal = TemporalHead(self.trunk.out_dim, rnn, hidden, True, fc, dropout)
         self.classifier = nn.Linear(self.temporal.out_dim, num_classes)
         self.feature_dim = self.temporal.out_dim
@@ -176,7 +176,7 @@ class LBPTOPGRU(nn.Module):
 
 
 @register("lbptop-gru", inputs=lambda c: (c["plane"],), defaults={
-    "plane": "xt", "rnn": "gru", "hidden": 128, "fc": 128, "dropout": 0.7, "maps": 8, "input_size": 62, "batch_norm": True})
+    "plane": "xt", "rnn": "gru", "hidden": 128, "fc": 128, "dropout": 0.7, "maps": 8, "input_size": 62, "batch_norm": True, "width": 1.0})
 def lbptop_gru(num_classes: int, **config) -> LBPTOPGRU:
     """LBP-TOP stream: plain CNN per XT/YT code map + Bi-GRU with summed directions (Fig 3.5)."""
     return LBPTOPGRU(num_classes, **config)
