@@ -38,7 +38,7 @@ import h5py
 import numpy as np
 
 from fercli import __version__
-from fercli.errors import FercliError
+from fercli.errors import FercliError, check_interrupted
 
 #: Current schema version of each kind.  Readers accept versions <= these.
 SCHEMA = {"clips": 1, "model": 1, "report": 1, "pruning": 1}
@@ -245,6 +245,7 @@ def atomic_path(path: str, suffix: str = "") -> Iterator[str]:
     os.close(fd)
     try:
         yield tmp
+        check_interrupted()  # a SIGTERM swallowed mid-write must not commit the file
         if path == "-":
             with open(tmp, "rb") as src:
                 out = sys.stdout.buffer

@@ -16,3 +16,15 @@ class Interrupted(Exception):
     def __init__(self, signum: int):
         super().__init__(f"interrupted by signal {signum}")
         self.signum = signum
+
+
+#: Signals the CLI's handler received.  Raising from a signal handler can land
+#: inside a destructor or weakref callback, where Python prints "Exception
+#: ignored" and carries on; atomic writers check this list before committing.
+pending_signals: list[int] = []
+
+
+def check_interrupted() -> None:
+    """Raise :class:`Interrupted` if a termination signal arrived (even if swallowed)."""
+    if pending_signals:
+        raise Interrupted(pending_signals[0])

@@ -18,7 +18,7 @@ import click
 import typer
 
 from fercli.cli.app import app
-from fercli.errors import FercliError, Interrupted
+from fercli.errors import FercliError, Interrupted, pending_signals
 
 # typer >= 0.26 vendors its own click; accept the exceptions of either.
 _CLICKS = [click.exceptions]
@@ -43,6 +43,7 @@ for _name in COMMAND_MODULES:
 
 
 def _on_signal(signum: int, frame: object) -> None:
+    pending_signals.append(signum)  # remembered in case the raise below is swallowed
     raise Interrupted(signum)
 
 
