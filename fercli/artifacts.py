@@ -243,6 +243,10 @@ def atomic_path(path: str, suffix: str = "") -> Iterator[str]:
         folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".fercli-tmp-", suffix=suffix or ".h5", dir=folder)
     os.close(fd)
+    # mkstemp makes the file 0600; give the artifact the usual umask-based mode.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     try:
         yield tmp
         check_interrupted()  # a SIGTERM swallowed mid-write must not commit the file
