@@ -39,6 +39,9 @@ from fercli.errors import FercliError
 #: Meta keys that are processing parameters: inputs must agree on them.
 PARAMETER_KEYS = ("align", "size", "aligned", "color", "frames_per_clip", "lbp", "lbp_histogram")
 
+#: Values computed from other parameters: named last when explaining a difference.
+DERIVED_KEYS = ("codes", "map_shape", "margin", "skimage_method", "dim", "bins", "crop_side", "crop_centre_y", "box_scale")
+
 #: Meta keys that only describe one input and make no sense after a merge.
 DROPPED_KEYS = ("shard",)
 
@@ -97,7 +100,9 @@ def _show(value, limit: int = 80) -> str:
 
 def _difference(a, b) -> str:
     if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b)):
+        # Name a chosen parameter before the values derived from it (codes, shapes).
+        keys = sorted(set(a) | set(b), key=lambda k: (k in DERIVED_KEYS, k))
+        for key in keys:
             if not _same(a.get(key), b.get(key)):
                 return f"{key}: {_show(a.get(key), 40)} vs {_show(b.get(key), 40)}"
     return f"{_show(a, 40)} vs {_show(b, 40)}"

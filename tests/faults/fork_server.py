@@ -1,0 +1,102 @@
+"""Runs `fercli` commands as forked children of one warm interpreter.
+
+The fault suite runs dozens of commands; starting Python and importing
+fercli, torch and OpenCV for each would cost seconds apiece on a small
+machine.  This server imports them once, then forks one child per request:
+each child is a real process with its own stdin/stdout/stderr file
+descriptors (so C-level messages, e.g. from a video decoder, are caught
+too), runs ``fercli.cli.main`` exactly as the console script does, and exits
+with its return code -- or is SIGKILLed at a chosen moment.
+
+Protocol: one JSON request per line on stdin, one JSON reply per line on stdout.
+    {"args": [...], "cwd": DIR, "stdin": PATH|null, "stdout": PATH, "stderr": PATH,
+     "timeout": SECONDS, "kill_after": SECONDS|null}
+    -> {"rc": INT, "killed": BOOL, "seconds": FLOAT}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+
+
+def _child(req: dict) -> None:
+    rc = 1
+    try:
+        fd_in = os.open(req.get("stdin") or os.devnull, os.O_RDONLY)
+        fd_out = os.open(req["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd_err = os.open(req["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        for src, dst in ((fd_in, 0), (fd_out, 1), (fd_err, 2)):
+            os.dup2(src, dst)
+            os.close(src)
+        sys.stdin = open(0, "r", closefd=False)
+        sys.stdout = open(1, "w", closefd=False)
+        sys.stderr = open(2, "w", closefd=False)
+        os.chdir(req["cwd"])
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        sys.argv = ["fercli", *req["args"]]
+        from fercli.cli import main
+
+        rc = main(list(req["args"]))
+    except BaseException:  # a crash of the harness itself shows as a traceback
+        import traceback
+
+        traceback.print_exc()
+        rc = 1
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(rc if isinstance(rc, int) else 1)
+
+
+def serve() -> None:
+    reply = os.fdopen(os.dup(1), "w")
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        req = json.loads(line)
+        start = time.monotonic()
+        pid = os.fork()
+        if pid == 0:
+            _child(req)
+        deadline = start + float(req.get("timeout", 300))
+        kill_at = start + float(req["kill_after"]) if req.get("kill_after") is not None else None
+        killed = False
+        status = None
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            now = time.monotonic()
+            if kill_at is not None and now >= kill_at:
+                os.kill(pid, signal.SIGKILL)
+                killed = True
+                _, status = os.waitpid(pid, 0)
+                break
+            if now >= deadline:
+                os.kill(pid, signal.SIGKILL)
+                _, status = os.waitpid(pid, 0)
+                break
+            time.sleep(0.002)
+        rc = os.waitstatus_to_exitcode(status)
+        reply.write(json.dumps({"rc": rc, "killed": killed, "seconds": time.monotonic() - start}) + "\n")
+        reply.flush()
+
+
+if __name__ == "__main__":
+    # Everything a command may import, loaded once before forking.
+    import fercli.cli  # noqa: F401  (all command modules)
+    import fercli.lbptop, fercli.merge, fercli.split  # noqa: E401,F401
+    try:
+        import cv2  # noqa: F401
+        import torch  # noqa: F401
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+    serve()
