@@ -14,20 +14,19 @@ import sys
 import traceback
 from typing import Optional
 
-import click
 import typer
 
 from fercli.cli.app import app
 from fercli.errors import FercliError, Interrupted, pending_signals
 
-# typer >= 0.26 vendors its own click; accept the exceptions of either.
-_CLICKS = [click.exceptions]
-try:  # pragma: no cover - depends on the installed typer
-    from typer._click import exceptions as _typer_click_exceptions
-
-    _CLICKS.append(_typer_click_exceptions)
-except ImportError:  # pragma: no cover
-    pass
+# typer >= 0.26 vendors its own click (and no longer installs click); older
+# typers use the click package.  Accept the exceptions of whichever is present.
+_CLICKS = []
+for _module in ("typer._click.exceptions", "click.exceptions"):
+    try:
+        _CLICKS.append(importlib.import_module(_module))
+    except ImportError:
+        pass
 _USAGE_ERRORS = tuple(m.ClickException for m in _CLICKS)
 _EXITS = tuple(getattr(m, "Exit") for m in _CLICKS if hasattr(m, "Exit")) + (typer.Exit,)
 _ABORTS = tuple(getattr(m, "Abort") for m in _CLICKS if hasattr(m, "Abort")) + (typer.Abort, KeyboardInterrupt)
