@@ -168,3 +168,18 @@ def test_render_video(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["demo.mp4"]  # no temporary left behind
     with pytest.raises(FercliError):
         synth.render_video(clips, str(tmp_path / "x.mp4"), fps=0)
+
+
+def test_cli_video_and_faces_errors(tmp_path):
+    from conftest import assert_user_error, fercli
+
+    out, video = tmp_path / "s.h5", tmp_path / "s.mp4"
+    fercli("synth", "--subjects", "1", "--classes", "happy", "--frames", "3:3", "--size", "96x72", "--video", str(video), "--fps", "10",
+           "-o", str(out), check=True)
+    assert out.exists() and video.stat().st_size > 0
+    cap = cv2.VideoCapture(str(video))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 3 and round(cap.get(cv2.CAP_PROP_FPS)) == 10
+    cap.release()
+    assert_user_error(fercli("synth", "--faces", str(tmp_path / "none"), "-o", str(tmp_path / "x.h5")), "not a folder")
+    assert_user_error(fercli("synth", "--video", str(tmp_path / "no" / "v.mp4"), "-o", str(tmp_path / "x.h5")), "does not exist")
+    assert not (tmp_path / "x.h5").exists()
