@@ -15,7 +15,7 @@ from fercli.errors import FercliError
 from fercli.progress import ProgressFn
 
 #: Everything human-readable goes to stderr: stdout may be carrying an artifact.
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 OutputOpt = typer.Option(..., "-o", "--output", help="Output artifact path ('-' = standard output).")
 
