@@ -65,6 +65,23 @@ def make_engine(model, arrays, labels, batch, device, augment):
         epoch[0] += 1
         return eng.train_epoch(data, epoch[0])["img_per_s"]  # one epoch = `steps` batches
 
+    def pipeline_ms(reps: int = 20) -> float:
+        """Per-batch cost of what the engine adds: index uint8, to float, augment."""
+        from fercli.train import augment as aug
+
+        g = torch.Generator().manual_seed(0)
+        times = []
+        for _ in range(reps):
+            idx = torch.randperm(data.n, generator=g)[:batch].to(device)
+            t0 = time.perf_counter()
+            params = aug.draw(len(idx), augment, g) if augment.active else None
+            eng._batch_inputs(data, idx, params)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times.append((time.perf_counter() - t0) * 1000)
+        return float(np.median(times))
+
+    run.pipeline_ms = pipeline_ms
     return run
 
 
@@ -121,12 +138,15 @@ def main() -> None:
         rates_bare.append(b)
         rates_eng.append(e)
         ratios.append(e / b)
+    pipe = run_engine.pipeline_ms()
     name = torch.cuda.get_device_name(device) if cuda else f"CPU ({torch.get_num_threads()} threads)"
     rb, re_ = float(np.median(rates_bare)), float(np.median(rates_eng))
     print(f"device: {name}  torch {torch.__version__}")
     print(f"{a.arch} {ch}x{a.size}x{a.size} batch {a.batch}, {a.steps} steps, augment {'off' if a.no_augment else 'rot10+flip'}")
     print(f"  bare loop : {rb:9.1f} img/s")
     print(f"  engine    : {re_:9.1f} img/s")
+    print(f"  engine input pipeline (index + float + augment): {pipe:.2f} ms per batch = "
+          f"{100 * pipe / (1000 * a.batch / rb):.2f} % of a bare step ({1000 * a.batch / rb:.1f} ms)")
     print(f"  ratio     : {100 * float(np.median(ratios)):6.1f} %  median of {a.rounds} alternating rounds "
           f"(min {100 * min(ratios):.1f} %, max {100 * max(ratios):.1f} %; goal >= 90 %)")
 

@@ -54,7 +54,7 @@ def concat_clips(parts: Sequence[Clips], names: Sequence[str]) -> Clips:
         return parts[0]
     shapes = {p.frame_shape for p in parts}
     if len(shapes) > 1:
-        raise FercliError(f"the data artifacts have different frame shapes ({', '.join('x'.join(map(str, s)) for s in sorted(shapes))}): align them to one --size first")
+        raise FercliError(f"the data artifacts have different frame shapes ({', '.join('x'.join(map(str, s)) for s in sorted(shapes))}): give --size to resize them all")
     classes: list[str] = []
     index: dict[str, int] = {}
     for p in parts:

@@ -209,7 +209,13 @@ def train(
         raise FercliError(f"--batch-size {opts.fit.batch_size} is the global batch and must be at least the {dist.world} processes")
     parse_schedule(opts.fit.schedule)
 
-    clips = D.concat_clips([c for c, _ in datasets], [str(i) for i in range(len(datasets))])
+    parts_in = [c for c, _ in datasets]
+    if len(parts_in) > 1 and opts.size and len({p.frame_shape[:2] for p in parts_in}) > 1:
+        # cross-database data of different sizes: bring them to --size before joining
+        import dataclasses
+
+        parts_in = [dataclasses.replace(p, frames=D.resize_frames(p.frames, opts.size)) for p in parts_in]
+    clips = D.concat_clips(parts_in, [str(i) for i in range(len(datasets))])
     labels, class_names = D.task_labels(clips, opts.task)
     clips.labels = labels
     if not np.any(labels >= 0):
