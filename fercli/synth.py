@@ -28,8 +28,8 @@ How a frame is made (all randomness from numpy Generators seeded by
   ramped neutral -> apex (smoothstep with varied onset, per-AU lag, optional
   apex plateau) over a variable number of frames.  Class-specific cues come from
   the AU deformation only: everything else is drawn independently of the label.
-* **Rendering**: a piecewise-affine warp (Delaunay triangles over the 68
-  landmarks plus a ring of anchors that follow the head's similarity transform;
+* **Rendering**: a piecewise-affine warp (fixed, lip-aware triangles over the
+  68 landmarks plus a ring of anchors that follow the head's similarity transform;
   outside the ring the whole image follows that similarity), rasterised into a
   dense map with OpenCV and applied with one ``cv2.remap``.  An opening mouth
   (AU26, AU16) shows a dark cavity with a hint of upper teeth; a little sensor
@@ -182,7 +182,7 @@ AU_FIELDS: dict[int, np.ndarray] = {
               60: (0.0, 0.01), 7: (0.0, 0.01), 8: (0.0, 0.01)}),
     20: _sym({48: (-0.13, 0.02), 60: (-0.11, 0.02), 49: (-0.06, 0.005), 50: (-0.025, 0.0), 59: (-0.07, 0.01),
               58: (-0.03, 0.005), 61: (-0.05, 0.0), 67: (-0.05, 0.01), 5: (-0.01, 0.0), 4: (-0.01, 0.0)}),
-    23: _sym({48: (0.04, 0.0), 60: (0.035, 0.0), 49: (0.02, 0.015), 50: (0.01, 0.02), 51: (0.0, 0.02),
+    23: _sym({48: (0.035, 0.0), 60: (0.045, 0.0), 49: (0.02, 0.015), 50: (0.01, 0.02), 51: (0.0, 0.02),
               59: (0.02, -0.015), 58: (0.01, -0.02), 57: (0.0, -0.02)}),
     26: _sym({4: (0.0, 0.03), 5: (0.005, 0.08), 6: (0.01, 0.14), 7: (0.005, 0.19), 8: (0.0, 0.22),
               59: (0.0, 0.14), 58: (0.0, 0.18), 57: (0.0, 0.20), 67: (0.0, 0.16), 66: (0.0, 0.19),
@@ -405,26 +405,23 @@ def _shape_variation(rng: np.random.Generator, base: np.ndarray) -> np.ndarray:
 
 
 def _make_background(rng: np.random.Generator, w: int, h: int, color: bool) -> np.ndarray:
-    """A plain-ish studio wall: tint, gradient, low-frequency blotches, faint texture."""
+    """A plain-ish studio wall: muted tint, gradient, low-frequency shading, faint texture."""
     ch = 3 if color else 1
     base = rng.uniform(0.2, 0.85)
-    tint = 1 + rng.uniform(-0.12, 0.12, ch) if color else np.ones(1)
+    tint = (1 + rng.uniform(-0.1, 0.1, ch)) if color else np.ones(1)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     ang = rng.uniform(0, 2 * np.pi)
     grad = rng.uniform(0, 0.25) * ((xx / w - 0.5) * np.cos(ang) + (yy / h - 0.5) * np.sin(ang))
-    blotch = cv2.resize(rng.normal(0, 0.05, (4, 5, ch)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
-    blotch = blotch.reshape(h, w, ch)
-    bg = base * tint.astype(np.float32)[None, None, :] * (1 + grad[..., None]) + blotch
+    # shading blotches are luminance only: coloured ones look like a rainbow, not a wall
+    blotch = cv2.resize(rng.normal(0, 0.05, (4, 5)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    bg = base * tint.astype(np.float32)[None, None, :] * (1 + grad[..., None]) + blotch[..., None]
     kind = rng.integers(0, 4)
     if kind < 3:
         tex = _wall_texture(int(kind))
-        scale = rng.uniform(0.5, 1.5)
-        tw, th = max(8, int(tex.shape[1] * scale)), max(8, int(tex.shape[0] * scale))
-        tex = cv2.resize(tex, (tw, th), interpolation=cv2.INTER_AREA)
-        reps = (h // th + 2, w // tw + 2)
-        tiled = np.tile(tex, reps)
-        oy, ox = rng.integers(0, th), rng.integers(0, tw)
-        bg = bg + rng.uniform(0.02, 0.08) * tiled[oy:oy + h, ox:ox + w, None]
+        side = int(max(w, h) * rng.uniform(1.0, 1.6))
+        tex = cv2.resize(tex, (side, side), interpolation=cv2.INTER_LINEAR)  # one piece: no tiling seams
+        oy, ox = rng.integers(0, side - h + 1), rng.integers(0, side - w + 1)
+        bg = bg + rng.uniform(0.01, 0.035) * tex[oy:oy + h, ox:ox + w, None]
     bg = np.clip(bg, 0, 1).astype(np.float32)
     return bg if color else bg[..., 0]
 
@@ -435,7 +432,7 @@ def _wall_texture(kind: int) -> np.ndarray:
     from skimage import data
 
     img = (data.brick, data.gravel, data.grass)[kind]().astype(np.float32) / 255.0
-    img = cv2.resize(img, (256, 256), interpolation=cv2.INTER_AREA)
+    img = cv2.GaussianBlur(cv2.resize(img, (256, 256), interpolation=cv2.INTER_AREA), (0, 0), 1.0)
     return ((img - img.mean()) / (img.std() + 1e-6)).astype(np.float32)
 
 
@@ -543,23 +540,49 @@ def _project(shape: np.ndarray, yaw_deg: float) -> np.ndarray:
     return out
 
 
-def _mouth_layout(centre: np.ndarray, half_width: float) -> np.ndarray:
-    """Idealised open mouth: outer lip (48-59) and inner lip (60-67) on concentric ellipses."""
+def _mouth_layout(canonical: np.ndarray, upper: float, lower: float, drop: float) -> np.ndarray:
+    """Landmarks with an idealised open mouth: outer (48-59) and inner (60-67) lip on
+    half-ellipses through the real lip corners; ``upper``/``lower`` are the heights
+    of the upper/lower halves relative to the half-width, ``drop`` lowers the centre."""
+    layout = canonical.copy()
+    half = float(canonical[54, 0] - canonical[48, 0]) / 2
+    centre = np.array([canonical[48:68, 0].mean(), (canonical[48, 1] + canonical[54, 1]) / 2 + drop])
     outer = np.pi + np.arange(12) * np.pi / 6  # 48 (left corner), 51 (top), 54, 57 (bottom)
     inner = np.pi + np.arange(8) * np.pi / 4   # 60 (left corner), 62 (top), 64, 66 (bottom)
-    pts = np.concatenate([
-        np.stack([np.cos(outer) * half_width, np.sin(outer) * 0.5 * half_width], 1),
-        np.stack([np.cos(inner) * 0.78 * half_width, np.sin(inner) * 0.3 * half_width], 1),
-    ])
-    return centre + pts
+    so, si = np.sin(outer), np.sin(inner)
+    layout[48:60] = centre + half * np.stack([np.cos(outer), np.where(so < 0, upper, lower) * so], 1)
+    layout[60:68] = centre + half * np.stack([0.78 * np.cos(inner), np.where(si < 0, 0.5 * upper, 0.6 * lower) * si], 1)
+    return layout
+
+
+def _signed_areas(points: np.ndarray, tri: np.ndarray) -> np.ndarray:
+    a, b, c = points[tri[:, 0]], points[tri[:, 1]], points[tri[:, 2]]
+    return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+
+
+#: (upper, lower, drop) mouth layouts tried in turn; the first suits the astronaut.
+_LAYOUTS = ((0.15, 0.8, 0.06), (0.25, 0.7, 0.08), (0.15, 0.7, 0.04), (0.35, 0.6, 0.1), (0.5, 0.5, 0.08))
 
 
 @functools.lru_cache(maxsize=8)
 def _triangles_for(key: bytes) -> np.ndarray:
     from scipy.spatial import Delaunay
 
-    layout = np.frombuffer(key, dtype=np.float64).reshape(-1, 2)
-    return Delaunay(layout).simplices.astype(np.int64)
+    canonical = np.frombuffer(key, dtype=np.float64).reshape(68, 2)
+    source = np.concatenate([canonical, RING])
+    fallback = None
+    for params in _LAYOUTS:
+        layout = np.concatenate([_mouth_layout(canonical, *params), RING])
+        tri = Delaunay(layout).simplices.astype(np.int64)
+        if not _mouth_topology_ok(tri):
+            continue
+        inner = np.isin(tri, np.arange(60, 68)).all(1)
+        flipped = (np.sign(_signed_areas(source, tri)) != np.sign(_signed_areas(layout, tri))) & ~inner
+        if not flipped.any():
+            return tri
+        fallback = tri if fallback is None else fallback
+    # An unusual face: keep a valid topology (teeth may show as slivers when closed).
+    return fallback if fallback is not None else Delaunay(source).simplices.astype(np.int64)
 
 
 def triangulate(canonical: np.ndarray) -> np.ndarray:
@@ -567,29 +590,23 @@ def triangulate(canonical: np.ndarray) -> np.ndarray:
 
     Delaunay on the landmarks themselves does not follow the lip contours (an
     edge from the lower lip to the upper inner lip would cut across the teeth).
-    So the triangulation is made once on a layout whose mouth is an idealised
-    open mouth (concentric outer/inner lip ellipses): the lips become strips and
-    the inner mouth gets its own triangles, which collapse when the lips close
-    (the photograph's teeth disappear) and expand when the mouth opens (they show).
+    So the triangulation is made once per face on a layout whose mouth is an
+    idealised open mouth (lip half-ellipses through the real corners): the lips
+    become strips and the inner mouth gets its own triangles, which collapse when
+    the lips close (the photograph's teeth disappear) and expand when the mouth
+    opens (they show).  Layouts whose triangles would be folded on the real
+    face (a smear when warped) are skipped.
     """
-    layout = np.concatenate([canonical, RING]).astype(np.float64)
-    mouth = canonical[48:68]
-    half = float(canonical[54, 0] - canonical[48, 0]) / 2
-    layout[48:68] = _mouth_layout(np.array([mouth[:, 0].mean(), mouth[:, 1].mean() + 0.08]), half)
-    tri = _triangles_for(np.round(layout, 6).tobytes())
-    _check_mouth_topology(tri)
-    return tri
+    return _triangles_for(np.ascontiguousarray(canonical, dtype=np.float64).round(6).tobytes())
 
 
-def _check_mouth_topology(tri: np.ndarray) -> None:
-    """Every triangle touching the inner lip stays inside the mouth; lip contours are edges."""
+def _mouth_topology_ok(tri: np.ndarray) -> bool:
+    """Lip contours are edges, and every triangle touching the inner lip stays in the mouth."""
     edges = {tuple(sorted((int(t[i]), int(t[(i + 1) % 3])))) for t in tri for i in range(3)}
     inner = [(60 + i, 60 + (i + 1) % 8) for i in range(8)]
     outer = [(48 + i, 48 + (i + 1) % 12) for i in range(12)]
     touching = tri[np.isin(tri, np.arange(60, 68)).any(1)]
-    ok = all(tuple(sorted(e)) in edges for e in inner + outer) and bool(np.all((touching >= 48) & (touching < 68)))
-    if not ok:  # a face so unusual the layout failed: a bug to report, not bad input
-        raise RuntimeError("synth: mouth triangulation lost the lip contours")
+    return all(tuple(sorted(e)) in edges for e in inner + outer) and bool(np.all((touching >= 48) & (touching < 68)))
 
 
 def _warp_maps(dst_pts: np.ndarray, src_pts: np.ndarray, tri: np.ndarray, global_inv: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -682,9 +699,10 @@ def _mouth_cavity(frame: np.ndarray, pts: np.ndarray, gap: float, iod: float, sh
         teeth = cv2.GaussianBlur(teeth, (0, 0), sigma)
         a = np.maximum(a, (0.9 * strength) * cavity * (1 - teeth))
     roi = frame[y0:y1, x0:x1]
-    dark = 0.1 * shade
+    dark = np.float32(0.1 * shade)
     if roi.ndim == 3:
         a = a[..., None]
+        dark = dark * np.array([1.3, 0.75, 0.7], np.float32)  # RGB: a warm (mouth-red) shadow, not gray-blue
     roi *= 1 - a
     roi += a * dark
 
