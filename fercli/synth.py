@@ -93,7 +93,8 @@ ASTRONAUT_68 = np.array([
 
 #: Outline of the person (hair, face, neck, collar, suit) in the astronaut
 #: photograph: GrabCut seeded with the face hull, a hair core, the neck and the
-#: collar ring, simplified to a polygon (so run time needs no segmentation).
+#: collar ring, simplified to a polygon (so run time needs no segmentation);
+#: four points right of the neck then moved by hand onto the collar's edge.
 ASTRONAUT_PERSON = np.array([
     [262, 36], [241, 35], [240, 31], [210, 29], [200, 34], [197, 49], [184, 51], [174, 62], [170, 62], [155, 74],
     [154, 92], [157, 104], [170, 116], [172, 125], [180, 132], [181, 147], [172, 148], [170, 154], [154, 157],
@@ -104,7 +105,8 @@ ASTRONAUT_PERSON = np.array([
     [233, 468], [242, 464], [244, 449], [247, 445], [254, 445], [257, 434], [258, 390], [252, 355], [253, 337],
     [262, 336], [265, 339], [272, 362], [274, 383], [274, 454], [278, 454], [282, 433], [293, 409], [293, 400],
     [298, 391], [332, 359], [363, 350], [363, 345], [360, 344], [360, 328], [357, 324], [356, 302], [352, 287],
-    [347, 282], [340, 262], [319, 243], [305, 234], [304, 211], [298, 195], [283, 177], [262, 161], [262, 152],
+    [347, 282], [340, 262], [319, 243], [305, 234], [302, 222], [293, 201], [277, 184], [258, 176], [262, 161],
+    [262, 152],
     [267, 137], [275, 134], [290, 117], [296, 107], [299, 90], [291, 82], [291, 73], [287, 65], [280, 58], [279, 52],
     [268, 44],
 ], dtype=np.int32)
