@@ -1,4 +1,4 @@
-"""torchrun + DistributedDataParallel (gloo on CPU) matches a single process with the same global batch.
+"""torchrun-style ranks + DistributedDataParallel (gloo on CPU) matches a single process with the same global batch.
 
 What makes the two runs comparable: the model has no BatchNorm (per-rank batch
 statistics would differ; on CUDA the engine converts to SyncBatchNorm) and no
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -35,12 +36,21 @@ def test_torchrun_two_cpu_ranks_match_single_process(tmp_path):
     train_to(single, ref, [(clips, ident)])
 
     ddp = tmp_path / "ddp.h5"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "fercli", "train",
+    # Two ranks started the way torchrun starts them (its env contract: RANK, WORLD_SIZE,
+    # LOCAL_RANK, MASTER_ADDR/PORT) -- the same code path as `torchrun --nproc_per_node 2
+    # -m fercli train ...` without the launcher's own torch import on 2 busy cores.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    base = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "WORLD_SIZE": "2",
+            "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    cmd = [sys.executable, "-m", "fercli", "train",
            "plain-cnn", data, "--fold", "0", "--size", "8", "--config", "dropout=0", "--config", "batch_norm=false",
            "--batch-size", "7", "--epochs", "2", "--optimizer", "sgd", "--lr", "0.05", "--device", "cpu", "-q", "-o", str(ddp)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr.decode()[-3000:]
+    procs = [subprocess.Popen(cmd, env={**base, "RANK": str(r), "LOCAL_RANK": str(r)}, stderr=subprocess.PIPE) for r in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err.decode()[-3000:]
     assert max_diff(weights(ddp), weights(single)) < 1e-5
     with h5py.File(ddp) as f:
         extra = json.loads(f.attrs["extra"])

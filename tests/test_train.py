@@ -95,7 +95,10 @@ def test_sigterm_saves_a_checkpoint_and_resume_matches(data, full_run):
         done = len(json.loads(f.attrs["history"]))
     assert 1 <= done < 6
     assert not [p for p in os.listdir(out.parent) if p.startswith(".fercli-tmp")]
-    fercli("train", "plain-cnn", data["ck"], "--fold", "0", "--epochs", "6", *BASE, "-q", "-o", out, "--resume", check=True)
+    # resume in-process (the CLI's --resume only loads -o and passes it here)
+    from fercli.train import load_model_file
+
+    train_to(out, opts(6), data["datasets"], resume=load_model_file(str(out), "test"))
     assert max_diff(weights(out), weights(full_run)) == 0.0
 
 
