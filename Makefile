@@ -16,6 +16,7 @@ OUT      ?= out
 STAMP    := $(VENV)/.fercli-installed
 
 .PHONY: install demo test bench clean chapter3 chapter4 chapter5
+.DELETE_ON_ERROR:
 
 install: $(STAMP)
 
@@ -31,10 +32,198 @@ $(STAMP): pyproject.toml
 test: install
 	$(BIN)/python -m pytest -q
 
+# ----------------------------------------------------------------------------- demo
+# The main job on embedded data: chapter 3's pipeline on a small synthetic set,
+# one held-out fold, narrow trunks so it finishes in CPU minutes.
 demo: install
-	mkdir -p $(OUT)
-	$(FERCLI) synth --subjects 6 --clips-per-class 2 --size 320x240 --seed 0 -o $(OUT)/demo-synth.h5
-	$(FERCLI) info $(OUT)/demo-synth.h5
+	$(MAKE) --no-print-directory chapter3 OUT=$(OUT)/demo FOLDS=4 CH3_FOLD="--fold 0" \
+	    CH3_SYNTH="--subjects 12 --clips-per-class 3 --classes happy,sadness,surprise,anger --size 320x240 --seed 0" \
+	    CH3_EPOCHS=30 CH3_SEQ_EPOCHS=10 CH3_CNN="--config width=0.25 --config dropout=0.3" CH3_GRU="--config dropout=0.3" CH3_BATCH="--batch-size 8"
+	$(FERCLI) info $(OUT)/demo/ch3/ms.h5
+
+# ----------------------------------------------------------------------------- chapter 3
+# make chapter3 [DATA=~/data/CK+ DATASET=ckplus|oulu|video]  -> Tables 3.1/3.2 rows
+DATASET   ?= ckplus
+FOLDS     ?= 10
+CH3       := $(OUT)/ch3
+CH3_SYNTH ?= --subjects 12 --clips-per-class 3 --size 320x240 --seed 0
+CH3_EPOCHS ?= 40
+CH3_SEQ_EPOCHS ?= $(CH3_EPOCHS)
+CH3_FOLD  ?= --folds all
+CH3_CNN   ?=
+CH3_GRU   ?=
+CH3_BATCH ?=
+CH3_TRAIN  = --epochs $(CH3_EPOCHS) $(CH3_FOLD) $(CH3_CNN) $(CH3_BATCH)
+CH3_SEQ    = --epochs $(CH3_SEQ_EPOCHS) $(CH3_FOLD) $(CH3_GRU) $(CH3_BATCH)
+CH3_FUSE   = --epochs $(CH3_SEQ_EPOCHS) $(CH3_FOLD) $(CH3_BATCH)
+
+$(CH3)/raw.h5: | install
+	mkdir -p $(CH3)
+ifeq ($(DATA),)
+	$(FERCLI) synth $(CH3_SYNTH) -o $@
+else
+	$(FERCLI) ingest $(DATASET) $(DATA) -o $@
+endif
+
+# align -> 10 frames -> LBP-TOP XT/YT, as one pipe (thesis 3.2.2, 3.2.4, 3.3.1)
+$(CH3)/planes.h5: $(CH3)/raw.h5
+	$(FERCLI) align $< --size 64 -o - | $(FERCLI) resample -n 10 - -o - | $(FERCLI) lbptop - -o $@
+
+$(CH3)/folds.h5: $(CH3)/planes.h5
+	$(FERCLI) split $< --folds $(FOLDS) --by subject -o $@
+
+$(CH3)/static.h5: $(CH3)/folds.h5
+	$(FERCLI) train plain-cnn $< $(CH3_TRAIN) -o $@
+$(CH3)/gru-sf.h5: $(CH3)/folds.h5 $(CH3)/static.h5
+	$(FERCLI) train cnn-gru $< --init-from $(CH3)/static.h5 --input features $(CH3_SEQ) -o $@
+$(CH3)/gru-pd.h5: $(CH3)/folds.h5 $(CH3)/static.h5
+	$(FERCLI) train cnn-gru $< --init-from $(CH3)/static.h5 --input probs $(CH3_SEQ) -o $@
+$(CH3)/xt.h5: $(CH3)/folds.h5
+	$(FERCLI) train lbptop-gru $< --plane xt $(CH3_TRAIN) -o $@
+$(CH3)/yt.h5: $(CH3)/folds.h5
+	$(FERCLI) train lbptop-gru $< --plane yt $(CH3_TRAIN) -o $@
+$(CH3)/fusion-rgb.h5: $(CH3)/folds.h5 $(CH3)/gru-sf.h5 $(CH3)/gru-pd.h5
+	$(FERCLI) train multistream $< --streams $(CH3)/gru-sf.h5,$(CH3)/gru-pd.h5 $(CH3_FUSE) -o $@
+$(CH3)/fusion-lbp.h5: $(CH3)/folds.h5 $(CH3)/xt.h5 $(CH3)/yt.h5
+	$(FERCLI) train multistream $< --streams $(CH3)/xt.h5,$(CH3)/yt.h5 $(CH3_FUSE) -o $@
+$(CH3)/ms.h5: $(CH3)/folds.h5 $(CH3)/gru-sf.h5 $(CH3)/gru-pd.h5 $(CH3)/xt.h5 $(CH3)/yt.h5
+	$(FERCLI) train multistream $< --streams $(CH3)/gru-sf.h5,$(CH3)/gru-pd.h5,$(CH3)/xt.h5,$(CH3)/yt.h5 $(CH3_FUSE) -o $@
+
+CH3_ROWS := static gru-sf gru-pd xt yt fusion-rgb fusion-lbp ms
+$(CH3)/report-%.h5: $(CH3)/%.h5 $(CH3)/folds.h5
+	$(FERCLI) evaluate $< $(CH3)/folds.h5 -o $@ --figure $(CH3)/confusion-$*.png > /dev/null
+
+chapter3: $(foreach r,$(CH3_ROWS),$(CH3)/report-$(r).h5)
+	$(BIN)/python examples/table.py --title "Table 3.1/3.2 (this run)" \
+	    "Static Plain CNN=$(CH3)/report-static.h5" \
+	    "(a) CNN + GRU with SF sequence=$(CH3)/report-gru-sf.h5" \
+	    "(b) CNN + GRU with PD sequence=$(CH3)/report-gru-pd.h5" \
+	    "(c) CNN + GRU with LBP-TOP XT=$(CH3)/report-xt.h5" \
+	    "(d) CNN + GRU with LBP-TOP YT=$(CH3)/report-yt.h5" \
+	    "Fusion Network with (a) & (b)=$(CH3)/report-fusion-rgb.h5" \
+	    "LBP-TOP Fusion Network with (c) & (d)=$(CH3)/report-fusion-lbp.h5" \
+	    "Fusion Multi-Stream Network=$(CH3)/report-ms.h5" | tee $(CH3)/table.md
+
+# ----------------------------------------------------------------------------- chapter 4
+# make chapter4 [DATA=~/data/CK+ DATASET=ckplus]  -> rows of Tables 4.1-4.3 the data allows:
+# CNN part direct vs identity-pretrained (4.2.6), CNN-GRU vs CNN-LSTM on probability
+# sequences of 5 frames (4.2.4.3), aligned vs unaligned faces (4.3.4), ONNX export and a
+# headless run of the live system.  Identity pre-training uses the data's own subjects
+# VGGFace cannot be fetched here, so by default stage 1 learns the identities of a separate
+# synthetic population (other subjects than the test data's): point CH4_PRETRAIN at an
+# aligned identity-labelled clips artifact (96x96) of your own for the real protocol.
+CH4        := $(OUT)/ch4
+CH4_NET    ?= mobilenet-v3
+CH4_SYNTH  ?= --subjects 12 --clips-per-class 2 --size 320x240 --seed 1
+CH4_EPOCHS ?= 30
+CH4_SEQ_EPOCHS ?= $(CH4_EPOCHS)
+CH4_FOLDS  ?= 10
+CH4_FOLD   ?= 0
+CH4_CNN    ?=
+CH4_BATCH  ?=
+CH4_PRETRAIN ?= $(CH4)/faces.h5
+CH4_COMMON  = --fold $(CH4_FOLD) $(CH4_BATCH)
+
+$(CH4)/raw.h5: | install
+	mkdir -p $(CH4)
+ifeq ($(DATA),)
+	$(FERCLI) synth $(CH4_SYNTH) -o - | $(FERCLI) split - --folds $(CH4_FOLDS) --by subject -o $@
+else
+	$(FERCLI) ingest $(DATASET) $(DATA) -o - | $(FERCLI) split - --folds $(CH4_FOLDS) --by subject -o $@
+endif
+$(CH4)/faces.h5: | install
+	mkdir -p $(CH4)
+	$(FERCLI) synth --subjects 16 --clips-per-class 1 --size 320x240 --seed 99 -o - | $(FERCLI) align - --size 96 -o $@
+$(CH4)/aligned.h5: $(CH4)/raw.h5
+	$(FERCLI) align $< --size 96 -o $@
+$(CH4)/unaligned.h5: $(CH4)/raw.h5
+	$(FERCLI) align $< --size 96 --no-align -o $@
+# 4.2.7: neutral->peak, neutral->neutral and peak->peak clips of 5 frames
+$(CH4)/seq-%.h5: $(CH4)/%.h5
+	$(FERCLI) resample $< --ckplus-split -n 5 -o $@
+
+$(CH4)/identity.h5: $(CH4_PRETRAIN)
+	$(FERCLI) train $(CH4_NET) $< --task identity --frame all --epochs $(CH4_EPOCHS) $(CH4_CNN) $(CH4_BATCH) -o $@
+$(CH4)/cnn-direct.h5: $(CH4)/seq-aligned.h5
+	$(FERCLI) train $(CH4_NET) $< --frame first-last --epochs $(CH4_EPOCHS) $(CH4_CNN) $(CH4_COMMON) -o $@
+$(CH4)/cnn.h5: $(CH4)/seq-aligned.h5 $(CH4)/identity.h5
+	$(FERCLI) train $(CH4_NET) $< --init-from $(CH4)/identity.h5 --frame first-last --epochs $(CH4_EPOCHS) $(CH4_CNN) $(CH4_COMMON) -o $@
+$(CH4)/gru.h5: $(CH4)/seq-aligned.h5 $(CH4)/cnn.h5
+	$(FERCLI) train cnn-gru $< --init-from $(CH4)/cnn.h5 --input probs --frames 5 --config fc=0 --epochs $(CH4_SEQ_EPOCHS) $(CH4_COMMON) -o $@
+$(CH4)/lstm.h5: $(CH4)/seq-aligned.h5 $(CH4)/cnn.h5
+	$(FERCLI) train cnn-gru $< --init-from $(CH4)/cnn.h5 --input probs --rnn lstm --frames 5 --config fc=0 --epochs $(CH4_SEQ_EPOCHS) $(CH4_COMMON) -o $@
+# 4.3.4 / Fig 4.2: trained on aligned + unaligned faces, tested on unaligned ones
+$(CH4)/both.h5: $(CH4)/seq-aligned.h5 $(CH4)/seq-unaligned.h5
+	$(FERCLI) merge $^ --prefix-ids -o $@
+$(CH4)/cnn-both.h5: $(CH4)/both.h5 $(CH4)/identity.h5
+	$(FERCLI) train $(CH4_NET) $< --init-from $(CH4)/identity.h5 --frame first-last --epochs $(CH4_EPOCHS) $(CH4_CNN) $(CH4_COMMON) -o $@
+$(CH4)/gru-both.h5: $(CH4)/both.h5 $(CH4)/cnn-both.h5
+	$(FERCLI) train cnn-gru $< --init-from $(CH4)/cnn-both.h5 --input probs --frames 5 --config fc=0 --epochs $(CH4_SEQ_EPOCHS) $(CH4_COMMON) -o $@
+
+$(CH4)/report-%.h5: $(CH4)/%.h5 $(CH4)/seq-aligned.h5
+	$(FERCLI) evaluate $< $(CH4)/seq-aligned.h5 -o $@ --figure $(CH4)/confusion-$*.png > /dev/null
+$(CH4)/report-unaligned-%.h5: $(CH4)/%.h5 $(CH4)/seq-unaligned.h5
+	$(FERCLI) evaluate $< $(CH4)/seq-unaligned.h5 -o $@ > /dev/null
+$(CH4)/live.onnx: $(CH4)/gru.h5
+	$(FERCLI) export $< --onnx $@ --split
+$(CH4)/live.jsonl: $(CH4)/gru-both.h5
+	$(FERCLI) synth --subjects 2 --clips-per-class 1 --size 640x360 --seed 7 --video $(CH4)/live-input.mp4 -o $(CH4)/live-input.h5
+	$(FERCLI) live $< --source $(CH4)/live-input.mp4 --headless > $@
+
+chapter4: $(foreach r,cnn-direct cnn gru lstm,$(CH4)/report-$(r).h5) $(CH4)/report-unaligned-gru.h5 $(CH4)/report-unaligned-gru-both.h5 $(CH4)/live.onnx $(CH4)/live.jsonl
+	$(BIN)/python examples/table.py --title "Tables 4.1-4.3 (this run)" \
+	    "CNN part, direct initialisation=$(CH4)/report-cnn-direct.h5" \
+	    "CNN part, identity pre-trained (4.2.6)=$(CH4)/report-cnn.h5" \
+	    "CNN-GRU (PD sequence, 5 frames)=$(CH4)/report-gru.h5" \
+	    "CNN-LSTM (PD sequence, 5 frames)=$(CH4)/report-lstm.h5" \
+	    "CNN-GRU aligned-trained, unaligned test=$(CH4)/report-unaligned-gru.h5" \
+	    "CNN-GRU aligned+unaligned-trained, unaligned test=$(CH4)/report-unaligned-gru-both.h5" | tee $(CH4)/table.md
+
+# ----------------------------------------------------------------------------- chapter 5
+# make chapter5 [DATA=~/data/cifar-10-batches-bin]  -> Tables 5.2/5.3 (CIFAR-10) rows:
+# a large-r LB-MBNet, SE-weight pruning to a small r, rebuild, retrain, vs small r from scratch.
+# With CH5_DATASET=fer2013 DATA=fer2013.csv CH5_SIZE=48 CH5_LARGE=100 CH5_SMALL=3: Tables 5.5/5.6.
+CH5         := $(OUT)/ch5
+CH5_DEPTH   ?= 59
+CH5_LARGE   ?= 80
+CH5_SMALL   ?= 6
+CH5_EPOCHS  ?= 200
+CH5_SIZE    ?= 32
+CH5_MODEL   ?=
+CH5_DATASET ?= cifar10
+ifeq ($(DATA),)
+CH5_SPLIT   ?= --fold 0
+else
+CH5_SPLIT   ?=
+endif
+CH5_SYNTH   ?= --subjects 12 --clips-per-class 2 --size 320x240 --seed 2
+CH5_TRAIN    = --depth $(CH5_DEPTH) --epochs $(CH5_EPOCHS) --size $(CH5_SIZE) $(CH5_MODEL) $(CH5_SPLIT)
+
+$(CH5)/data.h5: | install
+	mkdir -p $(CH5)
+ifeq ($(DATA),)
+	$(FERCLI) synth $(CH5_SYNTH) -o - | $(FERCLI) align - --size $(CH5_SIZE) --color -o - | $(FERCLI) split - --folds 4 --by subject -o $@
+else
+	$(FERCLI) ingest $(CH5_DATASET) $(DATA) -o $@
+endif
+$(CH5)/large.h5: $(CH5)/data.h5
+	$(FERCLI) train lb-mbnet $< --expansion $(CH5_LARGE) $(CH5_TRAIN) -o $@
+$(CH5)/small.h5: $(CH5)/data.h5
+	$(FERCLI) train lb-mbnet $< --expansion $(CH5_SMALL) $(CH5_TRAIN) -o $@
+$(CH5)/pruning.h5: $(CH5)/large.h5 $(CH5)/data.h5
+	$(FERCLI) prune $^ --expansion $(CH5_SMALL) --plot $(CH5)/se-weights.png -o $@
+$(CH5)/rebuilt.h5: $(CH5)/pruning.h5
+	$(FERCLI) rebuild $< -o $@
+$(CH5)/re-small.h5: $(CH5)/data.h5 $(CH5)/rebuilt.h5
+	$(FERCLI) train lb-mbnet $< --init-from $(CH5)/rebuilt.h5 --expansion $(CH5_SMALL) $(CH5_TRAIN) -o $@
+$(CH5)/report-%.h5: $(CH5)/%.h5 $(CH5)/data.h5
+	$(FERCLI) evaluate $< $(CH5)/data.h5 -o $@ > /dev/null
+
+chapter5: $(foreach r,small large re-small,$(CH5)/report-$(r).h5)
+	$(BIN)/python examples/table.py --title "Tables 5.2/5.3 (this run)" \
+	    "LB-MBNet-$(CH5_DEPTH)-r$(CH5_SMALL)=$(CH5)/report-small.h5" \
+	    "LB-MBNet-$(CH5_DEPTH)-r$(CH5_LARGE)=$(CH5)/report-large.h5" \
+	    "Re-LB-MBNet-$(CH5_DEPTH)-r$(CH5_SMALL) (pruned from r$(CH5_LARGE))=$(CH5)/report-re-small.h5" | tee $(CH5)/table.md
 
 bench: install
 	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
