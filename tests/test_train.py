@@ -269,3 +269,35 @@ def test_multistream_fuses_trained_streams_per_fold(tmp_path):
 
     with pytest.raises(FercliError, match="fold 0"):  # fold 1 of the fusion must not use fold-0 streams
         train(RunOptions("multistream", size=(8, 8), fold=1, fit=fit(0)), ds, streams=streams)
+
+
+def test_folds_all_resume_after_interruption_in_the_second_fold(tmp_path):
+    """A --folds all run stopped inside fold 1 resumes there and ends with every fold's exact weights."""
+    from fercli.errors import Interrupted
+    from fercli.train import Callbacks, Stopped, load_model_file, train
+    from fercli.train.checkpoint import save_model_file
+
+    clips = tiny_clips()
+    ds = [(clips, {"id": "a"})]
+    ref = tmp_path / "ref.h5"
+    train_to(ref, opts(2, fold=None, all_folds=True), ds)
+    out = tmp_path / "cut.h5"
+    calls = []
+
+    def save(record, arrays):
+        save_model_file(str(out), record, [], arrays)
+        calls.append(record.extra["progress"])
+        if len(calls) == 3:  # fold 1, epoch 1 just written: the signal arrives now
+            raise Interrupted(15)
+
+    with pytest.raises(Stopped) as stop:
+        train(opts(2, fold=None, all_folds=True), ds, callbacks=Callbacks(save=save))
+    assert stop.value.epoch == 1 and calls[2] == {"partition": 1, "epoch": 1, "complete": False}
+    mf = load_model_file(str(out), "test")
+    assert mf.folds_trained == [0]
+    train_to(out, opts(2, fold=None, all_folds=True), ds, resume=load_model_file(str(out), "test"))
+    a, b = load_model_file(str(out), "t"), load_model_file(str(ref), "t")
+    assert a.folds_trained == b.folds_trained == [0, 1, 2]
+    for k in (0, 1, 2):
+        assert max_diff(a.arrays[f"folds/{k}"], b.arrays[f"folds/{k}"]) == 0.0
+    assert [f["fold"] for f in a.record.extra["folds"]] == [0, 1, 2]

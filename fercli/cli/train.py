@@ -137,8 +137,11 @@ def train(
     main_rank = dist_from_env().is_main
     show = main_rank and not quiet
 
+    saves = []
+
     def save(record, arrays) -> None:
         T.checkpoint.save_model_file(output, record, lineage, arrays)
+        saves.append(record.extra.get("progress"))
 
     def on_epoch(part: str, h: dict) -> None:
         if not show:
@@ -168,8 +171,14 @@ def train(
             record = T.train(opts, datasets, init, stream_files, resume_file,
                              T.Callbacks(save=save if main_rank else None, progress=bar, on_epoch=on_epoch, on_init=on_init, on_fold=on_fold))
         except T.Stopped as stop:
-            err.print(f"fercli: stopped by signal {stop.signum} at epoch {stop.epoch} of {fit.epochs}; "
-                      f"checkpoint saved to {output}; resume with --resume", highlight=False)
+            if saves or resume:
+                where = saves[-1] if saves else (resume_file.record.extra.get("progress") or {})
+                part = f"fold run {where.get('partition', 0) + 1}, " if all_folds else ""
+                err.print(f"fercli: stopped by signal {stop.signum} at {part}epoch {where.get('epoch', 0)} of {fit.epochs}; "
+                          f"checkpoint saved to {output}; resume with --resume", highlight=False, soft_wrap=True)
+            else:
+                err.print(f"fercli: stopped by signal {stop.signum} before the first epoch finished; nothing was written",
+                          highlight=False, soft_wrap=True)
             raise typer.Exit(code=128 + stop.signum)
     if show:
         folds_done = record.extra.get("folds") or []

@@ -244,115 +244,120 @@ def train(
     steps_done = [0]
 
     record: Optional[ModelRecord] = None
-    for pi, part in enumerate(parts):
-        if pi < start_part:
-            continue
-        fold_id = part.fold if part.fold is not None else 0
-        torch.manual_seed(epoch_seed(opts.fit.seed, fold_id, -1))
-        model, _ = registry.build(opts.arch, len(class_names), config)
-        init_report = None
-        extra_init: dict = {}
-        if init is not None:
-            init_report = load_matching(model, fold_state(init, part.fold, "--init-from"), init.path)
-            if opts.freeze:
-                freeze(model, init_report.loaded)
-            extra_init = init_report.as_json() | {"frozen": opts.freeze}
-            if cb.on_init and pi == start_part:
-                cb.on_init(init_report)
-        for si, s in enumerate(streams):
-            state = fold_state(s, part.fold, f"stream {si + 1}")
-            prefix = find_stream_prefix(model, si, state)
-            rep = load_matching(model, state, s.path, prefix=prefix)
-            if config.get("freeze_streams", True):
-                freeze(model, rep.loaded)  # 3.2.5: the fusion is trained on top of the trained streams
-        history: list[dict] = []
-        resuming_here = resume is not None and pi == start_part and start_epoch > 0
-        if resuming_here:
-            history = list(resume.record.history)[:start_epoch]
-            model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in resume.record.state.items()}, strict=True)
-        samples, names, prep = prepare(clips, opts, config, model, labels, class_names)
-        train_s = _subset(samples, part.train)
-        test_s = _subset(samples, part.test) if len(part.test) else None
-        val_s = _subset(samples, part.val) if len(part.val) else None
-        engine = Engine(model, names, opts.fit, device, dist, fold_id)
-        if resuming_here and "optimizer" in resume.arrays:
-            load_optimizer(engine.optimizer, resume.arrays["optimizer"], resume.record.extra.get("optimizer_groups", []), device)
-        train_d = DeviceData.put(train_s, device)
-        test_d = DeviceData.put(test_s, device) if test_s is not None else None
-        val_d = DeviceData.put(val_s, device) if val_s is not None else None
-        steps_per_epoch = -(-len(train_s) // opts.fit.batch_size)
-        total = steps_per_epoch * opts.fit.epochs * (len(parts) - start_part)
+    try:
+        for pi, part in enumerate(parts):
+            if pi < start_part:
+                continue
+            fold_id = part.fold if part.fold is not None else 0
+            torch.manual_seed(epoch_seed(opts.fit.seed, fold_id, -1))
+            model, _ = registry.build(opts.arch, len(class_names), config)
+            init_report = None
+            extra_init: dict = {}
+            if init is not None:
+                init_report = load_matching(model, fold_state(init, part.fold, "--init-from"), init.path)
+                if opts.freeze:
+                    freeze(model, init_report.loaded)
+                extra_init = init_report.as_json() | {"frozen": opts.freeze}
+                if cb.on_init and pi == start_part:
+                    cb.on_init(init_report)
+            for si, s in enumerate(streams):
+                state = fold_state(s, part.fold, f"stream {si + 1}")
+                prefix = find_stream_prefix(model, si, state)
+                rep = load_matching(model, state, s.path, prefix=prefix)
+                if config.get("freeze_streams", True):
+                    freeze(model, rep.loaded)  # 3.2.5: the fusion is trained on top of the trained streams
+            history: list[dict] = []
+            resuming_here = resume is not None and pi == start_part and start_epoch > 0
+            if resuming_here:
+                history = list(resume.record.history)[:start_epoch]
+                model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in resume.record.state.items()}, strict=True)
+            samples, names, prep = prepare(clips, opts, config, model, labels, class_names)
+            train_s = _subset(samples, part.train)
+            test_s = _subset(samples, part.test) if len(part.test) else None
+            val_s = _subset(samples, part.val) if len(part.val) else None
+            engine = Engine(model, names, opts.fit, device, dist, fold_id)
+            if resuming_here and "optimizer" in resume.arrays:
+                load_optimizer(engine.optimizer, resume.arrays["optimizer"], resume.record.extra.get("optimizer_groups", []), device)
+            train_d = DeviceData.put(train_s, device)
+            test_d = DeviceData.put(test_s, device) if test_s is not None else None
+            val_d = DeviceData.put(val_s, device) if val_s is not None else None
+            steps_per_epoch = -(-len(train_s) // opts.fit.batch_size)
+            total = steps_per_epoch * opts.fit.epochs * (len(parts) - start_part)
 
-        def step_cb() -> None:
-            steps_done[0] += 1
-            if cb.progress:
-                cb.progress(steps_done[0], total)
+            def step_cb() -> None:
+                steps_done[0] += 1
+                if cb.progress:
+                    cb.progress(steps_done[0], total)
 
-        if cb.progress and resuming_here:
-            steps_done[0] = steps_per_epoch * start_epoch
+            if cb.progress and resuming_here:
+                steps_done[0] = steps_per_epoch * start_epoch
 
-        def snapshot(epochs_done: int, complete_fold: bool) -> tuple[ModelRecord, dict]:
-            from fercli.models.registry import state_to_numpy
+            def snapshot(epochs_done: int, complete_fold: bool) -> tuple[ModelRecord, dict]:
+                from fercli.models.registry import state_to_numpy
 
-            state = state_to_numpy(engine.model)
-            opt_arrays, groups = optimizer_arrays(engine.optimizer)
-            arrays = {"optimizer": opt_arrays, **fold_arrays}
-            folds_list = list(done_folds)
-            all_complete = complete_fold and pi == len(parts) - 1
-            if complete_fold and not all_complete:  # --folds all: the next fold starts at epoch 0
-                progress = {"partition": pi + 1, "epoch": 0, "complete": False}
-            else:
-                progress = {"partition": pi, "epoch": epochs_done, "complete": all_complete}
-            if opts.all_folds and complete_fold:
-                arrays[f"folds/{part.fold}"] = state
-            extra = {
-                "run": run_info, "partition": part_info, "data_prep": prep,
-                "fold": part.fold if not opts.all_folds else None,
-                "folds": folds_list + ([_fold_entry(part, history)] if complete_fold and opts.all_folds else []),
-                "progress": progress,
-                "optimizer_groups": groups, "init": extra_init,
-                "n_train": len(train_s), "n_test": len(test_s) if test_s is not None else 0,
-                "class_counts_train": np.bincount(train_s.labels, minlength=len(class_names)).tolist(),
-            }
-            if complete_fold and opts.all_folds and not all_complete:
-                # The next fold starts fresh: the optimizer state belongs to this one.
-                arrays["optimizer"] = {}
-            rec = ModelRecord(opts.arch, config, state, list(class_names), list(history), extra)
-            return rec, arrays
+                state = state_to_numpy(engine.model)
+                opt_arrays, groups = optimizer_arrays(engine.optimizer)
+                arrays = {"optimizer": opt_arrays, **fold_arrays}
+                folds_list = list(done_folds)
+                all_complete = complete_fold and pi == len(parts) - 1
+                if complete_fold and not all_complete:  # --folds all: the next fold starts at epoch 0
+                    progress = {"partition": pi + 1, "epoch": 0, "complete": False}
+                else:
+                    progress = {"partition": pi, "epoch": epochs_done, "complete": all_complete}
+                if opts.all_folds and complete_fold:
+                    arrays[f"folds/{part.fold}"] = state
+                extra = {
+                    "run": run_info, "partition": part_info, "data_prep": prep,
+                    "fold": part.fold if not opts.all_folds else None,
+                    "folds": folds_list + ([_fold_entry(part, history)] if complete_fold and opts.all_folds else []),
+                    "progress": progress,
+                    "optimizer_groups": groups, "init": extra_init,
+                    "n_train": len(train_s), "n_test": len(test_s) if test_s is not None else 0,
+                    "class_counts_train": np.bincount(train_s.labels, minlength=len(class_names)).tolist(),
+                }
+                if complete_fold and opts.all_folds and not all_complete:
+                    # The next fold starts fresh: the optimizer state belongs to this one.
+                    arrays["optimizer"] = {}
+                rec = ModelRecord(opts.arch, config, state, list(class_names), list(history), extra)
+                return rec, arrays
 
-        saved_epoch = start_epoch if resuming_here else -1
-        epoch = start_epoch if resuming_here else 0
-        try:
-            for epoch in range(start_epoch if resuming_here else 0, opts.fit.epochs):
-                entry = engine.train_epoch(train_d, epoch, step_cb)
-                for label, dd in (("test", test_d), ("val", val_d)):
-                    if dd is not None:
-                        r = engine.evaluate(dd)
-                        entry[f"{label}_loss"], entry[f"{label}_acc"] = r["loss"], r["acc"]
-                history.append(_rounded(entry))
-                if cb.on_epoch:
-                    cb.on_epoch(part.name, history[-1])
-                last = epoch + 1 == opts.fit.epochs
-                if dist.is_main and cb.save:  # a checkpoint every epoch (atomic replace)
-                    cb.save(*snapshot(epoch + 1, last))
-                    saved_epoch = epoch + 1
-            if opts.fit.epochs == 0 and dist.is_main and cb.save:
-                cb.save(*snapshot(0, True))
-        except Interrupted as exc:
-            done = len(history)
-            if dist.is_main and cb.save and saved_epoch != done:
-                # The interrupted step is abandoned; the model of the last completed
-                # epoch is what a resume must continue from.
-                if done == epoch + 1:  # interrupted while saving a finished epoch
-                    cb.save(*snapshot(done, done == opts.fit.epochs))
-            raise Stopped(done, exc.signum) from exc
-        record, _ = snapshot(len(history), True)
-        entry = _fold_entry(part, history)
-        done_folds.append(entry)
-        if opts.all_folds:
-            fold_arrays[f"folds/{part.fold}"] = registry.state_to_numpy(engine.model)
-        if cb.on_fold:
-            cb.on_fold(part.name, entry)
+            saved_epoch = start_epoch if resuming_here else -1
+            epoch = start_epoch if resuming_here else 0
+            try:
+                for epoch in range(start_epoch if resuming_here else 0, opts.fit.epochs):
+                    entry = engine.train_epoch(train_d, epoch, step_cb)
+                    for label, dd in (("test", test_d), ("val", val_d)):
+                        if dd is not None:
+                            r = engine.evaluate(dd)
+                            entry[f"{label}_loss"], entry[f"{label}_acc"] = r["loss"], r["acc"]
+                    history.append(_rounded(entry))
+                    if cb.on_epoch:
+                        cb.on_epoch(part.name, history[-1])
+                    last = epoch + 1 == opts.fit.epochs
+                    if dist.is_main and cb.save:  # a checkpoint every epoch (atomic replace)
+                        cb.save(*snapshot(epoch + 1, last))
+                        saved_epoch = epoch + 1
+                if opts.fit.epochs == 0 and dist.is_main and cb.save:
+                    cb.save(*snapshot(0, True))
+            except Interrupted as exc:
+                done = len(history)
+                if dist.is_main and cb.save and saved_epoch != done:
+                    # The interrupted step is abandoned; the model of the last completed
+                    # epoch is what a resume must continue from.
+                    if done == epoch + 1:  # interrupted while saving a finished epoch
+                        cb.save(*snapshot(done, done == opts.fit.epochs))
+                raise Stopped(done, exc.signum) from exc
+            record, _ = snapshot(len(history), True)
+            entry = _fold_entry(part, history)
+            done_folds.append(entry)
+            if opts.all_folds:
+                fold_arrays[f"folds/{part.fold}"] = registry.state_to_numpy(engine.model)
+            if cb.on_fold:
+                cb.on_fold(part.name, entry)
+    except Interrupted as exc:
+        # between epochs (building the next fold's model, moving data): the
+        # checkpoint on disk is already the last completed epoch
+        raise Stopped(0, exc.signum) from exc
     assert record is not None or resume is not None
     if record is None:  # resumed an already complete run
         record = resume.record
