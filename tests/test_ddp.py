@@ -30,7 +30,7 @@ def test_torchrun_two_cpu_ranks_match_single_process(tmp_path):
     data = write(tmp_path / "ck.h5", tiny_clips())
     clips, ident, _ = artifacts.load_clips(data, "test")
     single = tmp_path / "single.h5"
-    cfg = {"dropout": 0, "batch_norm": False}
+    cfg = {"dropout": 0, "batch_norm": False, "width": 0.25}
     ref = RunOptions("plain-cnn", config=cfg, size=(8, 8), fold=0, fit=fit(2))
     ref.fit.batch_size = 7
     train_to(single, ref, [(clips, ident)])
@@ -45,7 +45,7 @@ def test_torchrun_two_cpu_ranks_match_single_process(tmp_path):
     base = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "WORLD_SIZE": "2",
             "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
     cmd = [sys.executable, "-m", "fercli", "train",
-           "plain-cnn", data, "--fold", "0", "--size", "8", "--config", "dropout=0", "--config", "batch_norm=false",
+           "plain-cnn", data, "--fold", "0", "--size", "8", "--config", "dropout=0", "--config", "batch_norm=false", "--config", "width=0.25",
            "--batch-size", "7", "--epochs", "2", "--optimizer", "sgd", "--lr", "0.05", "--device", "cpu", "-q", "-o", str(ddp)]
     procs = [subprocess.Popen(cmd, env={**base, "RANK": str(r), "LOCAL_RANK": str(r)}, stderr=subprocess.PIPE) for r in range(2)]
     for p in procs:

@@ -33,7 +33,7 @@ def test_train_then_evaluate_every_fold_end_to_end(tmp_path):
     data = write(tmp_path / "ck.h5", tiny_clips())
     clips, ident, _ = artifacts.load_clips(data, "test")
     model = tmp_path / "m.h5"
-    rec = train_to(model, RunOptions("plain-cnn", config={"dropout": 0}, size=(8, 8), all_folds=True, fit=fit(4)), [(clips, ident)])
+    rec = train_to(model, RunOptions("plain-cnn", config={"dropout": 0, "width": 0.125}, size=(8, 8), all_folds=True, fit=fit(4)), [(clips, ident)])
     proc = fercli("evaluate", model, data, "--json", "-o", tmp_path / "r.h5", "--figure", tmp_path / "cm.png", check=True)
     r = json.loads(proc.stdout)
     assert [f["fold"] for f in r["folds"]] == [0, 1, 2] and [f["n"] for f in r["folds"]] == [12, 12, 12]
@@ -42,7 +42,7 @@ def test_train_then_evaluate_every_fold_end_to_end(tmp_path):
     accs = [f["accuracy"] for f in r["folds"]]
     assert r["accuracy_mean"] == pytest.approx(np.mean(accs), abs=1e-5) and r["accuracy_std"] == pytest.approx(np.std(accs), abs=1e-5)
     assert r["pooled"]["n"] == 36 and sum(map(sum, r["pooled"]["confusion"])) == 36
-    assert r["trainable_params"] > 1_000_000 and r["flops"] > 0 and r["cpu_latency_ms"] > 0
+    assert r["trainable_params"] > 10_000 and r["flops"] > 0 and r["cpu_latency_ms"] > 0
     assert set(r["pooled"]["per_class"]) == {"neutral", "happy", "sad"}
     with h5py.File(tmp_path / "r.h5") as f:
         assert f.attrs["fercli_kind"] == "report"

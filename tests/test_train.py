@@ -22,14 +22,16 @@ from conftest import ROOT, assert_user_error, fercli
 from train_helpers import fit, max_diff, tiny_clips, train_to, weights, write
 
 # CLI flags equal to the in-process options below (8x8, no dropout, SGD 0.05, batch 8).
-BASE = ["--size", "8", "--config", "dropout=0", "--batch-size", "8", "--optimizer", "sgd", "--lr", "0.05"]
+BASE = ["--size", "8", "--config", "dropout=0", "--config", "width=0.125", "--batch-size", "8", "--optimizer", "sgd", "--lr", "0.05"]
+# cnn-gru has no 'width': it takes its backbone's config from --init-from
+GRU = ["--size", "8", "--config", "dropout=0", "--batch-size", "8", "--optimizer", "sgd", "--lr", "0.05"]
 
 
 def opts(epochs: int, **kw):
     from fercli.train import RunOptions
 
     kw.setdefault("fold", 0)
-    return RunOptions("plain-cnn", config={"dropout": 0}, size=(8, 8), fit=fit(epochs), **kw)
+    return RunOptions("plain-cnn", config={"dropout": 0, "width": 0.125}, size=(8, 8), fit=fit(epochs), **kw)
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +133,7 @@ def test_epochs_zero_then_init_from_with_freeze(data):
     # 3.2.3 transfer: the static CNN becomes cnn-gru's frame model (under 'backbone.').
     gru = d / "gru.h5"
     proc = fercli("train", "cnn-gru", data["ck"], "--init-from", cnn, "--input", "probs", "--fold", "1", "--epochs", "1",
-                  "--freeze", *BASE, "-o", gru, check=True)
+                  "--freeze", *GRU, "-o", gru, check=True)
     msg = proc.stderr.decode()
     assert f"{len(src)} tensors loaded" in msg and "skipped for shape" in msg and "under 'backbone.'" in msg, msg
     got = weights(gru)
@@ -176,7 +178,7 @@ def test_folds_all_in_one_artifact(data):
 
 def test_bad_requests_are_one_sentence(data, full_run, tmp_path):
     var = write(tmp_path / "var.h5", tiny_clips(variable=True))
-    assert_user_error(fercli("train", "cnn-gru", var, "--epochs", "0", *BASE, "-o", tmp_path / "x.h5"), "resample")
+    assert_user_error(fercli("train", "cnn-gru", var, "--epochs", "0", *GRU, "-o", tmp_path / "x.h5"), "resample")
     assert not (tmp_path / "x.h5").exists()
     from fercli.errors import FercliError
     from fercli.train import RunOptions, train
@@ -191,7 +193,7 @@ def test_bad_requests_are_one_sentence(data, full_run, tmp_path):
     from fercli.train import load_model_file
 
     with pytest.raises(FercliError, match="other options"):  # --resume with another seed
-        train(RunOptions("plain-cnn", config={"dropout": 0}, size=(8, 8), fold=0, fit=fit(6, seed=3)), data["datasets"],
+        train(RunOptions("plain-cnn", config={"dropout": 0, "width": 0.125}, size=(8, 8), fold=0, fit=fit(6, seed=3)), data["datasets"],
               resume=load_model_file(str(full_run), "test"))
 
 
@@ -251,7 +253,8 @@ def test_multistream_fuses_trained_streams_per_fold(tmp_path):
     clips = with_planes(tiny_clips())
     ds = [(clips, {"id": "p"})]
     paths = []
-    for i, (arch, cfg) in enumerate([("cnn-gru", {"input": "features"}), ("cnn-gru", {"input": "probs"}),
+    for i, (arch, cfg) in enumerate([("cnn-gru", {"input": "features", "backbone_config": {"width": 0.125}}),
+                                     ("cnn-gru", {"input": "probs", "backbone_config": {"width": 0.125}}),
                                      ("lbptop-gru", {"plane": "xt"}), ("lbptop-gru", {"plane": "yt"})]):
         p = tmp_path / f"s{i}.h5"
         train_to(p, RunOptions(arch, config=cfg, size=(8, 8), fold=0, fit=fit(0)), ds)
