@@ -77,3 +77,20 @@ def test_single_fold_and_official_split_selection(tmp_path):
     # classes are matched by name, whatever their order in the data
     r = evaluate(load_model_file(str(s), "t"), tiny_clips(split=True, classes=["sad", "happy", "neutral"]), latency=False)
     assert r["pooled"]["per_class"]["sad"]["support"] == 4
+
+
+def test_folds_computed_by_subject_are_recomputed_by_evaluate(tmp_path):
+    """Data without a fold array: training computes subject folds (fercli.split), evaluate recomputes the same."""
+    from fercli.evaluate import evaluate
+    from fercli.train import RunOptions, load_model_file
+
+    clips = tiny_clips()
+    clips.folds = None
+    m = tmp_path / "c.h5"
+    rec = train_to(m, RunOptions("plain-cnn", config={"width": 0.125}, size=(8, 8), fold=1, n_folds=3, fit=fit(1)), [(clips, {"id": "a"})])
+    assert rec.extra["partition"]["fold_source"].startswith("computed") and rec.extra["partition"]["n_folds"] == 3
+    data = tiny_clips()
+    data.folds = None
+    r = evaluate(load_model_file(str(m), "t"), data, latency=False)
+    assert r["folds"][0]["fold"] == 1 and r["folds"][0]["n"] == rec.extra["n_test"]
+    assert rec.history[-1]["test_acc"] == pytest.approx(r["folds"][0]["accuracy"], abs=1e-6)
