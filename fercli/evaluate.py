@@ -71,8 +71,8 @@ def metrics_from_confusion(cm: np.ndarray, class_names: list[str]) -> dict:
 
 
 def count_parameters(model: torch.nn.Module) -> dict:
-    """Trainable parameters, and fixed values the model needs (non-trainable
-    parameters and non-statistic buffers such as chapter 5's LBC kernels)."""
+    """Trainable parameters, frozen parameters (e.g. a fusion's trained streams), and
+    fixed values the model needs (non-statistic buffers such as chapter 5's LBC kernels)."""
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
     fixed_buffers = 0
@@ -81,7 +81,7 @@ def count_parameters(model: torch.nn.Module) -> dict:
         if leaf in ("running_mean", "running_var", "num_batches_tracked"):
             continue  # BatchNorm statistics are not model parameters in the thesis's tables
         fixed_buffers += b.numel()
-    return {"trainable_params": int(trainable), "fixed_params": int(frozen + fixed_buffers)}
+    return {"trainable_params": int(trainable), "frozen_params": int(frozen), "fixed_params": int(fixed_buffers)}
 
 
 def flops_of(model: torch.nn.Module, inputs: list[torch.Tensor]) -> Optional[int]:
@@ -215,7 +215,7 @@ def evaluate(mf: ModelFile, clips: Clips, fold: Optional[int] = None, split: str
         from fercli.models.summary import model_summary
 
         summary = model_summary(rec) or {}
-        for key in ("trainable_params", "fixed_params"):
+        for key in ("trainable_params", "frozen_params", "fixed_params"):
             if key in summary:
                 out[key] = summary[key]
     except Exception:  # the summary is optional; our own counts stand

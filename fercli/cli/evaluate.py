@@ -76,7 +76,7 @@ def _show(r: dict, out: Console) -> None:
         head.add_row(f"[bold]{f['part']}", f"accuracy {f['accuracy']:.4f} on {f['n']} samples")
     if len(r["folds"]) > 1:
         head.add_row("[bold]mean ± std", f"{r['accuracy_mean']:.4f} ± {r['accuracy_std']:.4f} over {len(r['folds'])} folds")
-    head.add_row("[bold]parameters", f"{r['trainable_params']:,} trainable, {r['fixed_params']:,} fixed")
+    head.add_row("[bold]parameters", f"{r['trainable_params']:,} trainable, {r.get('frozen_params', 0):,} frozen, {r['fixed_params']:,} fixed")
     head.add_row("[bold]FLOPs", f"{r['flops']:,} per sample" if r.get("flops") is not None else "unknown")
     if r.get("cpu_latency_ms") is not None:
         head.add_row("[bold]CPU latency", f"{r['cpu_latency_ms']:.2f} ms per sample (median)")
