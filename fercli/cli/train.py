@@ -180,6 +180,9 @@ def train(
                 err.print(f"fercli: stopped by signal {stop.signum} before the first epoch finished; nothing was written",
                           highlight=False, soft_wrap=True)
             raise typer.Exit(code=128 + stop.signum)
+    if show and resume_file is not None and record is resume_file.record:
+        err.print(f"{output} already holds the finished run ({fit.epochs} epochs): nothing to do")
+        return
     if show:
         folds_done = record.extra.get("folds") or []
         accs = [f["test_acc"] for f in folds_done if f.get("test_acc") is not None]
