@@ -138,6 +138,15 @@ def test_cli_prune_plot_rebuild_info(tmp_path, tiny_clips):
     loaded, _, _ = artifacts.load_model(out_h5, "test")
     assert loaded.extra["rebuilt"]["max_abs_logit_diff"] < 1e-5
 
+    # Retraining the rebuilt model needs no repeated shape options: its config carries over.
+    re_h5 = str(tmp_path / "re.h5")
+    fercli("train", "lb-mbnet", data_h5, "--init-from", out_h5, "--epochs", "0", "-o", re_h5, check=True)
+    retrained, _, _ = artifacts.load_model(re_h5, "test")
+    assert retrained.config["expansion"] == loaded.config["expansion"]
+    assert retrained.config["channels"] == loaded.config["channels"]
+    for key, value in loaded.state.items():
+        np.testing.assert_array_equal(retrained.state[key], value)
+
     assert_user_error(fercli("rebuild", data_h5, "-o", str(tmp_path / "x.h5")), "pruning")
     with pytest.raises(FercliError, match="--step"):
         R.rebuild(pr, 2)

@@ -106,6 +106,13 @@ def resolve_config(opts: RunOptions, clips: Clips, init: Optional[ModelFile], st
             # ch4: the CNN given to --init-from becomes the GRU's frame model.
             cfg["backbone"] = init.record.arch
             cfg.setdefault("backbone_config", copy.deepcopy(init.record.config))
+    if init is not None and init.record.arch == opts.arch:
+        # Same architecture (a rebuilt LB-MBNet, a model trained further): its shape
+        # options -- depth, per-block expansion, widths, LBC seeds -- carry over unless
+        # given, so every weight fits without repeating them on the command line.
+        for key, value in init.record.config.items():
+            if key not in cfg and key != "input_size" and key in defaults:
+                cfg[key] = copy.deepcopy(value)
     if streams:
         if "streams" not in defaults:
             raise FercliError(f"--streams is for the fusion architecture; '{opts.arch}' takes no streams")
