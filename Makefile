@@ -113,9 +113,19 @@ chapter3: $(foreach r,$(CH3_ROWS),$(CH3)/report-$(r).h5)
 # synthetic population (other subjects than the test data's): point CH4_PRETRAIN at an
 # aligned identity-labelled clips artifact (96x96) of your own for the real protocol.
 CH4        := $(OUT)/ch4
-CH4_NET    ?= mobilenet-v3
 CH4_SYNTH  ?= --subjects 12 --clips-per-class 2 --size 320x240 --seed 1
+ifeq ($(DATA),)
+# synthetic smoke run: the small MobileNetV3, few epochs (CPU minutes)
+CH4_NET    ?= mobilenet-v3-small
+CH4_EPOCHS ?= 12
+CH4_ID_EPOCHS ?= 3
+CH4_SEQ_EPOCHS ?= 6
+CH4_FOLDS  ?= 4
+else
+CH4_NET    ?= mobilenet-v3
 CH4_EPOCHS ?= 30
+endif
+CH4_ID_EPOCHS ?= $(CH4_EPOCHS)
 CH4_SEQ_EPOCHS ?= $(CH4_EPOCHS)
 CH4_FOLDS  ?= 10
 CH4_FOLD   ?= 0
@@ -143,7 +153,7 @@ $(CH4)/seq-%.h5: $(CH4)/%.h5
 	$(FERCLI) resample $< --ckplus-split -n 5 -o $@
 
 $(CH4)/identity.h5: $(CH4_PRETRAIN)
-	$(FERCLI) train $(CH4_NET) $< --task identity --frame all --epochs $(CH4_EPOCHS) $(CH4_CNN) $(CH4_BATCH) -o $@
+	$(FERCLI) train $(CH4_NET) $< --task identity --frame all --epochs $(CH4_ID_EPOCHS) $(CH4_CNN) $(CH4_BATCH) -o $@
 $(CH4)/cnn-direct.h5: $(CH4)/seq-aligned.h5
 	$(FERCLI) train $(CH4_NET) $< --frame first-last --epochs $(CH4_EPOCHS) $(CH4_CNN) $(CH4_COMMON) -o $@
 $(CH4)/cnn.h5: $(CH4)/seq-aligned.h5 $(CH4)/identity.h5
@@ -184,6 +194,14 @@ chapter4: $(foreach r,cnn-direct cnn gru lstm,$(CH4)/report-$(r).h5) $(CH4)/repo
 # a large-r LB-MBNet, SE-weight pruning to a small r, rebuild, retrain, vs small r from scratch.
 # With CH5_DATASET=fer2013 DATA=fer2013.csv CH5_SIZE=48 CH5_LARGE=100 CH5_SMALL=3: Tables 5.5/5.6.
 CH5         := $(OUT)/ch5
+ifeq ($(DATA),)
+# synthetic smoke run: LB-MBNet-32 with quarter channel widths, r12 -> r3, few epochs
+CH5_DEPTH   ?= 32
+CH5_LARGE   ?= 12
+CH5_SMALL   ?= 3
+CH5_EPOCHS  ?= 15
+CH5_MODEL   ?= --config 'channels=[16,8,16,32,64,128]' --batch-size 32
+endif
 CH5_DEPTH   ?= 59
 CH5_LARGE   ?= 80
 CH5_SMALL   ?= 6

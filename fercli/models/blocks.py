@@ -194,3 +194,24 @@ class InvertedResidual(nn.Module):
 def count_params(module: nn.Module, trainable_only: bool = True) -> int:
     """Number of (trainable) parameters of a module."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
+class FrameClassifier(nn.Module):
+    """Base of every frame backbone: ``features(x)`` -> (B, D), then the classifier.
+
+    Subclasses set ``in_channels``, ``input_size``, ``feature_dim``, ``drop`` and
+    ``classifier`` and define ``features``; sequence models and the fusion
+    network reuse ``features``/``classify`` (registry contract).
+    """
+
+    inputs = ("image",)
+
+    def classify(self, f: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.drop(f))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.features(image))
+
+    def dummy_inputs(self, batch: int = 1) -> tuple[torch.Tensor, ...]:
+        return (torch.zeros(batch, self.in_channels, self.input_size, self.input_size),)
+

@@ -60,7 +60,7 @@ import torch
 from torch import nn
 
 from fercli.errors import FercliError
-from fercli.models.blocks import ConvBNAct, InvertedResidual
+from fercli.models.blocks import ConvBNAct, FrameClassifier, InvertedResidual
 from fercli.models.lbc import lbc_factory
 from fercli.models.registry import register
 
@@ -94,10 +94,8 @@ def block_widths(depth: int, expansion, channels: Sequence[int] = DEFAULT_CHANNE
     return out
 
 
-class LBMBNet(nn.Module):
+class LBMBNet(FrameClassifier):
     """LB-MBNet-{depth}-r{expansion} (Table 5.1)."""
-
-    inputs = ("image",)
 
     def __init__(self, num_classes: int, depth: int = 59, expansion=6, in_channels: int = 3, input_size: int = 32,
                  lbc_sparsity: float = 0.5, lbc_seed: int = 0, se_ratio: float = 0.25, act: str = "swish",
@@ -134,15 +132,6 @@ class LBMBNet(nn.Module):
         for b in self.blocks:
             x = b(x)
         return self.top(x).mean((2, 3))
-
-    def classify(self, f: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.drop(f))
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.classify(self.features(image))
-
-    def dummy_inputs(self, batch: int = 1) -> tuple[torch.Tensor, ...]:
-        return (torch.zeros(batch, self.in_channels, self.input_size, self.input_size),)
 
 
 @register("lb-mbnet", inputs=("image",), defaults={

@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from fercli.errors import FercliError
-from fercli.models.blocks import ConvBNAct, InvertedResidual, make_act, make_divisible
+from fercli.models.blocks import ConvBNAct, FrameClassifier, InvertedResidual, make_act, make_divisible
 from fercli.models.registry import register
 
 # (kernel, expanded width, out width, SE, activation, stride)
@@ -76,10 +76,8 @@ VARIANTS = {
 }
 
 
-class MobileNet(nn.Module):
+class MobileNet(FrameClassifier):
     """Stem conv s2 -> inverted residual blocks -> 1x1 conv -> GAP -> [last point] -> FC 128 -> dropout -> FC K."""
-
-    inputs = ("image",)
 
     def __init__(self, num_classes: int, variant: str = "v3-large", in_channels: int = 3, input_size: int = 96, width_mult: float = 1.0,
                  fc: int = 128, dropout: float = 0.2, last_point: int = 0):
@@ -120,15 +118,6 @@ class MobileNet(nn.Module):
         if self.last_point is not None:
             f = self.last_point(f)
         return self.fc(f)
-
-    def classify(self, f: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.drop(f))
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.classify(self.features(image))
-
-    def dummy_inputs(self, batch: int = 1) -> tuple[torch.Tensor, ...]:
-        return (torch.zeros(batch, self.in_channels, self.input_size, self.input_size),)
 
 
 _DEFAULTS = {"in_channels": 3, "input_size": 96, "width_mult": 1.0, "fc": 128, "dropout": 0.2, "last_point": 0}

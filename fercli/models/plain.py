@@ -30,6 +30,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fercli.models.blocks import FrameClassifier
 from fercli.models.registry import register
 
 PLAIN_WIDTHS = (64, 128, 256)
@@ -73,14 +74,12 @@ class PlainTrunk(nn.Module):
         return self.body(x).mean((2, 3))
 
 
-class PlainCNN(nn.Module):
+class PlainCNN(FrameClassifier):
     """Static plain CNN: trunk -> FC 128 -> dropout -> FC 128 -> dropout -> classifier.
 
     ``features(x)`` is the second FC's 128-d ReLU output (the SF of Fig 3.3),
     ``classify(f)`` applies its dropout and the classifier.
     """
-
-    inputs = ("image",)
 
     def __init__(self, num_classes: int, in_channels: int = 1, input_size: int = 64, fc: int = 128, dropout: float = 0.7, batch_norm: bool = True,
                  width: float = 1.0):
@@ -97,15 +96,6 @@ class PlainCNN(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.trunk(x))
-
-    def classify(self, f: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.drop(f))
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.classify(self.features(image))
-
-    def dummy_inputs(self, batch: int = 1) -> tuple[torch.Tensor, ...]:
-        return (torch.zeros(batch, self.in_channels, self.input_size, self.input_size),)
 
 
 @register("plain-cnn", inputs=("image",), defaults={"in_channels": 1, "input_size": 64, "fc": 128, "dropout": 0.7, "batch_norm": True, "width": 1.0})
