@@ -7,6 +7,10 @@
 #
 # A GPU user installs a CUDA torch first and skips the CPU pin:  make install TORCH=
 
+# A failing stage anywhere in a pipe fails the recipe.
+SHELL        := /bin/bash
+.SHELLFLAGS  := -eo pipefail -c
+
 PYTHON   ?= python3
 VENV     ?= .venv
 BIN      := $(VENV)/bin
@@ -199,7 +203,7 @@ ifeq ($(DATA),)
 CH5_DEPTH   ?= 32
 CH5_LARGE   ?= 12
 CH5_SMALL   ?= 3
-CH5_EPOCHS  ?= 15
+CH5_EPOCHS  ?= 40
 CH5_MODEL   ?= --config 'channels=[16,8,16,32,64,128]' --batch-size 32
 endif
 CH5_DEPTH   ?= 59
@@ -214,7 +218,7 @@ CH5_SPLIT   ?= --fold 0
 else
 CH5_SPLIT   ?=
 endif
-CH5_SYNTH   ?= --subjects 12 --clips-per-class 2 --size 320x240 --seed 2
+CH5_SYNTH   ?= --subjects 12 --clips-per-class 3 --classes happy,sadness,surprise,anger --size 320x240 --color --seed 2
 CH5_TRAIN    = --depth $(CH5_DEPTH) --epochs $(CH5_EPOCHS) --size $(CH5_SIZE) $(CH5_MODEL) $(CH5_SPLIT)
 
 $(CH5)/data.h5: | install
