@@ -26,10 +26,12 @@ import io
 import json
 import os
 import platform
+import re
 import shlex
 import shutil
 import sys
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Optional, Sequence
@@ -228,6 +230,53 @@ def check_output_path(path: str) -> None:
         raise FercliError(f"cannot write {path}: folder {folder} is not writable")
 
 
+TEMP_PREFIX = ".fercli-tmp-"
+_HOST = re.sub(r"[^A-Za-z0-9.-]", "_", platform.node() or "host")[:64]
+_TEMP_NAME = re.compile(re.escape(TEMP_PREFIX) + r"(\d+)@([A-Za-z0-9._-]+?)-[^/]*$")
+#: A temporary file older than this whose writer is gone is litter from a SIGKILL.
+STALE_SECONDS = 3600
+
+
+def remove_stale_temps(folder: str, now: Optional[float] = None) -> list[str]:
+    """Delete temporary files that killed writers left in ``folder``; returns them.
+
+    SIGKILL (OOM killer, a cluster's hard limit) gives no chance to clean up, so
+    the next write to the same folder does it.  Only files written on this host,
+    by a process that no longer exists, untouched for an hour, are removed: a
+    live writer's file (here or on another node of a shared filesystem) is never
+    touched.
+    """
+    removed: list[str] = []
+    now = time.time() if now is None else now
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        match = _TEMP_NAME.match(name)
+        if not match or match.group(2) != _HOST:
+            continue
+        full = os.path.join(folder, name)
+        try:
+            if now - os.stat(full).st_mtime < STALE_SECONDS or _process_alive(int(match.group(1))):
+                continue
+            os.unlink(full)
+            removed.append(full)
+        except OSError:
+            continue
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
 @contextlib.contextmanager
 def atomic_path(path: str, suffix: str = "") -> Iterator[str]:
     """Yield a temporary path; on success it atomically becomes ``path``.
@@ -241,7 +290,8 @@ def atomic_path(path: str, suffix: str = "") -> Iterator[str]:
         folder = None
     else:
         folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".fercli-tmp-", suffix=suffix or ".h5", dir=folder)
+        remove_stale_temps(folder)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}@{_HOST}-", suffix=suffix or ".h5", dir=folder)
     os.close(fd)
     # mkstemp makes the file 0600; give the artifact the usual umask-based mode.
     umask = os.umask(0)

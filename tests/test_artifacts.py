@@ -115,3 +115,25 @@ def test_failed_write_leaves_previous_output(tmp_path, tiny_clips):
 def test_missing_output_folder_is_refused_before_work(tmp_path):
     with pytest.raises(FercliError, match="does not exist"):
         artifacts.check_output_path(str(tmp_path / "nope" / "x.h5"))
+
+
+def test_stale_temp_files_of_killed_writers_are_removed(tmp_path, tiny_clips):
+    """SIGKILL leaves a temporary file; the next write to the folder removes it, and only it."""
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    host = artifacts._HOST
+    stale = tmp_path / f".fercli-tmp-{dead}@{host}-abc.h5"
+    recent = tmp_path / f".fercli-tmp-{dead}@{host}-new.h5"
+    live = tmp_path / f".fercli-tmp-{os.getpid()}@{host}-live.h5"
+    other_host = tmp_path / f".fercli-tmp-{dead}@some-other-node-xyz.h5"
+    for p in (stale, recent, live, other_host):
+        p.write_bytes(b"partial")
+    old = os.stat(stale).st_mtime - 2 * artifacts.STALE_SECONDS
+    for p in (stale, live, other_host):
+        os.utime(p, (old, old))
+    artifacts.save_clips(str(tmp_path / "c.h5"), tiny_clips, [])
+    assert not stale.exists()
+    assert recent.exists() and live.exists() and other_host.exists()
+    assert sorted(p for p in os.listdir(tmp_path) if not p.startswith(".fercli-tmp")) == ["c.h5"]
