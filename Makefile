@@ -243,8 +243,28 @@ $(CH5)/large.h5: $(CH5)/data.h5
 	$(FERCLI) train lb-mbnet $< --expansion $(CH5_LARGE) $(CH5_TRAIN) -o $@
 $(CH5)/small.h5: $(CH5)/data.h5
 	$(FERCLI) train lb-mbnet $< --expansion $(CH5_SMALL) $(CH5_TRAIN) -o $@
-$(CH5)/pruning.h5: $(CH5)/large.h5 $(CH5)/data.h5
-	$(FERCLI) prune $^ --expansion $(CH5_SMALL) --plot $(CH5)/se-weights.png -o $@
+# Segmented pruning (5.3.2): CH5_SEGMENTS="40 20 10" prunes r$(CH5_LARGE) -> r40, rebuilds and
+# retrains it, prunes that to r20, ... and finally to r$(CH5_SMALL) (re-small.h5); each step is
+# a row of Table 5.3. Empty (the default) is the one-shot prune r$(CH5_LARGE) -> r$(CH5_SMALL).
+CH5_SEGMENTS ?=
+CH5_SEG_EPOCHS ?= $(CH5_EPOCHS)
+CH5_SEG_FROM := $(CH5_LARGE) $(CH5_SEGMENTS)
+ch5_model = $(if $(filter $(1),$(CH5_LARGE)),$(CH5)/large.h5,$(CH5)/re-r$(1).h5)
+# $(1): ratio of the model pruned, $(2): the ratio it is pruned to
+define CH5_SEGMENT
+$(CH5)/pruning-r$(2).h5: $(call ch5_model,$(1)) $(CH5)/data.h5
+	$$(FERCLI) prune $$^ --expansion $(2) --plot $(CH5)/se-weights-r$(1).png $(CH5_SPLIT) -o $$@
+$(CH5)/rebuilt-r$(2).h5: $(CH5)/pruning-r$(2).h5
+	$$(FERCLI) rebuild $$< -o $$@
+$(CH5)/re-r$(2).h5: $(CH5)/data.h5 $(CH5)/rebuilt-r$(2).h5
+	$$(FERCLI) train lb-mbnet $$< --init-from $(CH5)/rebuilt-r$(2).h5 --expansion $(2) \
+	    $$(subst --epochs $(CH5_EPOCHS),--epochs $(CH5_SEG_EPOCHS),$$(CH5_TRAIN)) -o $$@
+endef
+$(foreach i,$(shell seq 1 $(words $(CH5_SEGMENTS))),$(eval $(call CH5_SEGMENT,$(word $(i),$(CH5_SEG_FROM)),$(word $(i),$(CH5_SEGMENTS)))))
+CH5_PRUNE_FROM := $(call ch5_model,$(lastword $(CH5_SEG_FROM)))
+
+$(CH5)/pruning.h5: $(CH5_PRUNE_FROM) $(CH5)/data.h5
+	$(FERCLI) prune $^ --expansion $(CH5_SMALL) --plot $(CH5)/se-weights.png $(CH5_SPLIT) -o $@
 $(CH5)/rebuilt.h5: $(CH5)/pruning.h5
 	$(FERCLI) rebuild $< -o $@
 $(CH5)/re-small.h5: $(CH5)/data.h5 $(CH5)/rebuilt.h5
@@ -252,11 +272,12 @@ $(CH5)/re-small.h5: $(CH5)/data.h5 $(CH5)/rebuilt.h5
 $(CH5)/report-%.h5: $(CH5)/%.h5 $(CH5)/data.h5
 	$(FERCLI) evaluate $< $(CH5)/data.h5 -o $@ > /dev/null
 
-chapter5: $(foreach r,small large re-small,$(CH5)/report-$(r).h5)
+chapter5: $(foreach r,small large $(addprefix re-r,$(CH5_SEGMENTS)) re-small,$(CH5)/report-$(r).h5)
 	$(BIN)/python examples/table.py --title "Tables 5.2/5.3 (this run)" \
 	    "LB-MBNet-$(CH5_DEPTH)-r$(CH5_SMALL)=$(CH5)/report-small.h5" \
 	    "LB-MBNet-$(CH5_DEPTH)-r$(CH5_LARGE)=$(CH5)/report-large.h5" \
-	    "Re-LB-MBNet-$(CH5_DEPTH)-r$(CH5_SMALL) (pruned from r$(CH5_LARGE))=$(CH5)/report-re-small.h5" | tee $(CH5)/table.md
+	    $(foreach i,$(shell seq 1 $(words $(CH5_SEGMENTS))),"Re-LB-MBNet-$(CH5_DEPTH)-r$(word $(i),$(CH5_SEGMENTS)) (pruned from r$(word $(i),$(CH5_SEG_FROM)))=$(CH5)/report-re-r$(word $(i),$(CH5_SEGMENTS)).h5") \
+	    "Re-LB-MBNet-$(CH5_DEPTH)-r$(CH5_SMALL) (pruned from r$(lastword $(CH5_SEG_FROM)))=$(CH5)/report-re-small.h5" | tee $(CH5)/table.md
 
 bench: install
 	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
