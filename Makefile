@@ -236,7 +236,8 @@ else
 CH5_SPLIT   ?=
 endif
 CH5_SYNTH   ?= --subjects 12 --clips-per-class 3 --classes happy,sadness,surprise,anger --size 320x240 --color --seed 2
-CH5_TRAIN    = --depth $(CH5_DEPTH) --epochs $(CH5_EPOCHS) --size $(CH5_SIZE) $(CH5_MODEL) $(CH5_SPLIT)
+ch5_train    = --depth $(CH5_DEPTH) --epochs $(1) --size $(CH5_SIZE) $(CH5_MODEL) $(CH5_SPLIT)
+CH5_TRAIN    = $(call ch5_train,$(CH5_EPOCHS))
 
 $(CH5)/data.h5: | install
 	mkdir -p $(CH5)
@@ -255,26 +256,23 @@ $(CH5)/small.h5: $(CH5)/data.h5
 CH5_SEGMENTS ?=
 CH5_SEG_EPOCHS ?= $(CH5_EPOCHS)
 CH5_SEG_FROM := $(CH5_LARGE) $(CH5_SEGMENTS)
+# "from:to" ratio pairs of the intermediate steps
+CH5_PAIRS := $(join $(addsuffix :,$(wordlist 1,$(words $(CH5_SEGMENTS)),$(CH5_SEG_FROM))),$(CH5_SEGMENTS))
+pair_from = $(word 1,$(subst :, ,$(1)))
+pair_to   = $(word 2,$(subst :, ,$(1)))
 ch5_model = $(if $(filter $(1),$(CH5_LARGE)),$(CH5)/large.h5,$(CH5)/re-r$(1).h5)
-# $(1): ratio of the model pruned, $(2): the ratio it is pruned to
-define CH5_SEGMENT
-$(CH5)/pruning-r$(2).h5: $(call ch5_model,$(1)) $(CH5)/data.h5
-	$$(FERCLI) prune $$^ --expansion $(2) --plot $(CH5)/se-weights-r$(1).png $(CH5_SPLIT) -o $$@
-$(CH5)/rebuilt-r$(2).h5: $(CH5)/pruning-r$(2).h5
+# One step: prune the r$(1) model to r$(2), rebuild, retrain for $(5) epochs; $(3) tags the
+# pruning/rebuilt/plot files, $(4) names the retrained model.
+define CH5_STEP
+$(CH5)/pruning$(3).h5: $(call ch5_model,$(1)) $(CH5)/data.h5
+	$$(FERCLI) prune $$^ --expansion $(2) --plot $(CH5)/se-weights$(3).png $(CH5_SPLIT) -o $$@
+$(CH5)/rebuilt$(3).h5: $(CH5)/pruning$(3).h5
 	$$(FERCLI) rebuild $$< -o $$@
-$(CH5)/re-r$(2).h5: $(CH5)/data.h5 $(CH5)/rebuilt-r$(2).h5
-	$$(FERCLI) train lb-mbnet $$< --init-from $(CH5)/rebuilt-r$(2).h5 --expansion $(2) \
-	    $$(subst --epochs $(CH5_EPOCHS),--epochs $(CH5_SEG_EPOCHS),$$(CH5_TRAIN)) -o $$@
+$(CH5)/$(4).h5: $(CH5)/data.h5 $(CH5)/rebuilt$(3).h5
+	$$(FERCLI) train lb-mbnet $$< --init-from $(CH5)/rebuilt$(3).h5 --expansion $(2) $(call ch5_train,$(5)) -o $$@
 endef
-$(foreach i,$(shell seq 1 $(words $(CH5_SEGMENTS))),$(eval $(call CH5_SEGMENT,$(word $(i),$(CH5_SEG_FROM)),$(word $(i),$(CH5_SEGMENTS)))))
-CH5_PRUNE_FROM := $(call ch5_model,$(lastword $(CH5_SEG_FROM)))
-
-$(CH5)/pruning.h5: $(CH5_PRUNE_FROM) $(CH5)/data.h5
-	$(FERCLI) prune $^ --expansion $(CH5_SMALL) --plot $(CH5)/se-weights.png $(CH5_SPLIT) -o $@
-$(CH5)/rebuilt.h5: $(CH5)/pruning.h5
-	$(FERCLI) rebuild $< -o $@
-$(CH5)/re-small.h5: $(CH5)/data.h5 $(CH5)/rebuilt.h5
-	$(FERCLI) train lb-mbnet $< --init-from $(CH5)/rebuilt.h5 --expansion $(CH5_SMALL) $(CH5_TRAIN) -o $@
+$(foreach p,$(CH5_PAIRS),$(eval $(call CH5_STEP,$(call pair_from,$(p)),$(call pair_to,$(p)),-r$(call pair_to,$(p)),re-r$(call pair_to,$(p)),$(CH5_SEG_EPOCHS))))
+$(eval $(call CH5_STEP,$(lastword $(CH5_SEG_FROM)),$(CH5_SMALL),,re-small,$(CH5_EPOCHS)))
 $(CH5)/report-%.h5: $(CH5)/%.h5 $(CH5)/data.h5
 	$(FERCLI) evaluate $< $(CH5)/data.h5 -o $@ > /dev/null
 
@@ -282,7 +280,7 @@ chapter5: $(foreach r,small large $(addprefix re-r,$(CH5_SEGMENTS)) re-small,$(C
 	$(BIN)/python examples/table.py --title "Tables 5.2/5.3 (this run)" \
 	    "LB-MBNet-$(CH5_DEPTH)-r$(CH5_SMALL)=$(CH5)/report-small.h5" \
 	    "LB-MBNet-$(CH5_DEPTH)-r$(CH5_LARGE)=$(CH5)/report-large.h5" \
-	    $(foreach i,$(shell seq 1 $(words $(CH5_SEGMENTS))),"Re-LB-MBNet-$(CH5_DEPTH)-r$(word $(i),$(CH5_SEGMENTS)) (pruned from r$(word $(i),$(CH5_SEG_FROM)))=$(CH5)/report-re-r$(word $(i),$(CH5_SEGMENTS)).h5") \
+	    $(foreach p,$(CH5_PAIRS),"Re-LB-MBNet-$(CH5_DEPTH)-r$(call pair_to,$(p)) (pruned from r$(call pair_from,$(p)))=$(CH5)/report-re-r$(call pair_to,$(p)).h5") \
 	    "Re-LB-MBNet-$(CH5_DEPTH)-r$(CH5_SMALL) (pruned from r$(lastword $(CH5_SEG_FROM)))=$(CH5)/report-re-small.h5" | tee $(CH5)/table.md
 
 bench: install
