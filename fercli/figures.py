@@ -103,11 +103,11 @@ def contact_sheet(clips: Clips, clip: Optional[str] = None, max_clips: int = 6, 
             _image(ax, clips.frames[t])
             colour = FOUND if status[t] in ("detected", "") else FILLED
             if clips.landmarks is not None:
-                ax.scatter(clips.landmarks[t, :, 0], clips.landmarks[t, :, 1], s=max(1.0, 40.0 / max(h, 1) * 6), c=colour, linewidths=0)
+                ax.scatter(clips.landmarks[t, :, 0], clips.landmarks[t, :, 1], s=5, c=colour, linewidths=0)
             if clips.face_box is not None:
                 _box(ax, clips.face_box[t], to_frame[t], colour)
             source = int(clips.source_frame[t]) if clips.source_frame is not None else int(picks[col])
-            tag = f"frame {source}" + (f" {status[t]}" if status[t] not in ("", "detected") else "")
+            tag = f"source frame {source}" + (f" {status[t]}" if status[t] not in ("", "detected") else "")
             ax.set_title(f"{clips.clip_ids[c]} ({label})\n{tag}" if col == 0 else tag, fontsize=7, loc="left")
     return fig
 

@@ -121,3 +121,22 @@ def test_frozen_init_part_is_counted_as_frozen(data):
     assert unfrozen["frozen_params"] == 0
     assert unfrozen["trainable_params"] == counts["trainable_params"] + counts["frozen_params"]
     assert np.isfinite(counts["flops"])
+
+
+def test_models_doc_lists_every_config_key():
+    """docs/models.md's table names every default config key of every architecture."""
+    from conftest import ROOT
+    from fercli.models import registry
+
+    rows = {}
+    last = ""
+    for line in (ROOT / "docs" / "models.md").read_text().splitlines():
+        if line.startswith("| `"):
+            cells = line.split(" | ")
+            text = last if "as above" in cells[-1] else line
+            for name in cells[0].replace("|", "").replace("(= `-large`)", "").split(","):
+                rows[name.strip().strip("`")] = text
+            last = text
+    for name in registry.available():
+        missing = [k for k in registry.get_spec(name).defaults if f"`{k}`" not in rows.get(name, "")]
+        assert not missing, f"docs/models.md: {name} lacks {missing}"

@@ -175,3 +175,20 @@ def test_table_errors_are_sentences(tmp_path, video):
     assert_user_error(fercli("table", video / "s.h5", "--format", "xlsx"), "--format")
     assert_user_error(fercli("table", video / "v.mp4"), "fercli ingest video")
     assert_user_error(fercli("table", tmp_path / "missing.h5"), "does not exist")
+
+
+def test_ingest_records_the_resize_as_the_source_transform(tmp_path):
+    import cv2
+
+    from fercli.ingest import ingest_images
+    from fercli.ingest.common import FrameOptions
+
+    (tmp_path / "happy").mkdir()
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(tmp_path / "happy" / "a.png"), rng.integers(0, 255, (80, 100), dtype=np.uint8))
+    cv2.imwrite(str(tmp_path / "happy" / "b.png"), rng.integers(0, 255, (40, 50), dtype=np.uint8))
+    clips, _ = ingest_images(str(tmp_path), frames=FrameOptions(resize=(50, 40)))
+    assert clips.source_frame.tolist() == [0, 0] and np.isnan(clips.fps).all()
+    np.testing.assert_allclose(clips.transform, [[[0.5, 0, 0], [0, 0.5, 0]], [[1, 0, 0], [0, 1, 0]]])
+    padded, _ = ingest_images(str(tmp_path), frames=FrameOptions(pad=True))
+    np.testing.assert_allclose(padded.transform, [[[1, 0, 0], [0, 1, 0]]] * 2)  # top-left placement moves nothing
