@@ -50,4 +50,4 @@ def table(
             with open(tmp, "w", encoding="utf-8", newline="") as stream:
                 n = tables.write(rows, stream, fmt)
     noun = {"clips": "frame", "report": "sample", "model": "epoch", "pruning": "kernel"}[kind]
-    err.print(f"table: {n} {noun} rows ({fmt}) -> {artifacts.display_name(output)}", markup=False, highlight=False, soft_wrap=True)
+    err.print(f"table: {n} {noun} rows ({fmt}) -> {'standard output' if output == '-' else output}", markup=False, highlight=False, soft_wrap=True)
