@@ -179,7 +179,10 @@ def history_figure(record: ModelRecord, title: str = ""):
             if any(v is not None for v in values):
                 y = [np.nan if v is None else v for v in values]
                 ax.plot(epochs, y, style, color=colour, linewidth=1.2, label=f"{part} {key.replace('_', ' ')}")
+    from matplotlib.ticker import MaxNLocator
+
     for ax, name in ((loss_ax, "loss"), (acc_ax, "accuracy")):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
