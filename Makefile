@@ -15,6 +15,8 @@ PYTHON   ?= python3
 VENV     ?= .venv
 BIN      := $(VENV)/bin
 TORCH    ?= torch==2.13.0
+# PyTorch's CPU wheel index: PyPI's Linux torch is the CUDA build (GBs). Empty = PyPI only.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 FERCLI   := $(BIN)/fercli
 OUT      ?= out
 STAMP    := $(VENV)/.fercli-installed
@@ -27,8 +29,11 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade --quiet pip
-	# Pin the CPU torch wheel before resolving the rest (an unpinned torch is a CUDA build of several GB).
-	$(if $(TORCH),$(BIN)/python -m pip install --quiet "$(TORCH)")
+	# Pin the CPU torch wheel before resolving the rest (an unpinned torch is a CUDA build of several GB):
+	# from PyTorch's CPU index, or, where that index is not reachable, PyPI's pin.
+	$(if $(TORCH),$(if $(TORCH_INDEX),$(BIN)/python -m pip install --quiet --retries 1 --timeout 20 --index-url $(TORCH_INDEX) "$(TORCH)" \
+	  || { echo "make install: $(TORCH_INDEX) not reachable: $(TORCH) from PyPI"; $(BIN)/python -m pip install --quiet "$(TORCH)"; },\
+	  $(BIN)/python -m pip install --quiet "$(TORCH)"))
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	$(BIN)/python -c "import fercli.faces as f; f.landmark_model_path()"
 	touch $(STAMP)

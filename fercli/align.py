@@ -36,7 +36,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -172,6 +172,7 @@ class FaceState:
     landmarks: Optional[np.ndarray] = None  # (68, 2) full-resolution image coordinates
     box: Optional[faces.Box] = None          # detector-style box (detected or rebuilt)
     detected: bool = False                   # the detector ran on this frame
+    score: float = float("nan")              # detector score of the detection this face was found or tracked from
 
 
 class FaceTracker:
@@ -205,6 +206,7 @@ class FaceTracker:
         self.detect_width = int(detect_width)
         self.redetect_every = int(redetect_every)
         self.detections = 0
+        self.last_score = float("nan")  # score of the latest successful detection
         self.reset()
 
     def reset(self) -> None:
@@ -213,6 +215,7 @@ class FaceTracker:
         self._box_rel: Optional[np.ndarray] = None
         self._face_width: Optional[float] = None
         self._since = 0
+        self._score = float("nan")
 
     # -- helpers
 
@@ -284,7 +287,7 @@ class FaceTracker:
             return None
         # The most confident face: in expression clips the subject; "largest" picks
         # up big low-score false positives (textured backgrounds) too easily.
-        (x0, y0, x1, y1), _ = max(found, key=lambda bs: bs[1])
+        (x0, y0, x1, y1), self.last_score = max(found, key=lambda bs: bs[1])
         return (x0 / scale, y0 / scale, x1 / scale, y1 / scale)
 
     def _accept(self, landmarks: np.ndarray, box: faces.Box, detected: bool, patch: Optional[np.ndarray]) -> FaceState:
@@ -294,11 +297,12 @@ class FaceTracker:
             iod = max(iod, 1e-6)
             self._box_rel = np.array([(x0 - mid[0]) / iod, (y0 - mid[1]) / iod, (x1 - mid[0]) / iod, (y1 - mid[1]) / iod])
             self._since = 0
+            self._score = float(self.last_score)
         else:
             self._since += 1
         self._prev = landmarks
         self._patch = patch
-        return FaceState(True, landmarks, box, detected)
+        return FaceState(True, landmarks, box, detected, self._score)
 
     def _plausible(self, landmarks: np.ndarray, patch: Optional[np.ndarray]) -> bool:
         mid, iod = self._frame_of(landmarks)
@@ -356,6 +360,9 @@ class ClipResult:
     missing: int = 0
     detections: int = 0
     gt_error: Optional[float] = None   # mean landmark error vs input landmarks, % IOD
+    transforms: Optional[np.ndarray] = None  # (T', 2, 3) input-frame -> crop affines (registration)
+    boxes: Optional[np.ndarray] = None       # (T', 4) face box x0, y0, x1, y1 in input-frame pixels
+    scores: Optional[np.ndarray] = None      # (T',) detector score, NaN where no face was found
 
 
 def _fill(values: list[Optional[np.ndarray]], found: np.ndarray, mode: str) -> list[np.ndarray]:
@@ -377,13 +384,19 @@ def _fill(values: list[Optional[np.ndarray]], found: np.ndarray, mode: str) -> l
     return out
 
 
-def align_clip(frames: np.ndarray, options: AlignOptions, tracker: FaceTracker, truth: Optional[np.ndarray] = None) -> ClipResult:
-    """Track, register and crop one clip (thesis 3.2.2); see the module docstring."""
+def align_clip(frames: np.ndarray, options: AlignOptions, tracker: FaceTracker, truth: Optional[np.ndarray] = None,
+               on_frame: Optional[Callable[[], None]] = None) -> ClipResult:
+    """Track, register and crop one clip (thesis 3.2.2); see the module docstring.
+    ``on_frame`` is called after each tracked frame (progress on long videos)."""
     import cv2
 
     tracker.reset()
     before = tracker.detections
-    states = [tracker(f) for f in frames]
+    states = []
+    for f in frames:
+        states.append(tracker(f))
+        if on_frame is not None:
+            on_frame()
     found = np.array([s.found for s in states], dtype=bool)
     result = ClipResult(None, None, None, None, int(found.sum()), int((~found).sum()), tracker.detections - before)
     if not found.any():
@@ -399,12 +412,14 @@ def align_clip(frames: np.ndarray, options: AlignOptions, tracker: FaceTracker, 
     else:
         mats = [box_matrix(s.box, size) if s.found else None for s in states]
     lms = [s.landmarks if s.found else None for s in states]
+    boxes = [np.asarray(s.box, np.float64) if s.found else None for s in states]
     if options.missing == "drop":
         kept = np.flatnonzero(found)
     else:
         kept = np.arange(len(frames))
         mats = _fill(mats, found, options.missing)
         lms = _fill(lms, found, options.missing)
+        boxes = _fill(boxes, found, options.missing)
     out_frames, out_lms = [], []
     for t in kept:
         src = to_gray(frames[t]) if options.gray else frames[t]
@@ -414,6 +429,9 @@ def align_clip(frames: np.ndarray, options: AlignOptions, tracker: FaceTracker, 
     result.landmarks = np.stack(out_lms).astype(np.float32)
     result.face_found = found[kept]
     result.kept = kept
+    result.transforms = np.stack([mats[t] for t in kept])
+    result.boxes = np.stack([boxes[t] for t in kept]).astype(np.float32)
+    result.scores = np.array([states[t].score if states[t].found else np.nan for t in kept], np.float32)
     return result
 
 
@@ -436,6 +454,57 @@ class AlignStats:
         return dict(self.__dict__)
 
 
+def _trace(clips: Clips, chosen: np.ndarray, results: Sequence[ClipResult]) -> dict[str, np.ndarray]:
+    """Trace arrays of the aligned frames (see :class:`fercli.artifacts.Clips`): each
+    registration composed with the input's own source -> frame transform, so the
+    stored transform always starts from the source video; boxes mapped back to
+    source pixels; source frame indices of the kept frames."""
+    to_input = clips.source_transform()
+    transforms, boxes, source_frame = [], [], []
+    for i, r in zip(chosen.tolist(), results):
+        rows = clips.offsets[i] + r.kept
+        inner = to_input[rows]
+        transforms.append(compose(r.transforms, inner))
+        boxes.append(_boxes_to_source(r.boxes, inner))
+        source_frame.append(clips.source_frame[rows] if clips.source_frame is not None else r.kept)
+    return {"transform": np.concatenate(transforms), "face_box": np.concatenate(boxes).astype(np.float32),
+            "face_score": np.concatenate([r.scores for r in results]), "source_frame": np.concatenate(source_frame).astype(np.int64)}
+
+
+def compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """(..., 2, 3) affines: ``outer`` after ``inner`` (x -> outer(inner(x)))."""
+    a, b = outer[..., :, :2], inner[..., :, :2]
+    out = np.empty(np.broadcast_shapes(outer.shape, inner.shape))
+    out[..., :, :2] = a @ b
+    out[..., :, 2] = (a @ inner[..., :, 2:3])[..., 0] + outer[..., :, 2]
+    return out
+
+
+def invert(m: np.ndarray) -> np.ndarray:
+    """(..., 2, 3) affines inverted (NaN stays NaN; a singular one becomes NaN)."""
+    a = m[..., :, :2]
+    det = a[..., 0, 0] * a[..., 1, 1] - a[..., 0, 1] * a[..., 1, 0]
+    det = np.where(np.abs(det) > 1e-12, det, np.nan)
+    inv = np.empty_like(m, dtype=np.float64)
+    inv[..., 0, 0], inv[..., 0, 1] = a[..., 1, 1] / det, -a[..., 0, 1] / det
+    inv[..., 1, 0], inv[..., 1, 1] = -a[..., 1, 0] / det, a[..., 0, 0] / det
+    inv[..., :, 2] = -(inv[..., :, :2] @ m[..., :, 2:3])[..., 0]
+    return inv
+
+
+def map_points(m: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Apply (F, 2, 3) affines to (F, K, 2) points, frame by frame."""
+    return points @ np.swapaxes(m[:, :, :2], 1, 2) + m[:, None, :, 2]
+
+
+def _boxes_to_source(boxes: np.ndarray, to_input: np.ndarray) -> np.ndarray:
+    """(F, 4) boxes in input-frame pixels -> the source pixels' bounding boxes."""
+    x0, y0, x1, y1 = (boxes[:, k].astype(np.float64) for k in range(4))
+    corners = np.stack([np.stack([x0, y0], -1), np.stack([x1, y0], -1), np.stack([x0, y1], -1), np.stack([x1, y1], -1)], 1)
+    back = map_points(invert(to_input), corners)
+    return np.concatenate([back.min(1), back.max(1)], axis=1)
+
+
 def shard_indices(n: int, shard: Optional[tuple[int, int]]) -> np.ndarray:
     """Contiguous block ``i`` of ``n_shards`` (sizes differ by at most one), so that
     merging the shards in order 0..n-1 gives back the unsharded clip order."""
@@ -449,13 +518,13 @@ def shard_indices(n: int, shard: Optional[tuple[int, int]]) -> np.ndarray:
 _JOB: dict[str, Any] = {}
 
 
-def _work(i: int) -> ClipResult:
+def _work(i: int, on_frame: Optional[Callable[[], None]] = None) -> ClipResult:
     tracker = _JOB.get("tracker")
     if tracker is None:
         tracker = _JOB["tracker"] = make_tracker(_JOB["options"])
     clips: Clips = _JOB["clips"]
     truth = clips.landmarks[clips.offsets[i]: clips.offsets[i + 1]] if clips.landmarks is not None else None
-    return align_clip(clips.clip(i), _JOB["options"], tracker, truth)
+    return align_clip(clips.clip(i), _JOB["options"], tracker, truth, on_frame)
 
 
 def align(clips: Clips, options: AlignOptions, shard: Optional[tuple[int, int]] = None,
@@ -479,17 +548,23 @@ def align(clips: Clips, options: AlignOptions, shard: Optional[tuple[int, int]] 
     global _JOB
     _JOB = {"clips": clips, "options": options}
     results: list[ClipResult] = []
+    # Progress counts frames, so a single long video moves the bar too.
+    done = [0]
+
+    def tick(n: int = 1) -> None:
+        done[0] += n
+        report(progress, done[0], stats.frames_in)
+
     try:
         if options.workers > 1 and len(index) > 1:
             ctx = multiprocessing.get_context("fork")
             with ctx.Pool(min(options.workers, len(index))) as pool:
-                for r in pool.imap(_work, index.tolist(), chunksize=1):
+                for i, r in zip(index.tolist(), pool.imap(_work, index.tolist(), chunksize=1)):
                     results.append(r)
-                    report(progress, len(results), len(index))
+                    tick(int(clips.lengths[i]))
         else:
             for i in index.tolist():
-                results.append(_work(i))
-                report(progress, len(results), len(index))
+                results.append(_work(i, tick))
     finally:
         _JOB = {}
     keep = [k for k, r in enumerate(results) if r.frames is not None]
@@ -516,12 +591,14 @@ def align(clips: Clips, options: AlignOptions, shard: Optional[tuple[int, int]] 
     meta["size"] = options.size
     meta["aligned"] = bool(options.align)
     meta["color"] = not options.gray
+    meta["landmarks"] = "detected (dlib 68-point predictor), crop pixels; source pixels through 'transform'"
     out = Clips(
         frames=frames, offsets=offsets, labels=base.labels, class_names=list(clips.class_names), subjects=base.subjects,
         clip_ids=base.clip_ids, sources=base.sources,
         landmarks=np.concatenate([r.landmarks for r in kept_results]),
         face_found=np.concatenate([r.face_found for r in kept_results]),
-        split=base.split, folds=base.folds, meta=meta,
+        split=base.split, folds=base.folds, meta=meta, fps=base.fps,
+        **_trace(clips, index[keep], kept_results),
     )
     stats.clips_out = len(kept_results)
     stats.frames_out = int(len(frames))

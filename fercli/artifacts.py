@@ -372,6 +372,16 @@ class Clips:
     ``planes`` holds LBP-TOP code maps, name -> (M, h, w) uint8, with
     ``plane_offsets`` (N+1) into them; ``histograms`` an (N, D) descriptor.
     ``meta`` is free-form JSON (alignment size, LBP parameters, ...).
+
+    Tracing frames back to their video (optional, :data:`TRACE_FIELDS`; older
+    artifacts have none): per frame ``source_frame`` (0-based index of the frame
+    in its source video or image sequence), ``transform`` (2x3 affine taking
+    source-video pixel coordinates to this frame's pixel coordinates: identity or
+    a scale after ingest, the registration after ``align``), ``face_box``
+    (x0, y0, x1, y1 of the face detector's box, source-video pixels) and
+    ``face_score`` (the detector's score of the detection the frame's face comes
+    from, NaN without one); per clip ``fps`` (frames per second of the source,
+    NaN when unknown).  See docs/design.md "Tracing frames to the source".
     """
 
     frames: np.ndarray
@@ -389,6 +399,11 @@ class Clips:
     plane_offsets: Optional[np.ndarray] = None
     histograms: Optional[np.ndarray] = None
     meta: dict = field(default_factory=dict)
+    source_frame: Optional[np.ndarray] = None
+    transform: Optional[np.ndarray] = None
+    face_box: Optional[np.ndarray] = None
+    face_score: Optional[np.ndarray] = None
+    fps: Optional[np.ndarray] = None
 
     # ---- construction
 
@@ -486,7 +501,25 @@ class Clips:
             plane_offsets=plane_offsets,
             histograms=pick(self.histograms),
             meta=dict(self.meta),
+            **{name: pickf(getattr(self, name)) for name in TRACE_FIELDS},
+            fps=pick(self.fps),
         )
+
+    def trace(self, frame_index: Sequence[int] | np.ndarray) -> dict[str, np.ndarray]:
+        """The trace arrays (:data:`TRACE_FIELDS`) that are present, at ``frame_index``."""
+        return {name: getattr(self, name)[frame_index] for name in TRACE_FIELDS if getattr(self, name) is not None}
+
+    def source_transform(self) -> np.ndarray:
+        """(F, 2, 3) source-video -> frame affines: ``transform`` when recorded; else the
+        identity for frames that were never registered, NaN (unknown) for aligned
+        frames of artifacts written before transforms were recorded."""
+        if self.transform is not None:
+            return np.asarray(self.transform, np.float64)
+        fill = np.nan if "align" in self.meta else 0.0
+        out = np.full((len(self.frames), 2, 3), fill)
+        if fill == 0.0:
+            out[:, 0, 0] = out[:, 1, 1] = 1.0
+        return out
 
     # ---- validation
 
@@ -526,6 +559,23 @@ class Clips:
                     raise FercliError(f"{name}: plane '{key}' must be ({int(po[-1])}, h, w) uint8 code maps, found {maps.shape} {maps.dtype}")
         if self.histograms is not None and len(self.histograms) != n:
             raise FercliError(f"{name}: 'histograms' has {len(self.histograms)} rows for {n} clips")
+        for attr, (shape, _) in TRACE_FIELDS.items():
+            value = getattr(self, attr)
+            if value is not None and tuple(np.shape(value)) != (len(self.frames), *shape):
+                want = ", ".join(["frames", *map(str, shape)])
+                raise FercliError(f"{name}: '{attr}' must be ({want}), found {tuple(np.shape(value))}")
+        if self.fps is not None and len(self.fps) != n:
+            raise FercliError(f"{name}: 'fps' has {len(self.fps)} entries for {n} clips")
+
+
+#: Optional per-frame arrays that trace frames to their source video: name ->
+#: (shape after the frame axis, stored dtype).  See :class:`Clips`.
+TRACE_FIELDS: dict[str, tuple[tuple[int, ...], Any]] = {
+    "source_frame": ((), np.int64),
+    "transform": ((2, 3), np.float64),
+    "face_box": ((4,), np.float32),
+    "face_score": ((), np.float32),
+}
 
 
 def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -561,6 +611,11 @@ def write_clips(f: h5py.File, clips: Clips) -> None:
             write_array(g, key, maps)
     if clips.histograms is not None:
         write_array(f, "histograms", clips.histograms.astype(np.float32))
+    for name, (_, dtype) in TRACE_FIELDS.items():
+        if getattr(clips, name) is not None:
+            write_array(f, name, np.asarray(getattr(clips, name)).astype(dtype))
+    if clips.fps is not None:
+        f.create_dataset("fps", data=np.asarray(clips.fps, np.float64))
     # meta lives in fercli_meta (written by create_artifact); merge ours in.
     meta = read_json_attr(f, "fercli_meta", {}) or {}
     meta.update(clips.meta)
@@ -594,6 +649,8 @@ def read_clips(f: h5py.File, name: str = "clips", with_frames: bool = True) -> C
             plane_offsets=plane_offsets,
             histograms=f["histograms"][()] if "histograms" in f else None,
             meta=read_json_attr(f, "fercli_meta", {}) or {},
+            **{key: f[key][()].astype(dtype) for key, (_, dtype) in TRACE_FIELDS.items() if key in f},
+            fps=f["fps"][()].astype(np.float64) if "fps" in f else None,
         )
     except KeyError as exc:
         raise FercliError(f"{name} is a damaged 'clips' artifact: a required dataset is missing ({_short(exc)})") from exc
@@ -602,6 +659,21 @@ def read_clips(f: h5py.File, name: str = "clips", with_frames: bool = True) -> C
     if with_frames:
         clips.validate(name)
     return clips
+
+
+def read_clip_subset(f: h5py.File, index: Sequence[int], name: str = "clips") -> Clips:
+    """Clips ``index`` of the artifact open in ``f``, reading only their frames (a few
+    clips of a large artifact: figures)."""
+    header = read_clips(f, name, with_frames=False)
+    header.validate(name)
+    sub = header.select(np.asarray(index, dtype=np.int64))
+    try:
+        sub.frames = np.concatenate([f["frames"][int(header.offsets[i]):int(header.offsets[i + 1])] for i in index]) if len(index) \
+            else f["frames"][0:0]
+    except OSError as exc:
+        raise FercliError(f"{name} is a damaged 'clips' artifact: {_short(exc)}") from exc
+    sub.validate(name)
+    return sub
 
 
 def load_clips(path: str, stage: str) -> tuple[Clips, dict, list[dict]]:
@@ -687,6 +759,65 @@ def save_model(path: str, record: ModelRecord, lineage: Sequence[dict], arrays: 
         write_model(f, record, arrays)
 
 
+def fold_runs(extra: dict, history: list) -> list[dict]:
+    """The fold runs a model artifact holds, each {fold, part, history, test_acc,
+    n_test}: the finished folds of a ``--folds all`` run (``extra.folds``), then
+    the run in progress, or the only run (``history``)."""
+    runs = []
+    for entry in extra.get("folds") or []:
+        if isinstance(entry, dict):
+            runs.append({"fold": entry.get("fold"), "part": str(entry.get("name", "")), "history": list(entry.get("history") or []),
+                         "test_acc": entry.get("test_acc"), "n_test": entry.get("n_test")})
+    if history and not any(run["history"] == history for run in runs):
+        fold = extra.get("fold")
+        last = history[-1] if isinstance(history[-1], dict) else {}
+        runs.append({"fold": fold, "part": f"fold {fold}" if fold is not None else ("in progress" if runs else "all"),
+                     "history": list(history), "test_acc": last.get("test_acc"), "n_test": extra.get("n_test")})
+    return runs
+
+
+def read_model_header(f: h5py.File | h5py.Group) -> ModelRecord:
+    """A model's arch, config, classes, history and extra without its weights (``state``
+    empty): what tables and figures need, without reading 100 M parameters."""
+    return ModelRecord(
+        arch=_as_str(f.attrs.get("arch", "")),
+        config=read_json_attr(f, "config", {}) or {},
+        state={},
+        class_names=list(read_json_attr(f, "class_names", []) or []),
+        history=list(read_json_attr(f, "history", []) or []),
+        extra=read_json_attr(f, "extra", {}) or {},
+    )
+
+
+# --------------------------------------------------------------------------- report
+
+#: Per-sample datasets of a report's ``predictions`` group (``fercli evaluate -o``).
+PREDICTION_FIELDS = ("clip_id", "subject", "fold", "truth", "prediction", "probabilities")
+
+
+def write_report(f: h5py.File, report: dict, predictions: Optional[dict[str, np.ndarray]] = None) -> None:
+    """Fill an artifact of kind 'report': the JSON report, the pooled confusion
+    matrices, per-fold accuracies and, per evaluated sample, the predictions."""
+    write_json_attr(f, "report", report)
+    pooled = report.get("pooled") or {}
+    f.create_dataset("confusion", data=np.asarray(pooled.get("confusion", []), np.int64))
+    f.create_dataset("confusion_normalised", data=np.asarray(pooled.get("confusion_normalised", []), np.float64))
+    f.create_dataset("fold_accuracy", data=np.asarray([r.get("accuracy") for r in report.get("folds", [])], np.float64))
+    if predictions is not None:
+        g = f.create_group("predictions")
+        for key in PREDICTION_FIELDS:
+            write_array(g, key, np.asarray(predictions[key]))
+
+
+def read_report(f: h5py.File) -> tuple[dict, Optional[dict[str, np.ndarray]]]:
+    """(report JSON, per-sample predictions or None for reports written before them)."""
+    report = read_json_attr(f, "report", {}) or {}
+    if "predictions" not in f:
+        return report, None
+    g = f["predictions"]
+    return report, {key: read_strings(g[key]) if g[key].dtype.kind == "O" else g[key][()] for key in PREDICTION_FIELDS}
+
+
 # --------------------------------------------------------------------------- summary
 
 
@@ -747,4 +878,27 @@ def summarize(f: h5py.File, path: str) -> dict:
             out["last_epoch"] = history[-1]
         g = f.get("weights")
         out["weights"] = {"tensors": len(g) if g is not None else 0, "values": int(sum(g[k].size for k in g)) if g is not None else 0}
+        out["fold_results"] = _model_fold_results(read_json_attr(f, "extra", {}) or {}, history)
+    elif kind == "report":
+        out.update(_report_summary(read_json_attr(f, "report", {}) or {}), predictions="predictions" in f)
     return out
+
+
+# -- analysis (issue 14): model fold results and report accuracy for `fercli info`
+
+
+def _model_fold_results(extra: dict, history: list) -> list[dict]:
+    """Per fold run: fold, part name, epochs, last test accuracy, held-out samples."""
+    return [{"fold": run["fold"], "part": run["part"], "epochs": len(run["history"]), "test_acc": run["test_acc"],
+             "n_test": run["n_test"]} for run in fold_runs(extra, history)]
+
+
+def _report_summary(report: dict) -> dict:
+    pooled = report.get("pooled") or {}
+    return {
+        "arch": report.get("arch"), "class_names": report.get("class_names") or [], "model": (report.get("model") or {}).get("path"),
+        "accuracy": pooled.get("accuracy"), "accuracy_mean": report.get("accuracy_mean"), "accuracy_std": report.get("accuracy_std"),
+        "samples": pooled.get("n"), "macro_f1": pooled.get("macro_f1"),
+        "fold_results": [{"fold": r.get("fold"), "part": r.get("part"), "accuracy": r.get("accuracy"), "n": r.get("n")}
+                         for r in report.get("folds") or [] if isinstance(r, dict)],
+    }

@@ -179,6 +179,7 @@ def evaluate(mf: ModelFile, clips: Clips, fold: Optional[int] = None, split: str
     pooled = np.zeros((len(class_names), len(class_names)), np.int64)
     model = None
     first_inputs = None
+    outputs: list[dict] = []  # per evaluated sample, for the report's 'predictions' (fercli table / show)
     for i, (k, state, index, what) in enumerate(jobs):
         model, _ = registry.build(rec.arch, len(class_names), rec.config)
         model.load_state_dict({key: torch.from_numpy(np.ascontiguousarray(v)) for key, v in state.items()}, strict=True)
@@ -186,12 +187,15 @@ def evaluate(mf: ModelFile, clips: Clips, fold: Optional[int] = None, split: str
         samples, names, _ = prepare(clips, opts, rec.config, model, labels, class_names, index=index)
         if not len(samples):
             raise FercliError(f"{what}: no samples to evaluate")
-        preds = []
+        probs = []
         with torch.no_grad():
             for start in range(0, len(samples), 128):
                 xs = [torch.from_numpy(samples.inputs[n][start:start + 128]).to(dev).float().div_(255.0) for n in names]
-                preds.append(model(*xs).float().argmax(1).cpu().numpy())
-        y_pred = np.concatenate(preds)
+                probs.append(torch.softmax(model(*xs).float(), 1).cpu().numpy())
+        y_prob = np.concatenate(probs)
+        y_pred = y_prob.argmax(1)
+        outputs.append({"clip": samples.clip_index, "fold": np.full(len(y_pred), -1 if k is None else k),
+                        "truth": samples.labels, "prediction": y_pred, "probabilities": y_prob})
         cm = confusion(samples.labels, y_pred, len(class_names))
         pooled += cm
         m = metrics_from_confusion(cm, class_names)
@@ -208,6 +212,7 @@ def evaluate(mf: ModelFile, clips: Clips, fold: Optional[int] = None, split: str
         "accuracy_mean": round(float(np.mean(accs)), 6) if accs else None,
         "accuracy_std": round(float(np.std(accs)), 6) if len(accs) > 1 else 0.0,
         "pooled": overall,
+        "predictions": _predictions(clips, outputs, len(class_names)),
     }
     model = model.cpu()
     out.update(count_parameters(model))
@@ -227,46 +232,10 @@ def evaluate(mf: ModelFile, clips: Clips, fold: Optional[int] = None, split: str
     return out
 
 
-# --------------------------------------------------------------------------- figure
-
-
-def confusion_figure(cm_normalised: list[list[float]], class_names: list[str], title: str = "") -> np.ndarray:
-    """A Fig 3.7-style row-normalised confusion matrix as a BGR image (OpenCV)."""
-    import cv2
-
-    m = np.asarray(cm_normalised, dtype=np.float64)
-    k = len(class_names)
-    cell = 64 if k <= 10 else 40
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    label_w = max(cv2.getTextSize(c, font, 0.5, 1)[0][0] for c in class_names) + 16 if class_names else 40
-    top = 40 + label_w
-    left = 30 + label_w
-    w, h = left + k * cell + 20, top + k * cell + 50
-    img = np.full((h, w, 3), 255, np.uint8)
-    for i in range(k):
-        for j in range(k):
-            v = float(m[i, j]) if m.size else 0.0
-            # white -> dark blue, like matplotlib's Blues
-            colour = (int(255 - 80 * v), int(255 - 200 * v), int(255 - 230 * v))
-            x0, y0 = left + j * cell, top + i * cell
-            cv2.rectangle(img, (x0, y0), (x0 + cell, y0 + cell), colour, -1)
-            cv2.rectangle(img, (x0, y0), (x0 + cell, y0 + cell), (200, 200, 200), 1)
-            text = f"{v:.2f}"
-            (tw, th), _ = cv2.getTextSize(text, font, 0.4, 1)
-            cv2.putText(img, text, (x0 + (cell - tw) // 2, y0 + (cell + th) // 2), font, 0.4,
-                        (255, 255, 255) if v > 0.5 else (0, 0, 0), 1, cv2.LINE_AA)
-    for i, name in enumerate(class_names):
-        (tw, th), _ = cv2.getTextSize(name, font, 0.5, 1)
-        cv2.putText(img, name, (left - tw - 8, top + i * cell + (cell + th) // 2), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-        # column labels written vertically: draw on a strip, rotate it
-        strip = np.full((th + 8, tw + 4, 3), 255, np.uint8)
-        cv2.putText(strip, name, (2, th + 2), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-        strip = cv2.rotate(strip, cv2.ROTATE_90_COUNTERCLOCKWISE)
-        sh, sw = strip.shape[:2]
-        x0 = left + i * cell + (cell - sw) // 2
-        y0 = top - sh - 6
-        img[y0:y0 + sh, x0:x0 + sw] = np.minimum(img[y0:y0 + sh, x0:x0 + sw], strip)
-    cv2.putText(img, "predicted", (left + k * cell // 2 - 36, top + k * cell + 30), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-    if title:
-        cv2.putText(img, title, (10, 22), font, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
-    return img
+def _predictions(clips: Clips, outputs: list[dict], k: int) -> dict[str, np.ndarray]:
+    """One row per evaluated sample (one per clip unless frames are samples):
+    clip id, subject, fold, true and predicted class index, class probabilities."""
+    cat = {key: np.concatenate([o[key] for o in outputs]) if outputs else np.zeros(0) for key in ("clip", "fold", "truth", "prediction")}
+    clip = cat.pop("clip").astype(np.int64)
+    return {"clip_id": clips.clip_ids[clip], "subject": clips.subjects[clip], **{key: v.astype(np.int64) for key, v in cat.items()},
+            "probabilities": np.concatenate([o["probabilities"] for o in outputs]) if outputs else np.zeros((0, k), np.float32)}

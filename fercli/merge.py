@@ -22,7 +22,9 @@ over the inputs in the order given (so A's classes keep their ids), labels
 remapped.  Clip ids must be unique across inputs; ``prefix_ids`` makes them
 so as ``<file stem>:<id>``.  Subjects are kept as they are (one subject may
 span several shards).  ``split`` and ``folds`` present in only some inputs are
-filled with '' (no official partition) and -1 (unassigned).
+filled with '' (no official partition) and -1 (unassigned).  The trace of
+each frame to its source video (source frame index, transform, face box,
+detector score, fps) is carried over (:func:`merge_trace`).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from fercli.artifacts import Clips
+from fercli.artifacts import TRACE_FIELDS, Clips
 from fercli.errors import FercliError
 
 #: Meta keys that are processing parameters: inputs must agree on them.
@@ -190,8 +192,28 @@ def merge(parts: Sequence[Clips], names: Sequence[str], prefix_ids: bool = False
         plane_offsets=plane_offsets,
         histograms=histograms,
         meta=merge_meta(parts),
+        **merge_trace(parts),
     )
     out.validate("merged clips")
+    return out
+
+
+def merge_trace(parts: Sequence[Clips]) -> dict[str, Optional[np.ndarray]]:
+    """Trace arrays (source frame, transform, box, score; fps per clip) of the merged
+    clips: kept when any input has them, an input without them filling in what
+    it does know (its own transform: identity unless it was aligned) or the
+    'unknown' value (-1 source frame, NaN)."""
+    out: dict[str, Optional[np.ndarray]] = {}
+    for name, (shape, dtype) in TRACE_FIELDS.items():
+        if all(getattr(p, name) is None for p in parts):
+            continue
+        fill = -1 if name == "source_frame" else np.nan
+        out[name] = np.concatenate([
+            getattr(p, name) if getattr(p, name) is not None
+            else p.source_transform() if name == "transform"
+            else np.full((len(p.frames), *shape), fill, dtype) for p in parts]).astype(dtype)
+    if any(p.fps is not None for p in parts):
+        out["fps"] = np.concatenate([p.fps if p.fps is not None else np.full(len(p), np.nan) for p in parts])
     return out
 
 

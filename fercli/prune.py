@@ -254,63 +254,21 @@ def save_pruning(path: str, p: Pruning, lineage: Sequence[dict]) -> None:
 
 
 def load_pruning(path: str, stage: str) -> tuple[Pruning, dict, list[dict]]:
-    name = artifacts.display_name(path)
     with artifacts.open_artifact(path, "pruning", stage) as f:
-        try:
-            info = artifacts.read_json_attr(f, "pruning", None)
-            source = artifacts.read_model(f["source"], name)
-            blocks = []
-            for i, b in enumerate(info["blocks"]):
-                g = f["blocks"][str(i)]
-                blocks.append(BlockStats(b["name"], int(b["in_chs"]), int(b["mid_chs"]), g["mean"][()], g["std"][()], g["hist"][()]))
-            kept = [[f["kept"][str(s)][str(i)][()].astype(np.int64) for i in range(len(blocks))] for s in range(len(info["schedule"]))]
-        except (KeyError, TypeError) as exc:
-            raise FercliError(f"{name} is a damaged 'pruning' artifact ({exc})") from None
-        return (Pruning(source, list(info["schedule"]), blocks, kept, int(info["samples"]), info.get("data") or {}),
-                artifacts.artifact_identity(f, path), artifacts.read_lineage(f))
+        return read_pruning(f, artifacts.display_name(path)), artifacts.artifact_identity(f, path), artifacts.read_lineage(f)
 
 
-# --------------------------------------------------------------------------- figure
-
-
-def plot_se_histograms(p: Pruning, path: str, step: int = 0, bins: int = 20, columns: Optional[int] = None) -> None:
-    """Fig 5.4 as PNG: per prunable block, the distribution of per-kernel mean SE weights.
-
-    x: mean SE weight in [0, 1]; y: proportion of the block's kernels; the red line
-    marks the smallest mean kept at ``schedule[step]``. Drawn with OpenCV (no
-    matplotlib dependency).
-    """
-    import cv2
-
-    n = len(p.blocks)
-    cols = columns or max(1, min(6, n))
-    rows = (n + cols - 1) // cols
-    pw, ph, m = 260, 190, 28
-    img = np.full((rows * ph + 40, cols * pw, 3), 255, np.uint8)
-    title = f"SE weight means per LBC kernel ({p.samples} samples); red: cut for r'={p.schedule[step]}"
-    cv2.putText(img, title, (10, 26), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
-    for i, s in enumerate(p.blocks):
-        r, c = divmod(i, cols)
-        x0, y0 = c * pw + m, 40 + r * ph + 18
-        w, h = pw - m - 10, ph - 18 - m
-        counts, _ = np.histogram(np.clip(s.mean, 0, 1), bins=bins, range=(0, 1))
-        prop = counts / max(1, counts.sum())
-        top = max(float(prop.max()), 1e-9)
-        cv2.rectangle(img, (x0, y0), (x0 + w, y0 + h), (0, 0, 0), 1)
-        bw = w / bins
-        for j, v in enumerate(prop):
-            if v > 0:
-                cv2.rectangle(img, (int(x0 + j * bw) + 1, int(y0 + h - v / top * (h - 2))), (int(x0 + (j + 1) * bw) - 1, y0 + h - 1), (180, 110, 40), -1)
-        kept = p.kept[step][i]
-        if len(kept) < s.mid_chs:
-            cut = float(np.min(s.mean[kept]))
-            xc = int(x0 + np.clip(cut, 0, 1) * w)
-            cv2.line(img, (xc, y0), (xc, y0 + h), (0, 0, 220), 1)
-        label = f"{s.name} r={s.mid_chs / s.in_chs:g} keep {len(kept)}/{s.mid_chs}"
-        cv2.putText(img, label, (x0, y0 - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (0, 0, 0), 1, cv2.LINE_AA)
-        cv2.putText(img, "0", (x0 - 4, y0 + h + 14), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1, cv2.LINE_AA)
-        cv2.putText(img, "1", (x0 + w - 4, y0 + h + 14), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1, cv2.LINE_AA)
-        cv2.putText(img, f"{top:.2f}", (x0 - m + 2, y0 + 10), cv2.FONT_HERSHEY_SIMPLEX, 0.32, (0, 0, 0), 1, cv2.LINE_AA)
-    with artifacts.atomic_path(path, ".png") as tmp:
-        if not cv2.imwrite(tmp, img):
-            raise FercliError(f"could not write the figure {path}")
+def read_pruning(f, name: str, weights: bool = True) -> Pruning:
+    """The pruning artifact open in ``f``; ``weights=False`` leaves the source model's
+    weights unread (statistics only: tables and figures)."""
+    try:
+        info = artifacts.read_json_attr(f, "pruning", None)
+        source = artifacts.read_model(f["source"], name) if weights else artifacts.read_model_header(f["source"])
+        blocks = []
+        for i, b in enumerate(info["blocks"]):
+            g = f["blocks"][str(i)]
+            blocks.append(BlockStats(b["name"], int(b["in_chs"]), int(b["mid_chs"]), g["mean"][()], g["std"][()], g["hist"][()]))
+        kept = [[f["kept"][str(s)][str(i)][()].astype(np.int64) for i in range(len(blocks))] for s in range(len(info["schedule"]))]
+    except (KeyError, TypeError) as exc:
+        raise FercliError(f"{name} is a damaged 'pruning' artifact ({exc})") from None
+    return Pruning(source, list(info["schedule"]), blocks, kept, int(info["samples"]), info.get("data") or {})

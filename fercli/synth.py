@@ -879,3 +879,13 @@ def render_video(clips: Clips, path: str, fps: float = 30.0) -> None:
                 writer.write(frame)
         finally:
             writer.release()
+
+
+def trace_to_video(clips: Clips, path: str, fps: float) -> None:
+    """Record, in place, where :func:`render_video` put each frame: frame ``k`` of the
+    artifact is frame ``k`` of the video (clips one after another), at ``fps``, in
+    the video's pixel coordinates (identity transform), so ``fercli table`` of the
+    synth artifact and of the same video ingested and aligned line up row for row."""
+    clips.source_frame = np.arange(len(clips.frames), dtype=np.int64)
+    clips.fps = np.full(len(clips), float(fps))
+    clips.sources = np.asarray([os.path.basename(path)] * len(clips), dtype=object)

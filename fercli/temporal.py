@@ -53,7 +53,8 @@ def sample_plan(length: int, n: int, method: str) -> tuple[np.ndarray, np.ndarra
     return lo, hi, w
 
 
-def _resample_arrays(frames: np.ndarray, landmarks: Optional[np.ndarray], found: Optional[np.ndarray], n: int, method: str):
+def _resample_arrays(frames: np.ndarray, landmarks: Optional[np.ndarray], found: Optional[np.ndarray], trace: dict[str, np.ndarray],
+                     n: int, method: str):
     lo, hi, w = sample_plan(len(frames), n, method)
     shape = (n,) + (1,) * (frames.ndim - 1)
     wf = w.reshape(shape).astype(np.float32)
@@ -66,7 +67,24 @@ def _resample_arrays(frames: np.ndarray, landmarks: Optional[np.ndarray], found:
     ff = None
     if found is not None:
         ff = found[lo] & np.where(w > 0, found[hi], True)
-    return out, lm, ff
+    return out, lm, ff, _resample_trace(trace, lo, hi, w)
+
+
+def _resample_trace(trace: dict[str, np.ndarray], lo: np.ndarray, hi: np.ndarray, w: np.ndarray) -> dict[str, np.ndarray]:
+    """Trace arrays of the output frames: the source frame (and detector score) of the
+    nearer input frame (halves to the later one, as ``nearest``); the source -> frame
+    transform and the face box blended with the frames' own weights, so a blended
+    frame's landmarks map back to the blend of its neighbours' (exactly for
+    ``nearest``, to first order for ``linear``)."""
+    nearer = np.where(w < 0.5, lo, hi)
+    out = {}
+    for name, values in trace.items():
+        if name in ("transform", "face_box"):
+            wb = w.reshape((-1,) + (1,) * (values.ndim - 1))
+            out[name] = ((1.0 - wb) * values[lo] + wb * values[hi]).astype(values.dtype)
+        else:
+            out[name] = values[nearer]
+    return out
 
 
 def _check(clips: Clips, n: int, method: str) -> None:
@@ -84,7 +102,7 @@ def _check(clips: Clips, n: int, method: str) -> None:
         raise FercliError(f"{len(short)} clip(s) have a single frame, nothing to resample between (first: {first}); drop them or use them as static images")
 
 
-def _assemble(clips: Clips, pieces: list[tuple[int, np.ndarray, Optional[np.ndarray], Optional[np.ndarray]]],
+def _assemble(clips: Clips, pieces: list[tuple[int, np.ndarray, Optional[np.ndarray], Optional[np.ndarray], dict]],
               labels: np.ndarray, clip_ids: np.ndarray, class_names: list[str], meta: dict) -> Clips:
     owners = np.array([p[0] for p in pieces], dtype=np.int64)
     base = clips.select(owners)
@@ -96,7 +114,8 @@ def _assemble(clips: Clips, pieces: list[tuple[int, np.ndarray, Optional[np.ndar
         clip_ids=clip_ids, sources=base.sources,
         landmarks=np.concatenate([p[2] for p in pieces]) if clips.landmarks is not None else None,
         face_found=np.concatenate([p[3] for p in pieces]) if clips.face_found is not None else None,
-        split=base.split, folds=base.folds, meta=meta,
+        split=base.split, folds=base.folds, meta=meta, fps=base.fps,
+        **{name: np.concatenate([p[4][name] for p in pieces]) for name in pieces[0][4]},
     )
 
 
@@ -104,7 +123,10 @@ def _parts_of(clips: Clips, i: int):
     s, e = clips.offsets[i], clips.offsets[i + 1]
     lm = clips.landmarks[s:e] if clips.landmarks is not None else None
     ff = clips.face_found[s:e] if clips.face_found is not None else None
-    return clips.frames[s:e], lm, ff
+    trace = clips.trace(slice(s, e))
+    if "source_frame" not in trace:  # an artifact from before source frames were recorded: its own frame order
+        trace["source_frame"] = np.arange(e - s, dtype=np.int64)
+    return clips.frames[s:e], lm, ff, trace
 
 
 def resample(clips: Clips, n: int, method: str = "linear", progress: Optional[ProgressFn] = None) -> Clips:
@@ -139,14 +161,15 @@ def ckplus_split(clips: Clips, n: int, method: str = "linear", part: int = 3, pr
         neutral = len(class_names) - 1
     pieces, labels, ids = [], [], []
     for i in range(len(clips)):
-        frames, lm, ff = _parts_of(clips, i)
+        frames, lm, ff, trace = _parts_of(clips, i)
         k = min(part, len(frames))
         head = slice(0, k)
         tail = slice(len(frames) - k, len(frames))
         for kind, sl, label in (("neutral-peak", slice(None), clips.labels[i]), ("neutral-neutral", head, neutral),
                                 ("peak-peak", tail, clips.labels[i])):
             f = frames[sl]
-            pieces.append((i, *_resample_arrays(f, None if lm is None else lm[sl], None if ff is None else ff[sl], n, method)))
+            pieces.append((i, *_resample_arrays(f, None if lm is None else lm[sl], None if ff is None else ff[sl],
+                                                {k_: v[sl] for k_, v in trace.items()}, n, method)))
             labels.append(label)
             ids.append(f"{clips.clip_ids[i]}/{kind}")
         report(progress, i + 1, len(clips))

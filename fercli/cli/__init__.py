@@ -34,7 +34,7 @@ _ABORTS = tuple(getattr(m, "Abort") for m in _CLICKS if hasattr(m, "Abort")) + (
 #: One module per stage, in the order `fercli --help` lists them.
 COMMAND_MODULES = [
     "ingest", "synth", "align", "resample", "lbptop", "split", "merge",
-    "train", "evaluate", "prune", "rebuild", "live", "export", "info",
+    "train", "evaluate", "prune", "rebuild", "live", "export", "table", "show", "info",
 ]
 
 for _name in COMMAND_MODULES:

@@ -8,10 +8,11 @@ import typer
 
 from fercli import artifacts
 from fercli.cli.app import app
-from fercli.cli.common import OutputOpt, err, parse_shard, progress_bar
+from fercli.cli.common import OutputOpt, err, examples, parse_shard, progress_bar, refuse_media
 
 
-@app.command(help="Detect faces, fit 68 landmarks and register each face to the mean face (eyes + nose tip), cropped to SIZE.")
+@app.command(help="Detect faces, fit 68 landmarks and register each face to the mean face (eyes + nose tip), cropped to SIZE.",
+             epilog=examples("fercli align clips.h5 --size 64 -o aligned.h5", "fercli align video.h5 --missing drop --transform similarity -o aligned.h5"))
 def align(
     path: str = typer.Argument(..., help="Input 'clips' artifact ('-' = standard input)."),
     output: str = OutputOpt,
@@ -32,6 +33,7 @@ def align(
 ) -> None:
     from fercli.align import AlignOptions, align as run_align
 
+    refuse_media(path, "align")
     artifacts.check_output_path(output)
     options = AlignOptions(size=size, gray=gray, align=not no_align, transform=transform, detector=detector,
                            detector_model=detector_model, detector_config=detector_config, predictor=predictor,

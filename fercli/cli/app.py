@@ -6,7 +6,7 @@ app = typer.Typer(
     name="fercli",
     help="Composable stages for facial-expression-recognition research (HDF5 in, HDF5 out; '-' pipes).",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -23,5 +23,6 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="Show the traceback of an error (anywhere on the line; or FERCLI_DEBUG=1)."),
 ) -> None:
     """fercli: each stage reads and writes HDF5 artifacts; '-' is stdin/stdout. Add --debug anywhere for tracebacks."""

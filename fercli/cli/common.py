@@ -37,6 +37,11 @@ def progress_bar(description: str, quiet: bool = False) -> Iterator[ProgressFn]:
         yield update
 
 
+def examples(*commands: str) -> str:
+    """A command's ``--help`` epilog: worked examples, one paragraph each (rich keeps them apart)."""
+    return "Example" + ("s" if len(commands) > 1 else "") + ":\n\n" + "\n\n".join(f"  {c}" for c in commands)
+
+
 def parse_size(text: str, option: str = "--size") -> tuple[int, int]:
     """'640x490' -> (640, 490); '64' -> (64, 64)."""
     try:
@@ -75,6 +80,20 @@ def parse_shard(text: Optional[str]) -> Optional[tuple[int, int]]:
     if n <= 0 or not 0 <= i < n:
         raise FercliError(f"--shard I/N needs 0 <= I < N (got '{text}')")
     return i, n
+
+
+def refuse_media(path: str, stage: str) -> None:
+    """A video or image file given where an artifact is expected: say which ingest makes one."""
+    import os
+
+    from fercli.ingest.common import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+
+    ext = os.path.splitext(path)[1].lower()
+    kind = "video" if ext in VIDEO_EXTENSIONS else "images" if ext in IMAGE_EXTENSIONS else None
+    if kind is not None and path != "-":
+        source = path if kind == "video" else (os.path.dirname(path) or ".")
+        raise FercliError(f"{path} is {'a video' if kind == 'video' else 'an image'} file, and {stage} reads fercli artifacts: "
+                          f"run `fercli ingest {kind} {source} -o clips.h5` first, then `fercli {stage} clips.h5 ...`")
 
 
 def print_json(value: Any) -> None:

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Optional
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from fercli import artifacts
 from fercli.cli.app import app
-from fercli.cli.common import err, print_json, progress_bar
+from fercli.cli.common import err, examples, print_json, progress_bar
 from fercli.errors import FercliError
 
 
-@app.command(help="Evaluate a trained model on its held-out fold / the official test part of DATA (or --split all).")
+@app.command(help="Evaluate a trained model on its held-out fold / the official test part of DATA (or --split all).",
+             epilog=examples("fercli evaluate model.h5 ck-folds.h5 -o report.h5 --figure cm.pdf"))
 def evaluate(
     model: str = typer.Argument(..., help="Model artifact from `fercli train`."),
     data: str = typer.Argument(..., help="Clips artifact ('-' = standard input)."),
@@ -23,19 +23,19 @@ def evaluate(
     split: str = typer.Option("test", "--split", help="test (held-out part) | all (every labelled clip)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON to stdout."),
     output: Optional[str] = typer.Option(None, "-o", "--output", help="Also write the results as a 'report' artifact."),
-    figure: Optional[str] = typer.Option(None, "--figure", help="Write the row-normalised confusion matrix as a PNG (like Fig 3.7)."),
-    device: str = typer.Option("cpu", "--device", help="Device for the predictions: cpu | cuda | auto (latency is always CPU)."),
+    figure: Optional[str] = typer.Option(None, "--figure", help="Write the row-normalised confusion matrix (like Fig 3.7) as .png, .pdf or .svg."),
+    device: str = typer.Option("auto", "--device", help="Device for the predictions: auto (CUDA when available) | cpu | cuda (latency is always CPU)."),
     no_latency: bool = typer.Option(False, "--no-latency", help="Skip the CPU latency measurement."),
 ) -> None:
     if output is not None:
         artifacts.check_output_path(output)
     if figure is not None:
-        if not figure.lower().endswith(".png"):
-            raise FercliError(f"--figure writes a PNG: give a name ending in .png (got '{figure}')")
-        artifacts.check_output_path(figure)
+        from fercli.figures import check_figure_path
+
+        check_figure_path(figure, "--figure")
     if as_json and output == "-":
         raise FercliError("--json and -o - both want standard output: write the report to a file")
-    from fercli.evaluate import confusion_figure, evaluate as run_evaluate
+    from fercli.evaluate import evaluate as run_evaluate
     from fercli.train import load_model_file
 
     mf = load_model_file(model, "evaluate")
@@ -43,24 +43,15 @@ def evaluate(
     with progress_bar("evaluate") as bar:
         result = run_evaluate(mf, clips, fold=fold, split=split, device=device, latency=not no_latency, progress=bar)
     result["data"] = ident
+    predictions = result.pop("predictions")  # per-sample arrays: in the report artifact, not the JSON
     if figure is not None:
-        import cv2
+        from fercli import figures
 
-        title = f"{result['arch']}  acc {result['pooled']['accuracy']:.3f}"
-        img = confusion_figure(result["pooled"]["confusion_normalised"], result["class_names"], title)
-        with artifacts.atomic_path(figure, suffix=".png") as tmp:
-            ok, buf = cv2.imencode(".png", img)
-            if not ok:
-                raise FercliError(f"could not encode {figure}")
-            with open(tmp, "wb") as fh:
-                fh.write(buf.tobytes())
+        figures.save(figures.confusion_figure(result), figure)
     if output is not None:
         entry = artifacts.lineage_entry("evaluate", {"fold": fold, "split": split}, [mf.identity, ident])
         with artifacts.create_artifact(output, "report", artifacts.combine_lineage([mf.lineage, lineage], entry), {"stage": "evaluate"}) as f:
-            artifacts.write_json_attr(f, "report", result)
-            f.create_dataset("confusion", data=np.asarray(result["pooled"]["confusion"], np.int64))
-            f.create_dataset("confusion_normalised", data=np.asarray(result["pooled"]["confusion_normalised"], np.float64))
-            f.create_dataset("fold_accuracy", data=np.asarray([r["accuracy"] for r in result["folds"]], np.float64))
+            artifacts.write_report(f, result, predictions)
     if as_json:
         print_json(result)
         return

@@ -6,11 +6,12 @@ import typer
 
 from fercli import artifacts
 from fercli.cli.app import app
-from fercli.cli.common import err
+from fercli.cli.common import err, examples
 from fercli.errors import FercliError
 
 
-@app.command(help="Export a model to ONNX (checked with onnxruntime when installed); --split: CNN and GRU parts of a cnn-gru model.")
+@app.command(help="Export a model to ONNX (checked with onnxruntime when installed); --split: CNN and GRU parts of a cnn-gru model.",
+             epilog=examples("fercli export gru.h5 --onnx gru.onnx --split"))
 def export(
     model: str = typer.Argument(..., help="A 'model' artifact ('-' = standard input)."),
     onnx: str = typer.Option(None, "--onnx", help="Output .onnx file (with --split: NAME-cnn.onnx and NAME-gru.onnx)."),

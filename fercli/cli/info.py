@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from fercli import artifacts
 from fercli.cli.app import app
-from fercli.cli.common import err, print_json
+from fercli.cli.common import err, examples, print_json
 
 
-@app.command(help="Show an artifact's kind, shapes, class and subject counts, and lineage.")
+@app.command(help="Show an artifact's kind, shapes, class and subject counts, and lineage.",
+             epilog=examples("fercli info model.h5", "fercli info aligned.h5 --json | jq .face_found_rate"))
 def info(
     path: str = typer.Argument(..., help="Artifact file ('-' = standard input)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON to stdout instead of tables."),
@@ -33,7 +35,7 @@ def _show(s: dict) -> None:
     head.add_row("[bold]artifact", s["path"])
     head.add_row("[bold]kind", f"{s['kind']} (schema {s['schema']}, fercli {s['fercli_version']}, {s['created']})")
     for key in ("clips", "frames", "frame_shape", "clip_length", "subjects", "face_found_rate", "arch", "epochs_trained",
-                "trainable_params", "fixed_params", "flops"):
+                "trainable_params", "frozen_params", "fixed_params", "flops"):
         if key in s and s[key] not in (None, {}, []):
             head.add_row(f"[bold]{key.replace('_', ' ')}", str(s[key]))
     if s.get("meta"):
@@ -49,6 +51,7 @@ def _show(s: dict) -> None:
     for key in ("folds", "split", "planes"):
         if s.get(key):
             out.print(f"[bold]{key}:[/] " + ", ".join(f"{k}: {v}" for k, v in s[key].items()))
+    _show_results(s, out)
     t = Table(title="datasets")
     t.add_column("name")
     t.add_column("shape")
@@ -64,4 +67,32 @@ def _show(s: dict) -> None:
         t.add_column("command")
         for i, entry in enumerate(s["lineage"]):
             t.add_row(str(i), entry.get("stage", "?"), entry.get("time", ""), entry.get("command", ""))
+        out.print(t)
+
+
+# -- analysis (issue 14): a model's classes, config and fold results; a report's accuracy
+
+
+def _show_results(s: dict, out) -> None:
+    if s["kind"] not in ("model", "report"):
+        return
+    if s.get("class_names"):
+        out.print("[bold]classes:[/] " + escape(", ".join(map(str, s["class_names"]))))
+    if s["kind"] == "model" and s.get("config"):
+        out.print("[bold]config:[/] " + escape(", ".join(f"{k}={v}" for k, v in s["config"].items())))
+    if s["kind"] == "report" and s.get("accuracy") is not None:
+        line = f"{s['accuracy']:.4f} on {s.get('samples')} samples"
+        if len(s.get("fold_results") or []) > 1 and s.get("accuracy_mean") is not None:
+            line += f"; mean ± std over folds {s['accuracy_mean']:.4f} ± {s['accuracy_std']:.4f}"
+        out.print(f"[bold]accuracy:[/] {line}" + (f" (model {escape(str(s['model']))})" if s.get("model") else ""))
+    rows = s.get("fold_results") or []
+    if rows:
+        t = Table(title="fold results")
+        for col in ("fold", "part", "epochs" if s["kind"] == "model" else "samples", "test accuracy" if s["kind"] == "model" else "accuracy"):
+            t.add_column(col, justify="left" if col == "part" else "right")
+        for r in rows:
+            acc = r.get("test_acc") if s["kind"] == "model" else r.get("accuracy")
+            size = r.get("epochs") if s["kind"] == "model" else r.get("n")
+            t.add_row("" if r.get("fold") is None else str(r["fold"]), escape(str(r.get("part") or "")), str(size),
+                      "" if acc is None else f"{acc:.4f}")
         out.print(t)

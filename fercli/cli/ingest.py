@@ -15,7 +15,7 @@ import typer
 
 from fercli import artifacts
 from fercli.cli.app import app
-from fercli.cli.common import OutputOpt, err, parse_shard, parse_size, progress_bar
+from fercli.cli.common import OutputOpt, err, examples, parse_shard, parse_size, progress_bar
 
 ingest_app = typer.Typer(
     help="Read a dataset in its published layout into a 'clips' artifact (see each dataset's --help for its layout).",
@@ -47,6 +47,14 @@ def _max_side_opt():
 
 def _strict_opt():
     return typer.Option(False, "--strict", help="Fail (exit 2, nothing written) if anything had to be skipped.")
+
+
+def _label_opt():
+    return typer.Option(None, "--label", help="Give every file this class (instead of its parent folder's name), e.g. --label happy.")
+
+
+def _subject_opt():
+    return typer.Option(None, "--subject", help="Give every file this subject id (default: each file is its own subject).")
 
 
 def _workers_opt():
@@ -93,7 +101,8 @@ def _n(count: int, singular: str, plural: str = "") -> str:
     return f"{count} {singular if count == 1 else (plural or singular + 's')}"
 
 
-@ingest_app.command("ckplus", help="CK+: ROOT/cohn-kanade-images/S005/001/*.png with labels in ROOT/Emotion/S005/001/*_emotion.txt.")
+@ingest_app.command("ckplus", help="CK+: ROOT/cohn-kanade-images/S005/001/*.png with labels in ROOT/Emotion/S005/001/*_emotion.txt.",
+                    epilog=examples("fercli ingest ckplus ~/data/CK+ -o ck.h5"))
 def ckplus(
     root: str = typer.Argument(..., help="The CK+ folder holding cohn-kanade-images/ and Emotion/."),
     output: str = OutputOpt,
@@ -112,7 +121,8 @@ def ckplus(
          lambda p: ingest_ckplus(root, include_unlabelled=all_, frames=frames, strict=strict, progress=p))
 
 
-@ingest_app.command("oulu", help="Oulu-CASIA: ROOT/VL|NI/Strong|Weak|Dark/P001/Anger/000.jpeg (default VL + Strong: 480 sequences).")
+@ingest_app.command("oulu", help="Oulu-CASIA: ROOT/VL|NI/Strong|Weak|Dark/P001/Anger/000.jpeg (default VL + Strong: 480 sequences).",
+                    epilog=examples("fercli ingest oulu ~/data/Oulu-CASIA -o oulu.h5"))
 def oulu(
     root: str = typer.Argument(..., help="The Oulu-CASIA folder holding VL/ and NI/ (or OriginalImg/)."),
     output: str = OutputOpt,
@@ -132,7 +142,8 @@ def oulu(
          lambda p: ingest_oulu(root, lighting=lighting, illumination=illumination, frames=frames, strict=strict, progress=p))
 
 
-@ingest_app.command("fer2013", help="FER2013: the CSV with columns emotion,pixels,Usage (Usage kept as the split).")
+@ingest_app.command("fer2013", help="FER2013: the CSV with columns emotion,pixels,Usage (Usage kept as the split).",
+                    epilog=examples("fercli ingest fer2013 fer2013.csv -o fer.h5"))
 def fer2013(
     csv_path: str = typer.Argument(..., metavar="CSV", help="fer2013.csv."),
     output: str = OutputOpt,
@@ -154,7 +165,8 @@ def _emotiw(dataset: str, root: str, output: str, partition: str, gray, resize, 
          lambda p: ingest_emotiw(root, dataset=dataset, partitions=partition, frames=frames, strict=strict, progress=p))
 
 
-@ingest_app.command("sfew", help="SFEW 2.0: ROOT/Train|Val/Angry|Disgust|Fear|Happy|Neutral|Sad|Surprise/*.png, one clip per image.")
+@ingest_app.command("sfew", help="SFEW 2.0: ROOT/Train|Val/Angry|Disgust|Fear|Happy|Neutral|Sad|Surprise/*.png, one clip per image.",
+                    epilog=examples("fercli ingest sfew ~/data/SFEW -o sfew.h5"))
 def sfew(
     root: str = typer.Argument(..., help="The SFEW folder holding Train/ and Val/."),
     output: str = OutputOpt,
@@ -170,7 +182,8 @@ def sfew(
     _emotiw("sfew", root, output, partition, gray, resize, pad, max_side, strict, workers)
 
 
-@ingest_app.command("afew", help="AFEW: ROOT/Train|Val/Angry|Disgust|Fear|Happy|Neutral|Sad|Surprise/*.avi, one clip per video.")
+@ingest_app.command("afew", help="AFEW: ROOT/Train|Val/Angry|Disgust|Fear|Happy|Neutral|Sad|Surprise/*.avi, one clip per video.",
+                    epilog=examples("fercli ingest afew ~/data/AFEW --max-side 360 -o afew.h5"))
 def afew(
     root: str = typer.Argument(..., help="The AFEW folder holding Train/ and Val/."),
     output: str = OutputOpt,
@@ -185,7 +198,8 @@ def afew(
     _emotiw("afew", root, output, partition, gray, resize, pad, max_side, strict, 0)
 
 
-@ingest_app.command("cifar10", help="CIFAR-10: binary (data_batch_1.bin ... test_batch.bin) or python (data_batch_1 ... pickles) layout, auto-detected.")
+@ingest_app.command("cifar10", help="CIFAR-10: binary (data_batch_1.bin ... test_batch.bin) or python (data_batch_1 ... pickles) layout, auto-detected.",
+                    epilog=examples("fercli ingest cifar10 ~/data/cifar-10-batches-bin -o cifar.h5"))
 def cifar10(
     root: str = typer.Argument(..., help="cifar-10-batches-bin/, cifar-10-batches-py/, or the folder above them."),
     output: str = OutputOpt,
@@ -203,13 +217,16 @@ def _split_classes(classes: Optional[str]) -> Optional[list[str]]:
     return [c.strip() for c in classes.split(",") if c.strip()] if classes else None
 
 
-@ingest_app.command("video", help="Video files (or folders of them), one clip per video; class = parent folder name or --manifest.")
+@ingest_app.command("video", help="Video files (or folders of them), one clip per video; class = parent folder name or --manifest.",
+                    epilog=examples("fercli ingest video talk.mp4 --label happy --subject s01 -o talk.h5", "fercli ingest video ~/videos/ -o clips.h5   (class from each parent folder)"))
 def video(
     sources: list[str] = typer.Argument(..., metavar="FILES...", help="Video files and/or folders searched recursively."),
     output: str = OutputOpt,
     manifest: Optional[str] = typer.Option(None, "--manifest", help="CSV path,label,subject (paths relative to the CSV's folder)."),
     classes: Optional[str] = typer.Option(None, "--classes", help="Fix the class list and order, e.g. anger,happy,neutral."),
     unlabelled: bool = typer.Option(False, "--unlabelled", help="Ignore folder names: every clip gets label -1."),
+    label: Optional[str] = _label_opt(),
+    subject: Optional[str] = _subject_opt(),
     shard: Optional[str] = typer.Option(None, "--shard", help="I/N: only contiguous block I (0-based) of the N blocks of the sorted file list."),
     gray: Optional[bool] = _color_opt("colour"),
     resize: Optional[str] = _resize_opt(),
@@ -224,19 +241,22 @@ def video(
     shard_t = parse_shard(shard)
     class_list = _split_classes(classes)
     params = {"manifest": manifest and os.path.abspath(manifest), "classes": class_list, "unlabelled": unlabelled,
-              "shard": shard, **frames.describe()}
+              "label": label, "subject": subject, "shard": shard, **frames.describe()}
     _run("video", output, sources, params,
          lambda p: ingest_video(sources, manifest=manifest, classes=class_list, unlabelled=unlabelled, shard=shard_t,
-                                frames=frames, strict=strict, progress=p))
+                                frames=frames, strict=strict, progress=p, label=label, subject=subject))
 
 
-@ingest_app.command("images", help="Image files under DIR, one clip per image; class = parent folder name or --manifest.")
+@ingest_app.command("images", help="Image files under DIR, one clip per image; class = parent folder name or --manifest.",
+                    epilog=examples("fercli ingest images ~/photos/ --manifest labels.csv -o photos.h5"))
 def images(
     folder: str = typer.Argument(..., metavar="DIR", help="Folder searched recursively for images."),
     output: str = OutputOpt,
     manifest: Optional[str] = typer.Option(None, "--manifest", help="CSV path,label,subject (paths relative to the CSV's folder)."),
     classes: Optional[str] = typer.Option(None, "--classes", help="Fix the class list and order, e.g. anger,happy,neutral."),
     unlabelled: bool = typer.Option(False, "--unlabelled", help="Ignore folder names: every clip gets label -1."),
+    label: Optional[str] = _label_opt(),
+    subject: Optional[str] = _subject_opt(),
     gray: Optional[bool] = _color_opt("gray if every file is gray, else colour"),
     resize: Optional[str] = _resize_opt(),
     pad: bool = _pad_opt(),
@@ -250,7 +270,7 @@ def images(
     frames = _frames(gray, resize, pad, max_side, workers)
     class_list = _split_classes(classes)
     params = {"manifest": manifest and os.path.abspath(manifest), "classes": class_list, "unlabelled": unlabelled,
-              **frames.describe()}
+              "label": label, "subject": subject, **frames.describe()}
     _run("images", output, [folder], params,
          lambda p: ingest_images(folder, manifest=manifest, classes=class_list, unlabelled=unlabelled, frames=frames,
-                                 strict=strict, progress=p))
+                                 strict=strict, progress=p, label=label, subject=subject))

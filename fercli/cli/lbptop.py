@@ -8,11 +8,12 @@ import typer
 
 from fercli import artifacts
 from fercli.cli.app import app
-from fercli.cli.common import OutputOpt, err, parse_shard, parse_size, progress_bar
+from fercli.cli.common import OutputOpt, err, examples, parse_shard, parse_size, progress_bar
 from fercli.errors import FercliError
 
 
-@app.command(help="LBP-TOP code maps of the XT/YT (and XY) planes, stored beside the frames (thesis 3.2.4).")
+@app.command(help="LBP-TOP code maps of the XT/YT (and XY) planes, stored beside the frames (thesis 3.2.4).",
+             epilog=examples("fercli lbptop ten-frames.h5 --planes xt,yt -o planes.h5"))
 def lbptop(
     path: str = typer.Argument(..., help="Input 'clips' artifact ('-' = standard input)."),
     output: str = OutputOpt,

@@ -10,11 +10,12 @@ import typer
 
 from fercli import artifacts
 from fercli.cli.app import app
-from fercli.cli.common import err
+from fercli.cli.common import err, examples
 from fercli.errors import FercliError
 
 
-@app.command(help="Recognise expressions live: face per frame, CNN probabilities per frame, a GRU label every WINDOW frames.")
+@app.command(help="Recognise expressions live: face per frame, CNN probabilities per frame, a GRU label every WINDOW frames.",
+             epilog=examples("fercli live model.h5 --source talk.mp4 --headless > labels.jsonl"))
 def live(
     model: str = typer.Argument(..., help="A 'model' artifact: cnn-gru (CNN per frame + GRU per window) or a frame model."),
     source: str = typer.Option("0", "--source", help="Camera index, video file, or folder of images."),

@@ -8,11 +8,12 @@ import typer
 
 from fercli import artifacts
 from fercli.cli.app import app
-from fercli.cli.common import OutputOpt, err
+from fercli.cli.common import OutputOpt, err, examples
 from fercli.errors import FercliError
 
 
-@app.command(help="Concatenate 'clips' artifacts made with the same parameters (shards in order, or databases; classes reconciled by name).")
+@app.command(help="Concatenate 'clips' artifacts made with the same parameters (shards in order, or databases; classes reconciled by name).",
+             epilog=examples("fercli merge shard-0.h5 shard-1.h5 -o all.h5"))
 def merge(
     paths: List[str] = typer.Argument(..., help="Input 'clips' artifacts in the order to concatenate ('-' = standard input, once)."),
     output: str = OutputOpt,

@@ -8,10 +8,11 @@ import typer
 
 from fercli import artifacts
 from fercli.cli.app import app
-from fercli.cli.common import OutputOpt, err, progress_bar
+from fercli.cli.common import OutputOpt, err, examples, progress_bar
 
 
-@app.command(help="Score every LBC kernel by its mean SE weight over DATA and keep the best r'·c per block (thesis 5.2.3, Fig 5.4).")
+@app.command(help="Score every LBC kernel by its mean SE weight over DATA and keep the best r'·c per block (thesis 5.2.3, Fig 5.4).",
+             epilog=examples("fercli prune r80.h5 cifar.h5 --expansion 6 --plot se.pdf -o r80-to-r6.h5"))
 def prune(
     model_path: str = typer.Argument(..., metavar="MODEL", help="Trained lb-mbnet model artifact."),
     data_path: str = typer.Argument(..., metavar="DATA", help="Clips artifact to collect SE weights over ('-' = standard input)."),
@@ -25,7 +26,7 @@ def prune(
     batch_size: int = typer.Option(256, "--batch-size", help="Samples per forward pass."),
     bins: int = typer.Option(50, "--bins", help="Histogram bins of the stored SE-weight distribution."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when available), cpu, cuda, cuda:N."),
-    plot: Optional[str] = typer.Option(None, "--plot", help="Also draw the SE-weight histograms of Fig 5.4 to this PNG."),
+    plot: Optional[str] = typer.Option(None, "--plot", help="Also draw the SE-weight histograms of Fig 5.4 to this .png, .pdf or .svg."),
 ) -> None:
     import torch
 
@@ -36,7 +37,9 @@ def prune(
 
     artifacts.check_output_path(output)
     if plot:
-        artifacts.check_output_path(plot)
+        from fercli.figures import check_figure_path
+
+        check_figure_path(plot, "--plot")
     schedule = P.parse_schedule(expansion)
     if batch_size <= 0 or bins <= 0 or (limit is not None and limit <= 0):
         raise FercliError("--batch-size, --bins and --limit must be positive")
@@ -61,7 +64,9 @@ def prune(
     entry = artifacts.lineage_entry("prune", params, [mf.identity, data_id])
     P.save_pruning(output, result, artifacts.combine_lineage([mf.lineage, data_lineage], entry))
     if plot:
-        P.plot_se_histograms(result, plot)
+        from fercli import figures
+
+        figures.save(figures.se_histograms(result), plot)
     r = source.config.get("expansion")
     steps = ", ".join(f"r'={s}: {sum(result.kept_counts(i))} kernels" for i, s in enumerate(schedule))
     err.print(f"prune: SE weights of {len(result.blocks)} LBC blocks over {result.samples} samples (r={r}); kept {steps}")

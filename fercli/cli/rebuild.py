@@ -6,10 +6,11 @@ import typer
 
 from fercli import artifacts
 from fercli.cli.app import app
-from fercli.cli.common import OutputOpt, err
+from fercli.cli.common import OutputOpt, err, examples
 
 
-@app.command(help="Build the pruned model at the new expansion ratio with the kept kernels' weights (thesis 5.3.2).")
+@app.command(help="Build the pruned model at the new expansion ratio with the kept kernels' weights (thesis 5.3.2).",
+             epilog=examples("fercli rebuild r80-to-r6.h5 -o r6-init.h5"))
 def rebuild(
     pruning_path: str = typer.Argument(..., metavar="PRUNING", help="Pruning artifact written by `fercli prune` ('-' = standard input)."),
     output: str = OutputOpt,

@@ -6,10 +6,11 @@ import typer
 
 from fercli import artifacts
 from fercli.cli.app import app
-from fercli.cli.common import OutputOpt, err, progress_bar
+from fercli.cli.common import OutputOpt, err, examples, progress_bar
 
 
-@app.command(help="Resample every clip to exactly N frames, first and last kept (thesis 3.2.2, 4.3.1).")
+@app.command(help="Resample every clip to exactly N frames, first and last kept (thesis 3.2.2, 4.3.1).",
+             epilog=examples("fercli resample aligned.h5 -n 10 -o ten-frames.h5"))
 def resample(
     path: str = typer.Argument(..., help="Input 'clips' artifact ('-' = standard input)."),
     output: str = OutputOpt,

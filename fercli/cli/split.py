@@ -8,15 +8,16 @@ import typer
 
 from fercli import artifacts
 from fercli.cli.app import app
-from fercli.cli.common import OutputOpt, err
+from fercli.cli.common import OutputOpt, err, examples
 from fercli.errors import FercliError
 
 
-@app.command(help="Assign subject-independent, class-stratified folds (thesis 3.3.1); official splits (FER2013, SFEW/AFEW, CIFAR) are kept.")
+@app.command(help="Assign subject-independent, class-stratified folds (thesis 3.3.1); official splits (FER2013, SFEW/AFEW, CIFAR) are kept.",
+             epilog=examples("fercli split planes.h5 --folds 10 --by subject -o folds.h5"))
 def split(
     path: str = typer.Argument(..., help="Input 'clips' artifact ('-' = standard input)."),
     output: str = OutputOpt,
-    folds: Optional[int] = typer.Option(None, "--folds", "-k", help="Number of folds [default: 10]."),
+    folds: Optional[int] = typer.Option(None, "--folds", "-k", help="Number of folds (default 10)."),
     by: str = typer.Option("subject", "--by", help="subject (no subject in two folds) or clip (plain stratified folds)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the assignment's tie-breaking order."),
     ignore_official: bool = typer.Option(False, "--ignore-official", help="Assign folds even if the dataset has an official split (the split column is kept beside them)."),

@@ -9,11 +9,12 @@ import typer
 
 from fercli import artifacts
 from fercli.cli.app import app
-from fercli.cli.common import OutputOpt, parse_range, parse_size, progress_bar
+from fercli.cli.common import OutputOpt, examples, parse_range, parse_size, progress_bar
 from fercli.errors import FercliError
 
 
-@app.command(help="Make CK+-like expression clips by warping a real photograph (embedded default data).")
+@app.command(help="Make CK+-like expression clips by warping a real photograph (embedded default data).",
+             epilog=examples("fercli synth --subjects 4 --classes happy,surprise --video demo.mp4 -o demo.h5"))
 def synth(
     output: str = OutputOpt,
     subjects: int = typer.Option(10, "--subjects", help="Number of synthetic subjects (identities)."),
@@ -44,7 +45,7 @@ def synth(
     if faces is not None and not os.path.isdir(faces):
         raise FercliError(f"--faces {faces} is not a folder")
 
-    from fercli.synth import render_video, synthesize  # numpy/cv2 work only after the options are fine
+    from fercli.synth import render_video, synthesize, trace_to_video  # numpy/cv2 work only after the options are fine
 
     with progress_bar("synth") as progress:
         clips = synthesize(
@@ -58,6 +59,7 @@ def synth(
     }
     if video is not None:
         render_video(clips, video, fps)
+        trace_to_video(clips, video, fps)
         params["video"] = os.path.abspath(video)
     lineage = [artifacts.lineage_entry("synth", params, [])]
     artifacts.save_clips(output, clips, lineage)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 from typing import List, Optional
 
 import typer
+from typer.core import TyperCommand
 
 from fercli import artifacts
 from fercli.cli.app import app
-from fercli.cli.common import err, parse_size
+from fercli.cli.common import err, examples, parse_size
 from fercli.errors import FercliError
 
 # Model options with their own flag -> config key (registry names).
@@ -30,9 +33,23 @@ def _parse_config(items: List[str]) -> dict:
     return out
 
 
-@app.command(help="Train a model (any architecture of chapters 3-5) on clips artifacts; writes a model artifact, checkpointed every epoch.")
+class _TrainCommand(TyperCommand):
+    """``train --help`` lists the registered architectures (torch is imported for the help only)."""
+
+    def format_help(self, ctx, formatter) -> None:
+        from fercli.models import registry
+
+        for param in self.params:
+            if param.name == "arch":
+                param.help = "Architecture: " + ", ".join(registry.available()) + "."
+        return super().format_help(ctx, formatter)
+
+
+@app.command(help="Train a model (any architecture of chapters 3-5) on clips artifacts; writes a model artifact, checkpointed every epoch.",
+             cls=_TrainCommand,
+             epilog=examples("fercli train plain-cnn folds.h5 --folds all -o static.h5", "fercli train cnn-gru folds.h5 --init-from static.h5 --freeze --fold 0 --tensorboard runs -o gru.h5"))
 def train(
-    arch: str = typer.Argument(..., help="Architecture: plain-cnn, cnn-gru, lbptop-gru, multistream, mobilenet-v2, mobilenet-v3, lb-mbnet, ..."),
+    arch: str = typer.Argument(..., help="Architecture (see `fercli train --help`)."),
     data: List[str] = typer.Argument(..., help="One or more clips artifacts (several = cross-database training, classes reconciled by name)."),
     output: str = typer.Option(..., "-o", "--output", help="Model artifact to write (also the checkpoint --resume continues)."),
     fold: Optional[int] = typer.Option(None, "--fold", help="Hold out fold K as the test part (subject-independent folds from `fercli split`)."),
@@ -68,6 +85,7 @@ def train(
     width_mult: Optional[float] = typer.Option(None, "--width-mult", help="mobilenet width multiplier."),
     config: List[str] = typer.Option([], "--config", help="KEY=VALUE model option (JSON value), repeatable."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-epoch lines."),
+    tensorboard: Optional[str] = typer.Option(None, "--tensorboard", help="Also write TensorBoard event files of the per-epoch metrics to DIR (one run per fold; needs `pip install tensorboard`)."),
 ) -> None:
     artifacts.check_output_path(output)
     if output == "-":
@@ -136,6 +154,7 @@ def train(
     lineage = artifacts.combine_lineage(lineages, entry)
     main_rank = dist_from_env().is_main
     show = main_rank and not quiet
+    board = _TensorBoard(tensorboard) if tensorboard and main_rank else None
 
     saves = []
 
@@ -144,6 +163,8 @@ def train(
         saves.append(record.extra.get("progress"))
 
     def on_epoch(part: str, h: dict) -> None:
+        if board is not None:
+            board.epoch(part, h)
         if not show:
             return
         bits = [f"{part}", f"epoch {h['epoch']}/{fit.epochs}", f"loss {h['loss']:.4f}", f"acc {h['train_acc']:.3f}"]
@@ -166,7 +187,7 @@ def train(
 
     from fercli.cli.common import progress_bar
 
-    with progress_bar(f"train {arch}", quiet=not show) as bar:
+    with progress_bar(f"train {arch}", quiet=not show) as bar, board or contextlib.nullcontext():
         try:
             record = T.train(opts, datasets, init, stream_files, resume_file,
                              T.Callbacks(save=save if main_rank else None, progress=bar, on_epoch=on_epoch, on_init=on_init, on_fold=on_fold))
@@ -191,3 +212,36 @@ def train(
 
             err.print(f"mean test accuracy over {len(accs)} folds: {np.mean(accs):.4f} ± {np.std(accs):.4f}")
         err.print(f"wrote {output}")
+
+
+class _TensorBoard:
+    """Per-epoch metrics as TensorBoard scalars through ``torch.utils.tensorboard``:
+    one run (sub-folder) per fold, tags ``loss/train``, ``accuracy/test``, ``lr``, ..."""
+
+    def __init__(self, folder: str) -> None:
+        import importlib.util
+
+        if importlib.util.find_spec("tensorboard") is None:
+            raise FercliError("--tensorboard writes event files with torch.utils.tensorboard, which needs the tensorboard package: pip install tensorboard")
+        if os.path.exists(folder) and not os.path.isdir(folder):
+            raise FercliError(f"--tensorboard {folder} exists and is not a folder")
+        self.folder = folder
+        self.writers: dict = {}
+
+    def epoch(self, part: str, h: dict) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        if part not in self.writers:
+            self.writers[part] = SummaryWriter(log_dir=os.path.join(self.folder, re.sub(r"[^A-Za-z0-9._-]+", "-", part) or "run"))
+        for key, value in h.items():
+            if key != "epoch" and isinstance(value, (int, float)):
+                kind, _, which = key.rpartition("_") if key.endswith(("_loss", "_acc")) else ("", "", key)
+                tag = "loss/train" if key == "loss" else f"{'loss' if which == 'loss' else 'accuracy'}/{kind}" if kind else key
+                self.writers[part].add_scalar(tag, value, int(h.get("epoch", 0)))
+
+    def __enter__(self) -> "_TensorBoard":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for writer in self.writers.values():
+            writer.close()

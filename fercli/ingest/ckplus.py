@@ -158,7 +158,8 @@ def ingest_ckplus(
                 report.skip("empty", rel)
             else:
                 label = -1 if code < 0 else (7 if code == 0 else code - 1)
-                out.add(good, label, subject, f"{subject}_{seq}", rel)
+                first = next(p for p, img in zip(paths, decoded) if img is not None)
+                out.add(good, label, subject, f"{subject}_{seq}", rel, **reader.source_of(first))
             tick()
     if not len(out):
         raise nothing_usable(root, report, "CK+ layout: cohn-kanade-images/S005/001/*.png with Emotion/S005/001/*_emotion.txt")

@@ -26,7 +26,7 @@ import contextlib
 import os
 import re
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Optional, Sequence
+from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -302,6 +302,10 @@ class Reader:
     def __init__(self, options: FrameOptions) -> None:
         self.options = options
         self._pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
+        #: path -> (width, height) as decoded, before --resize / --max-side, and
+        #: path -> frames per second of videos: what traces frames to their source.
+        self.native_size: dict[str, tuple[int, int]] = {}
+        self.fps: dict[str, float] = {}
 
     def __enter__(self) -> "Reader":
         threads = self.options.threads()
@@ -315,7 +319,14 @@ class Reader:
 
     def _one(self, path: str) -> Optional[np.ndarray]:
         img = decode_image(path)
-        return None if img is None else scale_frame(img, self.options)
+        if img is None:
+            return None
+        self.native_size[path] = (img.shape[1], img.shape[0])
+        return scale_frame(img, self.options)
+
+    def source_of(self, path: str) -> dict:
+        """``ClipList.add`` keywords that trace a decoded file's frames to it (fps, native size)."""
+        return {"fps": self.fps.get(path, float("nan")), "native_size": self.native_size.get(path)}
 
     def images(self, paths: Sequence[str]) -> list[Optional[np.ndarray]]:
         """Decode ``paths`` in order; None marks an unreadable file."""
@@ -323,10 +334,11 @@ class Reader:
             return [self._one(p) for p in paths]
         return list(self._pool.map(self._one, paths))
 
-    def video(self, path: str) -> tuple[list[np.ndarray], int]:
+    def video(self, path: str, on_frame: Optional[Callable[[], None]] = None) -> tuple[list[np.ndarray], int]:
         """All frames of a video and the frame count its container declares.
 
-        Returns ([], -1) when the file cannot be opened as a video.
+        Returns ([], -1) when the file cannot be opened as a video.  ``on_frame``
+        is called after every decoded frame (progress on long videos).
         """
         cv2 = _cv2()
         cap = cv2.VideoCapture(path, _video_backend(cv2))
@@ -334,15 +346,32 @@ class Reader:
             if not cap.isOpened():
                 return [], -1
             declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+            fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+            self.fps[path] = fps if 0 < fps < 10_000 else float("nan")
             frames: list[np.ndarray] = []
             while True:
                 ok, frame = cap.read()
                 if not ok or frame is None:
                     break
+                if not frames:
+                    self.native_size[path] = (frame.shape[1], frame.shape[0])
                 frames.append(scale_frame(to_rgb_or_gray(frame), self.options))
+                if on_frame is not None:
+                    on_frame()
             return frames, declared
         finally:
             cap.release()
+
+
+def declared_frames(path: str) -> int:
+    """The frame count a video's container declares (0 if unknown or unreadable);
+    only opens the container, so totals for progress bars are cheap."""
+    cv2 = _cv2()
+    cap = cv2.VideoCapture(path, _video_backend(cv2))
+    try:
+        return max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)) if cap.isOpened() else 0
+    finally:
+        cap.release()
 
 
 def _video_backend(cv2) -> int:
@@ -378,14 +407,21 @@ class ClipList:
         self.clip_ids: list[str] = []
         self.sources: list[str] = []
         self.split: list[str] = []
+        self.fps: list[float] = []
+        self.native_sizes: list[Optional[tuple[int, int]]] = []
 
-    def add(self, frames: list[np.ndarray], label: int, subject: str, clip_id: str, source: str, split: str = "") -> None:
+    def add(self, frames: list[np.ndarray], label: int, subject: str, clip_id: str, source: str, split: str = "",
+            fps: float = float("nan"), native_size: Optional[tuple[int, int]] = None) -> None:
+        """One clip; ``fps`` and ``native_size`` (width, height before scaling) of its
+        source file, when known, let later stages map frames back to it."""
         self.sequences.append(frames)
         self.labels.append(int(label))
         self.subjects.append(subject)
         self.clip_ids.append(clip_id)
         self.sources.append(source)
         self.split.append(split)
+        self.fps.append(float(fps))
+        self.native_sizes.append(native_size)
 
     def __len__(self) -> int:
         return len(self.sequences)
@@ -427,6 +463,7 @@ class ClipList:
         cv2 = _cv2() if all_frames else None
         # Fill one frame at a time and let each decoded frame go, so the peak
         # memory stays near one copy of the dataset.
+        transform = source_to_frame_transforms(self.sequences, self.native_sizes, options)
         k = 0
         for seq in self.sequences:
             for j, f in enumerate(seq):
@@ -451,9 +488,36 @@ class ClipList:
             sources=np.asarray(self.sources, dtype=object),
             split=np.asarray(self.split, dtype=object) if with_split else None,
             meta=dict(meta or {}),
+            source_frame=np.concatenate([np.arange(n, dtype=np.int64) for n in lengths]) if lengths else np.zeros(0, np.int64),
+            transform=transform,
+            fps=np.asarray(self.fps, dtype=np.float64),
         )
         clips.validate("ingested clips")
         return clips
+
+
+def source_to_frame_transforms(sequences: Sequence[Sequence[np.ndarray]], native_sizes: Sequence[Optional[tuple[int, int]]],
+                               options: FrameOptions) -> np.ndarray:
+    """(F, 2, 3) affines from source-file pixels to artifact-frame pixels, per frame.
+
+    A scale when ``--resize`` / ``--max-side`` changed the size (padding places
+    frames top-left and changes no coordinate); the identity when the options
+    cannot have scaled; NaN (unknown) for a scaled clip whose native size the
+    importer did not record.
+    """
+    scaling = options.resize is not None or options.max_side is not None
+    out = []
+    for seq, native in zip(sequences, native_sizes):
+        m = np.zeros((len(seq), 2, 3))
+        if native is not None and len(seq):
+            h, w = seq[0].shape[:2]
+            m[:, 0, 0], m[:, 1, 1] = w / native[0], h / native[1]
+        elif scaling:
+            m[:] = np.nan
+        else:
+            m[:, 0, 0] = m[:, 1, 1] = 1.0
+        out.append(m)
+    return np.concatenate(out) if out else np.zeros((0, 2, 3))
 
 
 def gray_or_rgb(frames: np.ndarray, color: bool) -> np.ndarray:

@@ -108,7 +108,7 @@ def ingest_emotiw(
                 elif not got:
                     report.skip("empty", rel)
                 else:
-                    out.add(got, label, os.path.splitext(rel)[0], os.path.splitext(rel)[0], rel, part)
+                    out.add(got, label, os.path.splitext(rel)[0], os.path.splitext(rel)[0], rel, part, **reader.source_of(path))
                     unlabelled += label < 0
                 tick()
         else:
@@ -121,7 +121,7 @@ def ingest_emotiw(
                     if img is None:
                         report.skip("unreadable", rel)
                     else:
-                        out.add([img], label, os.path.splitext(rel)[0], os.path.splitext(rel)[0], rel, part)
+                        out.add([img], label, os.path.splitext(rel)[0], os.path.splitext(rel)[0], rel, part, **reader.source_of(path))
                         unlabelled += label < 0
                 tick(len(chunk))
     if not len(out):

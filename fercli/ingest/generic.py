@@ -31,7 +31,7 @@ from typing import Optional, Sequence
 from fercli.artifacts import Clips
 from fercli.errors import FercliError
 from fercli.ingest.common import (
-    IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, ClipList, FrameOptions, Reader, Report, canonical_name, counting, is_litter,
+    IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, ClipList, FrameOptions, Reader, Report, canonical_name, counting, declared_frames, is_litter,
     is_truncated, list_dir, natural_key, nothing_usable, order_classes, require_dir,
 )
 from fercli.progress import ProgressFn
@@ -124,7 +124,16 @@ def _items(
     report: Report,
     manifest: Optional[str],
     unlabelled: bool,
+    label: Optional[str] = None,
+    subject: Optional[str] = None,
 ) -> list[Item]:
+    if label is not None and (manifest or unlabelled):
+        raise FercliError("--label gives every file one class: drop --manifest / --unlabelled, which label the files otherwise")
+    if subject is not None and manifest:
+        raise FercliError("--subject gives every file one subject: drop --manifest, which names the subjects per file")
+    fixed_label = canonical_name(label) if label is not None and label.strip() else None
+    if label is not None and fixed_label is None:
+        raise FercliError("--label needs a class name (e.g. --label happy)")
     table = read_manifest(manifest, report) if manifest else None
     items = []
     for real, source in _discover(sources, extensions, report):
@@ -135,10 +144,10 @@ def _items(
             if real not in table:
                 report.skip("not_in_manifest", source)
                 continue
-            label, subject = table[real]
+            label_of, subject_of = table[real]
         else:
-            label, subject = ("" if unlabelled else canonical_name(parent)), ""
-        items.append(Item(real, clip_id, source, "" if unlabelled else label, subject or clip_id))
+            label_of, subject_of = ("" if unlabelled else fixed_label or canonical_name(parent)), subject or ""
+        items.append(Item(real, clip_id, source, "" if unlabelled else label_of, subject_of or clip_id))
     return items
 
 
@@ -191,19 +200,24 @@ def ingest_video(
     frames: FrameOptions = FrameOptions(),
     strict: bool = False,
     progress: Optional[ProgressFn] = None,
+    label: Optional[str] = None,
+    subject: Optional[str] = None,
 ) -> tuple[Clips, Report]:
-    """Each video file a clip; labels from parent folders or a manifest."""
+    """Each video file a clip; labels from parent folders, a manifest, or ``label``
+    for every file (``subject``: one subject for every file, default each file its own)."""
     if not sources:
         raise FercliError("give at least one video file or folder")
     report = Report()
-    items = _items(sources, VIDEO_EXTENSIONS, report, manifest, unlabelled)
+    items = _items(sources, VIDEO_EXTENSIONS, report, manifest, unlabelled, label, subject)
     class_names = _classes(items, classes)  # from the whole list: every shard agrees
     labelled = _labels_for(items, class_names, report)
     part = labelled[shard_slice(len(labelled), shard)]
     out = ClipList()
-    with Reader(frames) as reader, counting(progress, len(part)) as tick:
-        for it, label in part:
-            got, declared = reader.video(it.path)
+    # Progress counts frames (the containers' declared counts), so one long video moves the bar.
+    total = sum(declared_frames(it.path) for it, _ in part) if progress is not None else 0
+    with Reader(frames) as reader, counting(progress, total) as tick:
+        for it, label_id in part:
+            got, declared = reader.video(it.path, on_frame=tick)
             if declared < 0:
                 report.skip("unreadable", it.source)
             elif is_truncated(len(got), declared):
@@ -211,8 +225,7 @@ def ingest_video(
             elif not got:
                 report.skip("empty", it.source)
             else:
-                out.add(got, label, it.subject, it.clip_id, it.source)
-            tick()
+                out.add(got, label_id, it.subject, it.clip_id, it.source, **reader.source_of(it.path))
     where = sources[0] if len(sources) == 1 else f"the {len(sources)} video sources"
     meta = {"dataset": "video"}
     if shard is not None:
@@ -229,11 +242,13 @@ def ingest_images(
     frames: FrameOptions = FrameOptions(),
     strict: bool = False,
     progress: Optional[ProgressFn] = None,
+    label: Optional[str] = None,
+    subject: Optional[str] = None,
 ) -> tuple[Clips, Report]:
-    """Each image file under ``folder`` a one-frame clip; labels from parent folders or a manifest."""
+    """Each image file under ``folder`` a one-frame clip; labels from parent folders, a manifest or ``label``."""
     require_dir(folder, "a folder of images, e.g. DIR/happy/001.png")
     report = Report()
-    items = _items([folder], IMAGE_EXTENSIONS, report, manifest, unlabelled)
+    items = _items([folder], IMAGE_EXTENSIONS, report, manifest, unlabelled, label, subject)
     class_names = _classes(items, classes)
     labelled = _labels_for(items, class_names, report)
     out = ClipList()
@@ -241,11 +256,11 @@ def ingest_images(
         block = 64
         for start in range(0, len(labelled), block):
             chunk = labelled[start : start + block]
-            for (it, label), img in zip(chunk, reader.images([it.path for it, _ in chunk])):
+            for (it, label_id), img in zip(chunk, reader.images([it.path for it, _ in chunk])):
                 if img is None:
                     report.skip("unreadable", it.source)
                 else:
-                    out.add([img], label, it.subject, it.clip_id, it.source)
+                    out.add([img], label_id, it.subject, it.clip_id, it.source, **reader.source_of(it.path))
             tick(len(chunk))
     return _finish(out, len(labelled), folder, report, strict, class_names, frames, {"dataset": "images"},
                    "image files such as happy/001.png", None), report

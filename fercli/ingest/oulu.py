@@ -91,15 +91,16 @@ def ingest_oulu(
                     paths.append(p)
                 else:
                     report.skip("not_media", os.path.relpath(p, root))
-            good = []
+            good, first = [], None
             for p, img in zip(paths, reader.images(paths)):
                 if img is None:
                     report.skip("unreadable", os.path.relpath(p, root))
                 else:
                     good.append(img)
+                    first = first or p
             rel = os.path.relpath(edir, root)
             if good:
-                out.add(good, label, subject, f"{subject}_{expr}", rel)
+                out.add(good, label, subject, f"{subject}_{expr}", rel, **reader.source_of(first))
             else:
                 report.skip("empty", rel)
             tick()

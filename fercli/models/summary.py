@@ -88,6 +88,26 @@ def model_summary(record) -> dict:
     from fercli.models.registry import from_record, get_spec
 
     model = from_record(record)
+    frozen = frozen_by_init(record, [name for name, _ in model.named_parameters()])
+    for name, p in model.named_parameters():
+        if name in frozen:
+            p.requires_grad_(False)
     c = complexity(model)
     c["inputs"] = list(getattr(model, "inputs", get_spec(record.arch).input_names(record.config)))
     return c
+
+
+def frozen_by_init(record, parameter_names: Sequence[str]) -> set[str]:
+    """The parameters ``train --init-from ... --freeze`` froze (they stayed as loaded),
+    from the record's ``extra.init``; models trained before the loaded keys were
+    recorded fall back to every parameter the initialisation did not list as new
+    or skipped, when those lists are complete."""
+    init = (record.extra or {}).get("init") or {}
+    if not init.get("frozen"):
+        return set()
+    if "loaded_keys" in init:
+        return set(init["loaded_keys"]) & set(parameter_names)
+    new, skipped = init.get("new_keys") or [], init.get("skipped_for_shape_keys") or []
+    if len(new) < int(init.get("new", 0)) or len(skipped) < int(init.get("skipped_for_shape", 0)):
+        return set()  # truncated lists: which part was frozen is not known
+    return set(parameter_names) - set(new) - set(skipped)

@@ -39,8 +39,9 @@ class InitReport:
         return {"loaded": len(self.loaded), "new": len(self.new), "skipped_for_shape": len(self.skipped_shape), "unused": len(self.unused)}
 
     def as_json(self) -> dict:
+        # loaded_keys in full: `info` / `evaluate` rebuild the model and must know which part --freeze froze.
         return {"source": self.source, "prefix": self.prefix, **self.counts(),
-                "skipped_for_shape_keys": self.skipped_shape[:50], "new_keys": self.new[:50]}
+                "skipped_for_shape_keys": self.skipped_shape[:50], "new_keys": self.new[:50], "loaded_keys": list(self.loaded)}
 
 
 def best_prefix(source_keys: list[str], target_keys: list[str]) -> str:

@@ -1,0 +1,54 @@
+"""`fercli show`: any artifact as the figure people would rather look at (see :mod:`fercli.figures`)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from fercli import artifacts
+from fercli.cli.app import app
+from fercli.cli.common import err, examples, refuse_media
+
+EXAMPLES = examples("fercli show aligned.h5 -o sheet.png", "fercli show planes.h5 -o planes.png", "fercli show model.h5 -o curves.pdf", "fercli show report.h5 -o cm.svg")
+
+
+@app.command(help="Draw an artifact: clips as a contact sheet with landmarks and boxes, LBP-TOP planes (Fig 3.4), "
+                  "a model's training curves, a report's confusion matrix (Fig 3.7), pruning SE histograms (Fig 5.4).",
+             epilog=EXAMPLES)
+def show(
+    path: str = typer.Argument(..., metavar="ARTIFACT", help="Any fercli artifact ('-' = standard input)."),
+    output: str = typer.Option(..., "-o", "--output", help="Figure file: .png, .pdf or .svg (text stays text in PDF/SVG)."),
+    clip: Optional[str] = typer.Option(None, "--clip", help="clips / planes: draw this clip id only (default: the first clips)."),
+    clips_n: int = typer.Option(6, "--clips", help="clips: how many clips (rows) the contact sheet shows."),
+    frames: int = typer.Option(8, "--frames", help="clips / planes: frames (columns) per clip, evenly spaced."),
+    counts: bool = typer.Option(False, "--counts", help="report: also write the counts in the confusion matrix's cells."),
+    step: int = typer.Option(0, "--step", help="pruning: the schedule step whose cut is drawn (0 = first ratio)."),
+    dpi: int = typer.Option(100, "--dpi", help="PNG resolution (dots per inch)."),
+) -> None:
+    from fercli import figures
+    from fercli.errors import FercliError
+
+    refuse_media(path, "show")
+    figures.check_figure_path(output)
+    if clips_n < 1 or frames < 1 or not 20 <= dpi <= 600:
+        raise FercliError("--clips and --frames must be at least 1, --dpi between 20 and 600")
+    name = artifacts.display_name(path)
+    data: dict = {}
+    with artifacts.open_artifact(path, None, "show") as f:
+        kind = artifacts.check_kind(f, path, None, "show")
+        if kind == "clips":
+            header = artifacts.read_clips(f, name, with_frames=False)
+            index = figures.pick_clips(header, clip, 1 if header.planes else clips_n)
+            data["clips"] = artifacts.read_clip_subset(f, index, name)
+        elif kind == "report":
+            data["report"] = artifacts.read_report(f)[0]
+        elif kind == "model":
+            data["record"] = artifacts.read_model_header(f)
+        else:
+            from fercli.prune import read_pruning
+
+            data["pruning"] = read_pruning(f, name, weights=False)
+    fig = figures.for_artifact(kind, frames=frames, counts=counts, step=step, max_clips=clips_n, **data)
+    figures.save(fig, output, dpi=dpi)
+    err.print(f"show: {figures.describe(kind, data.get('clips'))} of {name} -> {output}", markup=False, highlight=False, soft_wrap=True)

@@ -1,0 +1,53 @@
+"""`fercli table`: any artifact as CSV or JSON Lines rows (see :mod:`fercli.tables`)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import typer
+
+from fercli import artifacts
+from fercli.cli.app import app
+from fercli.cli.common import err, examples, refuse_media
+
+EXAMPLES = examples("fercli table aligned.h5 -o frames.csv", "fercli table report.h5 --format jsonl", "fercli table model.h5 -o history.csv")
+
+
+@app.command(help="Write an artifact as rows: frames of clips (OpenFace-style columns, source-video coordinates), "
+                  "clips of a report, epochs of a model, kernels of a pruning.", epilog=EXAMPLES)
+def table(
+    path: str = typer.Argument(..., metavar="ARTIFACT", help="Any fercli artifact ('-' = standard input)."),
+    output: str = typer.Option("-", "-o", "--output", help="CSV / JSON Lines file ('-' = standard output)."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="csv | jsonl (default: from the file name, .jsonl -> jsonl, else csv)."),
+) -> None:
+    from fercli import tables
+
+    refuse_media(path, "table")
+    fmt = tables.format_for(output, fmt)
+    if output != "-":
+        artifacts.check_output_path(output)
+    name = artifacts.display_name(path)
+    with artifacts.open_artifact(path, None, "table") as f:
+        kind = artifacts.check_kind(f, path, None, "table")
+        if kind == "clips":
+            clips = artifacts.read_clips(f, name, with_frames=False)
+            clips.validate(name)
+            rows = tables.frame_table(clips)
+        elif kind == "report":
+            rows = tables.report_table(*artifacts.read_report(f), name=name)
+        elif kind == "model":
+            rows = tables.history_table(artifacts.read_model_header(f))
+        else:
+            from fercli.prune import read_pruning
+
+            rows = tables.pruning_table(read_pruning(f, name, weights=False))
+    if output == "-":
+        n = tables.write(rows, sys.stdout, fmt)
+        sys.stdout.flush()
+    else:
+        with artifacts.atomic_path(output, suffix="." + fmt) as tmp:
+            with open(tmp, "w", encoding="utf-8", newline="") as stream:
+                n = tables.write(rows, stream, fmt)
+    noun = {"clips": "frame", "report": "sample", "model": "epoch", "pruning": "kernel"}[kind]
+    err.print(f"table: {n} {noun} rows ({fmt}) -> {'standard output' if output == '-' else output}", markup=False, highlight=False, soft_wrap=True)

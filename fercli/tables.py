@@ -1,0 +1,199 @@
+"""``fercli table``: any artifact as rows a spreadsheet, pandas or R reads.
+
+One row per
+
+* **frame** of a ``clips`` artifact.  The first columns are OpenFace 2.0's
+  (``frame, face_id, timestamp, confidence, success``; ``x_0 .. x_67, y_0 .. y_67``
+  the 68 landmarks), so scripts written for OpenFace's CSV read ours; then where
+  the frame comes from (clip id, subject, class, source file, 0-based source
+  frame index) and what alignment did with it (``status``: ``detected`` when a
+  face was found in that frame, by the detector or the tracker; ``held`` /
+  ``interpolated`` when ``--missing`` filled it; frames ``--missing drop``
+  removed have no row, so ``source_frame`` lists the survivors).  Landmarks and
+  the face box are in *source-video* pixels: crop coordinates mapped back
+  through each frame's recorded ``transform`` (docs/design.md);
+* **evaluated sample** of a ``report`` (``fercli evaluate -o``): clip id,
+  subject, fold, true and predicted class, one probability column per class;
+* **epoch of every fold** of a ``model`` (the training history);
+* **LBC kernel** of a ``pruning`` artifact: its block, mean and std SE weight,
+  rank in the block, and whether each step of the schedule keeps it.
+
+A table is ``(columns, rows)``; :func:`write` writes CSV or JSON Lines.  Unknown
+values are empty CSV cells / JSON ``null``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from typing import Any, Iterable, Iterator, Optional, TextIO
+
+import numpy as np
+
+from fercli.artifacts import Clips, ModelRecord, fold_runs
+from fercli.errors import FercliError
+
+FORMATS = ("csv", "jsonl")
+#: OpenFace 2.0's leading columns (FeatureExtraction / FaceLandmarkVidMulti CSV).
+OPENFACE_COLUMNS = ["frame", "face_id", "timestamp", "confidence", "success"]
+LANDMARK_COLUMNS = [f"x_{i}" for i in range(68)] + [f"y_{i}" for i in range(68)]
+FRAME_COLUMNS = [*OPENFACE_COLUMNS, "clip_id", "subject", "label", "source", "source_frame", "status",
+                 "face_x", "face_y", "face_width", "face_height", *LANDMARK_COLUMNS]
+
+Table = tuple[list[str], Iterable[list[Any]]]
+
+
+# --------------------------------------------------------------------------- clips
+
+
+def frame_status(clips: Clips) -> np.ndarray:
+    """Per frame: 'detected', 'held', 'interpolated', or '' when the artifact does not say."""
+    if clips.face_found is None:
+        return np.full(len(clips.frames), "", dtype=object)
+    filled = {"hold": "held", "interpolate": "interpolated"}.get(str((clips.meta.get("align") or {}).get("missing", "")), "")
+    return np.where(clips.face_found, "detected", filled).astype(object)
+
+
+def source_landmarks(clips: Clips) -> Optional[np.ndarray]:
+    """(F, 68, 2) landmarks in source-video pixels (NaN where the mapping is unknown)."""
+    from fercli.align import invert, map_points
+
+    if clips.landmarks is None:
+        return None
+    return map_points(invert(clips.source_transform()), clips.landmarks.astype(np.float64))
+
+
+def frame_table(clips: Clips) -> Table:
+    """One row per frame (see the module docstring)."""
+    n = len(clips.offsets) - 1
+    lengths = np.diff(clips.offsets)
+    owner = np.repeat(np.arange(n), lengths)
+    within = np.arange(int(clips.offsets[-1])) - np.repeat(clips.offsets[:-1], lengths)
+    source_frame = clips.source_frame if clips.source_frame is not None else within
+    known = source_frame >= 0
+    fps = clips.fps[owner] if clips.fps is not None else np.full(len(owner), np.nan)
+    timestamp = np.where(known, source_frame / np.where(fps > 0, fps, np.nan), np.nan)
+    score = clips.face_score if clips.face_score is not None else np.full(len(owner), np.nan)
+    box = clips.face_box.astype(np.float64) if clips.face_box is not None else np.full((len(owner), 4), np.nan)
+    points = source_landmarks(clips)
+    # x_0..x_67 then y_0..y_67, rounded once for all rows; rows with NaN are rare
+    flat = None if points is None else np.round(points.transpose(0, 2, 1).reshape(len(points), 136), 3)
+    flat_nan = None if flat is None else ~np.isfinite(flat).all(1)
+    status = frame_status(clips)
+    names = list(clips.class_names)
+    labels = [names[int(k)] if 0 <= k < len(names) else "" for k in clips.labels]
+
+    def rows() -> Iterator[list[Any]]:
+        for t in range(len(owner)):
+            c = owner[t]
+            sf = int(source_frame[t])
+            yield [
+                sf + 1 if sf >= 0 else None, 0, _num(timestamp[t], 3), _num(score[t], 4),
+                None if clips.face_found is None else int(bool(clips.face_found[t])),
+                str(clips.clip_ids[c]), str(clips.subjects[c]), labels[c], str(clips.sources[c]), sf if sf >= 0 else None,
+                status[t], _num(box[t, 0]), _num(box[t, 1]), _num(box[t, 2] - box[t, 0]), _num(box[t, 3] - box[t, 1]),
+                *([None] * 136 if flat is None else [_num(v) for v in flat[t]] if flat_nan[t] else flat[t].tolist()),
+            ]
+
+    return list(FRAME_COLUMNS), rows()
+
+
+# --------------------------------------------------------------------------- reports
+
+
+def report_table(report: dict, predictions: Optional[dict[str, np.ndarray]], name: str = "report") -> Table:
+    """One row per evaluated sample of a ``fercli evaluate -o`` report."""
+    if predictions is None:
+        raise FercliError(f"{name} was written before reports kept per-clip predictions: run `fercli evaluate ... -o` again")
+    names = list(report.get("class_names") or [])
+    columns = ["clip_id", "subject", "fold", "truth", "prediction", "correct", *[f"p_{c}" for c in names]]
+
+    def label(k: int) -> str:
+        return names[k] if 0 <= k < len(names) else str(k)
+
+    def rows() -> Iterator[list[Any]]:
+        for i in range(len(predictions["truth"])):
+            truth, pred = int(predictions["truth"][i]), int(predictions["prediction"][i])
+            fold = int(predictions["fold"][i])
+            yield [str(predictions["clip_id"][i]), str(predictions["subject"][i]), fold if fold >= 0 else None,
+                   label(truth), label(pred), int(truth == pred), *[_num(p, 6) for p in predictions["probabilities"][i]]]
+
+    return columns, rows()
+
+
+# --------------------------------------------------------------------------- models
+
+
+def history_table(record: ModelRecord) -> Table:
+    """One row per epoch per fold (loss, accuracies, learning rate, time)."""
+    runs = fold_runs(record.extra, record.history)
+    keys: list[str] = []
+    for run in runs:
+        for h in run["history"]:
+            keys += [k for k in h if k not in keys and k != "epoch"]
+    columns = ["fold", "part", "epoch", *keys]
+
+    def rows() -> Iterator[list[Any]]:
+        for run in runs:
+            for h in run["history"]:
+                yield [run["fold"], run["part"], h.get("epoch"), *[_num(h.get(k), 6) if isinstance(h.get(k), float) else h.get(k) for k in keys]]
+
+    return columns, rows()
+
+
+# --------------------------------------------------------------------------- pruning
+
+
+def pruning_table(pruning) -> Table:
+    """One row per LBC kernel (SE-gate channel) of every prunable block."""
+    steps = [f"kept_r{r:g}" for r in pruning.schedule]
+    columns = ["block", "name", "in_chs", "mid_chs", "kernel", "se_mean", "se_std", "rank", *steps]
+
+    def rows() -> Iterator[list[Any]]:
+        for b, stats in enumerate(pruning.blocks):
+            rank = np.empty(len(stats.mean), np.int64)
+            rank[np.argsort(-np.asarray(stats.mean), kind="stable")] = np.arange(len(stats.mean))
+            kept = [set(np.asarray(step[b]).tolist()) for step in pruning.kept]
+            for k in range(len(stats.mean)):
+                yield [b, stats.name, stats.in_chs, stats.mid_chs, k, _num(stats.mean[k], 6), _num(stats.std[k], 6),
+                       int(rank[k]) + 1, *[int(k in s) for s in kept]]
+
+    return columns, rows()
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def format_for(path: str, given: Optional[str]) -> str:
+    """--format, or from the file name (.jsonl / .ndjson / .json -> jsonl), else csv."""
+    if given is not None:
+        if given not in FORMATS:
+            raise FercliError(f"--format must be csv or jsonl (got '{given}')")
+        return given
+    return "jsonl" if path.lower().endswith((".jsonl", ".ndjson", ".json")) else "csv"
+
+
+def write(table: Table, stream: TextIO, fmt: str) -> int:
+    """Write ``table`` as CSV (header row first) or JSON Lines; returns the row count."""
+    columns, rows = table
+    n = 0
+    if fmt == "csv":
+        writer = csv.writer(stream, lineterminator="\n")
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow(["" if v is None else v for v in row])
+            n += 1
+    else:
+        for row in rows:
+            stream.write(json.dumps(dict(zip(columns, row)), ensure_ascii=False) + "\n")
+            n += 1
+    return n
+
+
+def _num(value: Any, digits: int = 3) -> Optional[float]:
+    """A finite float rounded for the table, or None (unknown)."""
+    if value is None:
+        return None
+    value = float(value)
+    return round(value, digits) if math.isfinite(value) else None
