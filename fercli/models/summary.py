@@ -85,9 +85,9 @@ def complexity(model: nn.Module, inputs: Sequence[torch.Tensor] | None = None) -
 
 def model_summary(record) -> dict:
     """What ``fercli info MODEL`` adds for a model artifact: counts, FLOPs, input shape(s)."""
-    from fercli.models.registry import from_record, get_spec
+    from fercli.models.registry import from_record
 
     model = from_record(record)
     c = complexity(model)
-    c["inputs"] = list(getattr(model, "inputs", get_spec(record.arch).input_names(record.config)))
+    c["inputs"] = list(model.inputs)
     return c
