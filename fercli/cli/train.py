@@ -13,10 +13,6 @@ from fercli.cli.app import app
 from fercli.cli.common import err, parse_size
 from fercli.errors import FercliError
 
-# Model options with their own flag -> config key (registry names).
-MODEL_FLAGS = {"input": "input", "plane": "plane", "rnn": "rnn", "depth": "depth", "expansion": "expansion", "width_mult": "width_mult"}
-
-
 def _parse_config(items: List[str]) -> dict:
     out = {}
     for item in items:
@@ -33,14 +29,15 @@ def _parse_config(items: List[str]) -> dict:
 @app.command(help="Train a model (any architecture of chapters 3-5) on clips artifacts; writes a model artifact, checkpointed every epoch.")
 def train(
     arch: str = typer.Argument(..., help="Architecture: plain-cnn, cnn-gru, lbptop-gru, multistream, mobilenet-v2, mobilenet-v3, lb-mbnet, ..."),
-    data: List[str] = typer.Argument(..., help="One or more clips artifacts (several = cross-database training, classes reconciled by name)."),
+    data: List[str] = typer.Argument(..., help="One or more clips artifacts (several = cross-database training: classes joined by name; folded artifacts keep their folds, others train only or by their official split)."),
     output: str = typer.Option(..., "-o", "--output", help="Model artifact to write (also the checkpoint --resume continues)."),
     fold: Optional[int] = typer.Option(None, "--fold", help="Hold out fold K as the test part (subject-independent folds from `fercli split`)."),
     folds: Optional[str] = typer.Option(None, "--folds", help="'all' (or N): train every fold in turn, all in one artifact; N = folds to compute if the data has none."),
     n_folds: int = typer.Option(10, "--n-folds", help="Folds to compute by subject when the data has none."),
     val: float = typer.Option(0.0, "--val", help="Hold out this fraction of the training subjects as a validation part."),
     task: str = typer.Option("expression", "--task", help="expression (clip labels) | identity (subject ids as classes: 4.2.6 stage 1)."),
-    frame: str = typer.Option("last", "--frame", help="Frame models on sequences: last (peak) | first-last (neutral + peak, 4.3.1) | all."),
+    classes: Optional[str] = typer.Option(None, "--classes", help="The model's classes, comma-separated, or 'all'. Default: the data's; with --frame first-last or --ckplus-split clips neutral + six basic (contempt left out, 4.2.4.3)."),
+    frame: str = typer.Option("last", "--frame", help="Frame models on sequences: last (peak) | first-last (first/last 3 frames of whole sequences as neutral/peak, 4.3.1) | all."),
     frames: Optional[int] = typer.Option(None, "--frames", help="Clip length for sequence models (resampled on the fly)."),
     size: Optional[str] = typer.Option(None, "--size", help="Resize frames to N or WxH (ch4: 96, ch5: 32/48)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs (0 writes the initialised model). Default: 30; lb-mbnet 200."),
@@ -74,14 +71,15 @@ def train(
         raise FercliError("train checkpoints into its output every epoch, so -o must be a file, not standard output")
     from fercli import train as T  # torch only when training
     from fercli.models import registry
+    from fercli.protocol import data_origins, load_model_file, save_model_file
     from fercli.train.engine import dist_from_env
 
     spec = registry.get_spec(arch)
     cfg = _parse_config(config)
     flags = {"input": input_kind, "plane": plane, "rnn": rnn, "depth": depth, "expansion": expansion, "width_mult": width_mult}
-    for flag, value in flags.items():
+    for key, value in flags.items():
         if value is not None:
-            cfg[MODEL_FLAGS[flag]] = value
+            cfg[key] = value
     if pool is not None:
         if pool not in ("max", "gru"):
             raise FercliError(f"--pool must be max (or gru, the default recurrent layer), not '{pool}'")
@@ -115,19 +113,23 @@ def train(
     )
     if fit.batch_size <= 0 or fit.lr <= 0:
         raise FercliError("--batch-size and --lr must be positive")
+    class_list = [c.strip() for c in classes.split(",") if c.strip()] if classes is not None else None
+    if classes is not None and not class_list:
+        raise FercliError("--classes takes class names separated by commas, or 'all'")
     opts = T.RunOptions(arch=arch, config=cfg, task=task, frame=frame, frames=frames, size=parse_size(size) if size else None,
-                        fold=fold, all_folds=all_folds, n_folds=n_folds, val=val, device=device, freeze=freeze_loaded, fit=fit)
+                        fold=fold, all_folds=all_folds, n_folds=n_folds, val=val, classes=class_list, device=device,
+                        freeze=freeze_loaded, fit=fit)
 
     datasets, lineages = [], []
     for path in data:
         clips, ident, lineage = artifacts.load_clips(path, "train")
-        datasets.append((clips, ident))
+        datasets.append((clips, {**ident, "origins": data_origins(lineage)}))
         lineages.append(lineage)
-    init = T.load_model_file(init_from, "train --init-from") if init_from else None
-    stream_files = [T.load_model_file(p.strip(), "train --streams") for p in streams.split(",") if p.strip()] if streams else []
+    init = load_model_file(init_from, "train --init-from") if init_from else None
+    stream_files = [load_model_file(p.strip(), "train --streams") for p in streams.split(",") if p.strip()] if streams else []
     if resume and not os.path.exists(output):
         raise FercliError(f"--resume continues the checkpoint at {output}, which does not exist")
-    resume_file = T.load_model_file(output, "train --resume") if resume else None
+    resume_file = load_model_file(output, "train --resume") if resume else None
     for mf in ([init] if init else []) + stream_files:
         lineages.append(mf.lineage)
 
@@ -140,7 +142,7 @@ def train(
     saves = []
 
     def save(record, arrays) -> None:
-        T.checkpoint.save_model_file(output, record, lineage, arrays)
+        save_model_file(output, record, lineage, arrays)
         saves.append(record.extra.get("progress"))
 
     def on_epoch(part: str, h: dict) -> None:
