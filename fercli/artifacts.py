@@ -694,8 +694,11 @@ def write_model(f: h5py.File, record: ModelRecord, arrays: Optional[dict[str, di
         sub = f.create_group(group_name)
         for key, value in items.items():
             value = np.asarray(value)
-            if value.dtype == object or value.dtype.kind in "US":
+            if value.dtype == object or value.dtype.kind == "U":
                 write_array(sub, key, value)
+            elif value.dtype.kind == "S" and value.size:
+                # fixed-length UTF-8 bytes compress (ids repeat prefixes); variable-length strings do not
+                sub.create_dataset(key, data=value, chunks=True, compression="gzip", compression_opts=4, shuffle=True)
             else:
                 sub.create_dataset(key, data=value)
 

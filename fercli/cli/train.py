@@ -162,6 +162,13 @@ def train(
             err.print(f"init from {init_from}: {c['loaded']} tensors loaded, {c['new']} new, {c['skipped_for_shape']} skipped for shape"
                       + (f" (under '{report.prefix}')" if report.prefix else "") + (", loaded part frozen" if freeze_loaded else ""))
 
+    def on_plan(record) -> None:
+        if show:
+            from fercli.protocol.partition import describe, describe_lines
+
+            for line in describe_lines(describe(record)):
+                err.print(f"partition: {line}", markup=False, highlight=False, soft_wrap=True)
+
     def on_fold(part: str, e: dict) -> None:
         if show and e.get("test_acc") is not None:
             err.print(f"[bold]{part}[/]: test accuracy {e['test_acc']:.4f} on {e['n_test']} held-out clips")
@@ -171,7 +178,8 @@ def train(
     with progress_bar(f"train {arch}", quiet=not show) as bar:
         try:
             record = T.train(opts, datasets, init, stream_files, resume_file,
-                             T.Callbacks(save=save if main_rank else None, progress=bar, on_epoch=on_epoch, on_init=on_init, on_fold=on_fold))
+                             T.Callbacks(save=save if main_rank else None, progress=bar, on_epoch=on_epoch, on_init=on_init, on_fold=on_fold,
+                                         on_plan=on_plan))
         except T.Stopped as stop:
             if saves or resume:
                 where = saves[-1] if saves else (resume_file.record.extra.get("progress") or {})

@@ -14,7 +14,7 @@ yt``, and each stream receives the ones it declares. Weights of stream *i* live
 under ``streams.<i>.``; :func:`multistream_from_records` builds the network
 from trained stream artifacts and loads them.
 
-Parameter count (default four streams, K = 7): 5,499,057 in all; the fusion
+Parameter count (default four streams, K = 7): 5,532,081 in all; the fusion
 classifier alone has 512 x 7 + 7 = 3,591 trainable (the rest frozen).
 """
 

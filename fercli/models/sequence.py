@@ -31,9 +31,9 @@ Parameter counts (K = 7, gray 64x64, BN on; T = 10 frames / M = 8 maps of 62x62)
     =====================================  ===========  ========
     model                                  trainable    FLOPs
     =====================================  ===========  ========
-    cnn-gru  input=features rnn=gru fc=128   1,311,950   1.21e10
-    cnn-gru  input=probs    rnn=gru fc=128   1,265,486   1.21e10
-    cnn-gru  input=features rnn=max fc=128   1,212,878   1.21e10
+    cnn-gru  input=features rnn=gru fc=128x2 1,328,462   1.21e10
+    cnn-gru  input=probs    rnn=gru fc=128x2 1,281,998   1.21e10
+    cnn-gru  input=features rnn=max fc=128x2 1,229,390   1.21e10
     lbptop-gru plane=xt     rnn=gru fc=128   1,459,015   8.89e9
     =====================================  ===========  ========
 

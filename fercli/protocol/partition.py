@@ -46,7 +46,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from fercli.artifacts import Clips, display_name, read_strings
+from fercli.artifacts import Clips, display_name
 from fercli.errors import FercliError
 from fercli.protocol.join import join_class_names, origin_groups, related, remap_labels
 
@@ -142,8 +142,8 @@ class ArtifactPart:
         return set(self.subjects[self.parts[run] == part].tolist())
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {"clip_id": self.clip_ids, "subject": self.subjects, "sequence_id": self.sequences,
-                "label": self.labels.astype(np.int64), "part": self.parts.astype(np.uint8)}
+        return {"clip_id": _utf8(self.clip_ids), "subject": _utf8(self.subjects), "sequence_id": _utf8(self.sequences),
+                "label": self.labels.astype(np.int32), "part": self.parts.astype(np.uint8)}
 
 
 @dataclass
@@ -215,10 +215,14 @@ class PartitionRecord:
             raise FercliError(f"{name} has a damaged partition record ({exc})") from None
 
 
+def _utf8(values: np.ndarray) -> np.ndarray:
+    """Strings as fixed-length UTF-8 bytes: stored gzip-compressed (300 k ids take ~1 MB)."""
+    encoded = [str(v).encode("utf-8") for v in values]
+    return np.asarray(encoded, dtype=f"S{max((len(e) for e in encoded), default=1) or 1}")
+
+
 def _strings(values) -> np.ndarray:
-    if isinstance(values, np.ndarray) and values.dtype == object:
-        return np.asarray([v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values], dtype=object)
-    return np.asarray([str(v) for v in values], dtype=object)
+    return np.asarray([v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values], dtype=object)
 
 
 def read_partition(f, summary: Optional[dict], name: str) -> Optional[PartitionRecord]:
@@ -231,7 +235,7 @@ def read_partition(f, summary: Optional[dict], name: str) -> Optional[PartitionR
     if "partition" in f:
         for d in f["partition"].keys():
             g = f["partition"][d]
-            groups[f"partition/{d}"] = {k: (read_strings(g[k]) if g[k].dtype.kind in "OS" else g[k][()]) for k in g.keys()}
+            groups[f"partition/{d}"] = {k: g[k][()] for k in g.keys()}
     return PartitionRecord.from_stored(summary, groups, name)
 
 
@@ -281,7 +285,8 @@ def plan(datasets: Sequence[DataSet], class_names: Sequence[str], fold: Optional
             if want_folds and has_folds[i]:
                 roles.append(ROLE_FOLDS)
                 fold_ids[i] = np.asarray(d.clips.folds, dtype=np.int64)
-                sources[i] = "artifact" + (f" ({_describe_folds(d.clips.meta)})" if d.clips.meta.get("folds") else "")
+                if d.clips.meta.get("folds"):
+                    sources[i] = f"fercli split: {_describe_folds(d.clips.meta)}"
             elif official[i] is not None:
                 roles.append(ROLE_OFFICIAL)
             else:

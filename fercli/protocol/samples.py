@@ -88,17 +88,21 @@ class SampleSpec:
         channels = model.frame_shape()[0] if {"image", "clip"} & set(names) else 1
         return cls(names, channels, frame, frames, tuple(size) if size else None, task)
 
+    @staticmethod
+    def check_options(frame: str, task: str) -> None:
+        if frame not in FRAME_MODES:
+            raise FercliError(f"--frame must be last, first-last or all, not '{frame}'")
+        if task not in TASKS:
+            raise FercliError(f"--task must be 'expression' or 'identity', not '{task}'")
+
     def check(self, clips: Clips, name: str) -> None:
         """Refuse data this spec cannot make honest samples of, with a sentence."""
-        if self.frame not in FRAME_MODES:
-            raise FercliError(f"--frame must be last, first-last or all, not '{self.frame}'")
-        if self.task not in TASKS:
-            raise FercliError(f"--task must be 'expression' or 'identity', not '{self.task}'")
+        self.check_options(self.frame, self.task)
         if self.frame == "first-last" and "image" in self.input_names and clips.is_segmented:
             raise FercliError(
                 f"--frame first-last takes the first and last {FIRST_LAST_FRAMES} frames of each whole sequence (thesis 4.3.1), "
                 f"but {name} holds --ckplus-split clips (a peak->peak clip starts at the apex): "
-                "train the static CNN on the artifact the split was made from")
+                "give the static CNN the artifact the split was made from")
 
 
 # --------------------------------------------------------------------------- classes and labels
@@ -159,12 +163,23 @@ def choose_classes(datasets: Sequence[Clips], task: str = "expression", frame: s
 def clip_labels(clips: Clips, class_names: Sequence[str], task: str = "expression") -> np.ndarray:
     """Per clip, the index of its class among the model's ``class_names`` (-1: not one of them).
 
-    ``task='identity'``: the clip's subject is its class.
+    ``task='identity'``: the clip's subject is its class.  The ``--ckplus-split`` clips
+    of one sequence are used together or not at all: the neutral->neutral clip of a
+    sequence whose expression is not a model class (CK+'s contempt under chapter 4's
+    seven) is not used either -- as ``--frame first-last`` takes no onset frames from
+    such a sequence, so the static CNN and the CNN-GRU see the same sequences.
     """
     if task == "identity":
         lookup = {c: i for i, c in enumerate(class_names)}
         return np.asarray([lookup.get(str(s), -1) for s in clips.subjects], dtype=np.int64)
-    return labels_onto(clips.class_names, clips.labels, class_names)
+    labels = labels_onto(clips.class_names, clips.labels, class_names)
+    if clips.is_segmented:
+        seqs = np.asarray([str(s) for s in clips.sequences], dtype=object)
+        expression = np.asarray([str(s) != "neutral-neutral" for s in clips.segments])
+        dropped = set(seqs[expression & (labels < 0)].tolist())
+        if dropped:
+            labels[np.isin(seqs, list(dropped))] = -1
+    return labels
 
 
 # --------------------------------------------------------------------------- samples
@@ -233,6 +248,29 @@ def sample_labels(clips: Clips, index: np.ndarray, labels: np.ndarray, class_nam
     return labels[index].astype(np.int64)
 
 
+def check_layout(clips: Clips, index: np.ndarray, spec: SampleSpec) -> None:
+    """Refuse, with a sentence, clips ``index`` that cannot become ``spec``'s inputs
+    (lengths and code maps only: no frame is read, so training checks all its data first)."""
+    index = np.asarray(index, dtype=np.int64)
+    if "image" in spec.input_names and len(spec.input_names) > 1:
+        raise FercliError("a model cannot take single frames together with other inputs")
+    for name in spec.input_names:
+        if name == "clip" and not spec.frames:
+            lengths = clips.lengths[index]
+            if len(lengths) and not np.all(lengths == lengths[0]):
+                raise FercliError(f"this model needs fixed-length clips but they have {lengths.min()}..{lengths.max()} frames: run fercli resample -n N first (or give --frames N)")
+        elif name in PLANE_INPUTS:
+            if name not in clips.planes:
+                have = ", ".join(sorted(clips.planes)) or "none"
+                raise FercliError(f"this model needs LBP-TOP '{name}' code maps (the data has {have}): run fercli lbptop first")
+            po = clips.plane_offsets
+            counts = po[index + 1] - po[index]
+            if len(counts) and not np.all(counts == counts[0]):
+                raise FercliError(f"the '{name}' code maps differ in number per clip ({counts.min()}..{counts.max()})")
+        elif name not in ("image", "clip"):
+            raise FercliError(f"the engine cannot feed a model input named '{name}'")
+
+
 def build_samples(clips: Clips, index: np.ndarray, labels: np.ndarray, class_names: Sequence[str], spec: SampleSpec) -> Samples:
     """uint8 arrays for clips ``index`` in the layout of each of ``spec``'s inputs.
 
@@ -240,8 +278,7 @@ def build_samples(clips: Clips, index: np.ndarray, labels: np.ndarray, class_nam
     than memory can call it chunk by chunk.
     """
     index = np.asarray(index, dtype=np.int64)
-    if "image" in spec.input_names and len(spec.input_names) > 1:
-        raise FercliError("a model cannot take single frames together with other inputs")
+    check_layout(clips, index, spec)
     arrays: dict[str, np.ndarray] = {}
     lengths = clips.lengths[index]
     starts = clips.offsets[index]
@@ -258,25 +295,15 @@ def build_samples(clips: Clips, index: np.ndarray, labels: np.ndarray, class_nam
                 pick = np.concatenate(pos) if pos else np.zeros(0, np.int64)
                 t = spec.frames
             else:
-                if len(lengths) and not np.all(lengths == lengths[0]):
-                    raise FercliError(f"this model needs fixed-length clips but they have {lengths.min()}..{lengths.max()} frames: run fercli resample -n N first (or give --frames N)")
                 t = int(lengths[0]) if len(lengths) else 1
                 pick = concat_ranges(starts, starts + lengths)
             x = to_channels(resize_frames(clips.frames[pick], spec.size), spec.channels)
             arrays[name] = x.reshape(len(index), t, *x.shape[1:])
-        elif name in PLANE_INPUTS:
-            if name not in clips.planes:
-                have = ", ".join(sorted(clips.planes)) or "none"
-                raise FercliError(f"this model needs LBP-TOP '{name}' code maps (the data has {have}): run fercli lbptop first")
+        else:
             po = clips.plane_offsets
-            counts = po[index + 1] - po[index]
-            if len(counts) and not np.all(counts == counts[0]):
-                raise FercliError(f"the '{name}' code maps differ in number per clip ({counts.min()}..{counts.max()})")
-            m = int(counts[0]) if len(counts) else 1
+            m = int(po[index[0] + 1] - po[index[0]]) if len(index) else 1
             maps = clips.planes[name][concat_ranges(po[index], po[index + 1])]
             arrays[name] = maps.reshape(len(index), m, 1, *maps.shape[1:])
-        else:
-            raise FercliError(f"the engine cannot feed a model input named '{name}'")
     return Samples(arrays, labels[index].astype(np.int64), index)
 
 

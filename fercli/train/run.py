@@ -30,7 +30,8 @@ from fercli.models import registry
 from fercli.protocol import partition as P
 from fercli.protocol.join import class_key
 from fercli.protocol.modelfile import ModelFile, check_transfer, fold_state
-from fercli.protocol.samples import PLANE_INPUTS, Samples, SampleSpec, build_samples, choose_classes, clip_labels, sample_labels
+from fercli.protocol.samples import (PLANE_INPUTS, Samples, SampleSpec, build_samples, check_layout, choose_classes, clip_labels,
+                                     sample_labels)
 from fercli.train.engine import (DeviceData, Engine, FitOptions, Stopped, dist_from_env, epoch_seed, init_distributed, load_optimizer,
                                  optimizer_arrays, parse_schedule, resolve_device)
 from fercli.train.init import InitReport, find_stream_prefix, freeze, load_matching
@@ -86,6 +87,7 @@ class Callbacks:
     on_epoch: Optional[Callable[[str, dict], None]] = None
     on_init: Optional[Callable[[InitReport], None]] = None
     on_fold: Optional[Callable[[str, dict], None]] = None
+    on_plan: Optional[Callable[[P.PartitionRecord], None]] = None  # the partition, before anything trains
 
 
 # --------------------------------------------------------------------------- config
@@ -154,9 +156,7 @@ class Experiment:
         if not datasets:
             raise FercliError("train needs at least one data artifact")
         clips0 = datasets[0][0]
-        probe = SampleSpec((), 1, opts.frame, opts.frames, opts.size, opts.task)
-        for clips, ident in datasets:
-            probe.check(clips, P.DataSet(clips, ident, clips.labels).name)
+        SampleSpec.check_options(opts.frame, opts.task)
         self.choice = choose_classes([c for c, _ in datasets], opts.task, opts.frame, opts.classes)
         self.class_names = self.choice.names
         self.data = [P.DataSet(c, ident, clip_labels(c, self.class_names, opts.task)) for c, ident in datasets]
@@ -166,11 +166,19 @@ class Experiment:
         with torch.device("meta"):  # the input layout only: no memory, no random draws
             probe_model, _ = registry.build(opts.arch, len(self.class_names), self.config)
         self.spec = SampleSpec.for_model(probe_model, opts.frame, opts.frames, opts.size, opts.task)
+        for d in self.data:
+            self.spec.check(d.clips, d.name)
+        shapes = {d.clips.frame_shape[:2] for d in self.data if len(d.clips)}
+        if len(shapes) > 1 and not opts.size and {"image", "clip"} & set(self.spec.input_names):
+            raise FercliError(f"the data artifacts have different frame sizes ({', '.join('x'.join(map(str, s[::-1])) for s in sorted(shapes))}): "
+                              "give --size to resize them all")
         for s in self.streams:
             if [class_key(c) for c in s.record.class_names] != [class_key(c) for c in self.class_names]:
                 raise FercliError(f"stream {s.path} was trained for classes {s.record.class_names}, the data has {self.class_names}")
         self.partition = P.plan(self.data, self.class_names, opts.fold, opts.all_folds, opts.n_folds, opts.fit.seed, opts.val,
                                 self.choice.as_json())
+        for a, d in zip(self.partition.data, self.data):  # every data error before anything trains
+            check_layout(d.clips, a.rows, self.spec)
         P.sample_counts(self.partition, self.data, lambda i, rows: sample_labels(self.data[i].clips, rows, self.data[i].labels,
                                                                                  self.class_names, self.spec))
         for r, run in enumerate(self.partition.runs):  # refuse leaking sources before anything trains
@@ -370,6 +378,8 @@ def train(
     parse_schedule(opts.fit.schedule)
     exp = Experiment(opts, datasets, init, streams, device, dist)
     progress = Progress.of(resume, opts, exp)
+    if cb.on_plan:
+        cb.on_plan(exp.partition)
     record: Optional[ModelRecord] = None
     try:
         for index in range(progress.run, len(exp.partition.runs)):
