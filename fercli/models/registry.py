@@ -96,6 +96,12 @@ def _load_all() -> None:
     import fercli.models  # noqa: F401
 
 
+def available() -> list[str]:
+    """Every registered architecture's name (``fercli train --help`` lists them)."""
+    _load_all()
+    return sorted(_REGISTRY)
+
+
 def get_spec(name: str) -> ModelSpec:
     _load_all()
     if name not in _REGISTRY:
