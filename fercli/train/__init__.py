@@ -4,8 +4,9 @@ augmentation (:mod:`.augment`), the loop with DDP and checkpoints
 :func:`train` (:mod:`.run`).  Which clips train and how they become tensors is the
 experiment protocol's (:mod:`fercli.protocol`)."""
 
+from fercli.protocol.modelfile import ModelFile, load_model_file  # re-exported: the library API before the protocol layer
 from fercli.train.augment import AugmentConfig
 from fercli.train.engine import FitOptions, Stopped
 from fercli.train.run import RECIPES, Callbacks, RunOptions, recipe_for, train
 
-__all__ = ["AugmentConfig", "Callbacks", "FitOptions", "RECIPES", "RunOptions", "Stopped", "recipe_for", "train"]
+__all__ = ["AugmentConfig", "Callbacks", "FitOptions", "ModelFile", "RECIPES", "RunOptions", "Stopped", "load_model_file", "recipe_for", "train"]
