@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 
 from fercli.models.registry import build
+from fercli.protocol.samples import Samples
 from fercli.train.augment import AugmentConfig
-from fercli.train.data import Samples
 from fercli.train.engine import DeviceData, Dist, Engine, FitOptions
 
 

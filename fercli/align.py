@@ -33,6 +33,7 @@ correlation), which is what happens when the face leaves or the frame blanks.
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 from dataclasses import dataclass, field
@@ -41,8 +42,9 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from fercli import faces
-from fercli.artifacts import Clips
+from fercli.artifacts import Clips, shard_indices
 from fercli.errors import FercliError
+from fercli.images import frame_to_gray as to_gray
 from fercli.progress import ProgressFn, report
 
 #: Side of the square crop in mean-face units (inter-ocular distances).
@@ -149,16 +151,6 @@ def box_matrix(box: faces.Box, size: int) -> np.ndarray:
 
 def apply_matrix(m: np.ndarray, points: np.ndarray) -> np.ndarray:
     return points @ m[:, :2].T + m[:, 2]
-
-
-def to_gray(frame: np.ndarray) -> np.ndarray:
-    if frame.ndim == 2:
-        return frame
-    if frame.shape[2] == 1:
-        return frame[..., 0]
-    import cv2
-
-    return cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
 
 
 # --------------------------------------------------------------------------- tracker
@@ -505,15 +497,6 @@ def _boxes_to_source(boxes: np.ndarray, to_input: np.ndarray) -> np.ndarray:
     return np.concatenate([back.min(1), back.max(1)], axis=1)
 
 
-def shard_indices(n: int, shard: Optional[tuple[int, int]]) -> np.ndarray:
-    """Contiguous block ``i`` of ``n_shards`` (sizes differ by at most one), so that
-    merging the shards in order 0..n-1 gives back the unsharded clip order."""
-    if shard is None:
-        return np.arange(n)
-    i, k = shard
-    return np.arange((i * n) // k, ((i + 1) * n) // k)
-
-
 # Worker processes inherit these through fork (no pickling of the frames).
 _JOB: dict[str, Any] = {}
 
@@ -592,12 +575,13 @@ def align(clips: Clips, options: AlignOptions, shard: Optional[tuple[int, int]] 
     meta["aligned"] = bool(options.align)
     meta["color"] = not options.gray
     meta["landmarks"] = "detected (dlib 68-point predictor), crop pixels; source pixels through 'transform'"
-    out = Clips(
-        frames=frames, offsets=offsets, labels=base.labels, class_names=list(clips.class_names), subjects=base.subjects,
-        clip_ids=base.clip_ids, sources=base.sources,
+    # Every per-clip array of the input carries over (labels, ids, folds, segments, fps...);
+    # LBP-TOP planes and histograms described the old frames and are dropped.
+    out = dataclasses.replace(
+        base, frames=frames, offsets=offsets, class_names=list(clips.class_names),
         landmarks=np.concatenate([r.landmarks for r in kept_results]),
         face_found=np.concatenate([r.face_found for r in kept_results]),
-        split=base.split, folds=base.folds, meta=meta, fps=base.fps,
+        planes={}, plane_offsets=None, histograms=None, meta=meta,
         **_trace(clips, index[keep], kept_results),
     )
     stats.clips_out = len(kept_results)

@@ -21,6 +21,7 @@ This module is the bottom layer: it imports neither torch nor any stage.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
 import io
 import json
@@ -40,7 +41,7 @@ import h5py
 import numpy as np
 
 from fercli import __version__
-from fercli.errors import FercliError, check_interrupted
+from fercli.errors import FercliError, Interrupted, check_interrupted, clear_interrupted
 
 #: Current schema version of each kind.  Readers accept versions <= these.
 SCHEMA = {"clips": 1, "model": 1, "report": 1, "pruning": 1}
@@ -310,9 +311,11 @@ def atomic_path(path: str, suffix: str = "") -> Iterator[str]:
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, Interrupted):
+            clear_interrupted()  # the signal reached its handler: this write is abandoned
         raise
 
 
@@ -368,7 +371,11 @@ class Clips:
 
     Optional per-frame data: ``landmarks`` (F, 68, 2) in frame pixel coordinates,
     ``face_found`` (F,).  Optional per-clip data: ``split`` (official partition,
-    e.g. 'train'/'val'/'test', '' for none), ``folds`` (int, -1 = unassigned).
+    e.g. 'train'/'val'/'test', '' for none), ``folds`` (int, -1 = unassigned),
+    ``segments`` and ``sequence_ids`` for clips cut from a longer sequence
+    (``fercli resample --ckplus-split``, thesis 4.2.7: which part --
+    'neutral-peak', 'neutral-neutral', 'peak-peak' -- and the id of the original
+    sequence; without them every clip is a whole sequence of its own id).
     ``planes`` holds LBP-TOP code maps, name -> (M, h, w) uint8, with
     ``plane_offsets`` (N+1) into them; ``histograms`` an (N, D) descriptor.
     ``meta`` is free-form JSON (alignment size, LBP parameters, ...).
@@ -398,6 +405,8 @@ class Clips:
     planes: dict[str, np.ndarray] = field(default_factory=dict)
     plane_offsets: Optional[np.ndarray] = None
     histograms: Optional[np.ndarray] = None
+    segments: Optional[np.ndarray] = None
+    sequence_ids: Optional[np.ndarray] = None
     meta: dict = field(default_factory=dict)
     source_frame: Optional[np.ndarray] = None
     transform: Optional[np.ndarray] = None
@@ -466,20 +475,35 @@ class Clips:
         lengths = self.lengths
         return bool(len(lengths)) and bool(np.all(lengths == lengths[0]))
 
+    @property
+    def sequences(self) -> np.ndarray:
+        """Per clip, the id of the original sequence it shows (its own id unless cut from one)."""
+        return self.sequence_ids if self.sequence_ids is not None else self.clip_ids
+
+    @property
+    def is_segmented(self) -> bool:
+        """True when some clip is a part of a longer sequence (``--ckplus-split``)."""
+        return self.segments is not None and any(str(s) for s in self.segments)
+
+    def copy(self) -> "Clips":
+        """A new Clips sharing the frame and per-clip arrays (nothing is duplicated):
+        for changing which arrays it holds (folds, planes, meta), not their contents."""
+        return dataclasses.replace(self, class_names=list(self.class_names), planes=dict(self.planes), meta=dict(self.meta))
+
     # ---- selection
 
     def select(self, index: Sequence[int] | np.ndarray) -> "Clips":
         """A new Clips holding clips ``index`` (in that order)."""
         index = np.asarray(index, dtype=np.int64)
         starts, ends = self.offsets[index], self.offsets[index + 1]
-        frame_idx = _ranges(starts, ends)
+        frame_idx = concat_ranges(starts, ends)
         offsets = np.zeros(len(index) + 1, dtype=np.int64)
         np.cumsum(ends - starts, out=offsets[1:])
         planes: dict[str, np.ndarray] = {}
         plane_offsets = None
         if self.planes and self.plane_offsets is not None:
             ps, pe = self.plane_offsets[index], self.plane_offsets[index + 1]
-            pidx = _ranges(ps, pe)
+            pidx = concat_ranges(ps, pe)
             planes = {k: v[pidx] for k, v in self.planes.items()}
             plane_offsets = np.zeros(len(index) + 1, dtype=np.int64)
             np.cumsum(pe - ps, out=plane_offsets[1:])
@@ -500,6 +524,8 @@ class Clips:
             planes=planes,
             plane_offsets=plane_offsets,
             histograms=pick(self.histograms),
+            segments=pick(self.segments),
+            sequence_ids=pick(self.sequence_ids),
             meta=dict(self.meta),
             **{name: pickf(getattr(self, name)) for name in TRACE_FIELDS},
             fps=pick(self.fps),
@@ -546,7 +572,7 @@ class Clips:
             raise FercliError(f"{name}: 'landmarks' must be (frames, 68, 2), found {self.landmarks.shape}")
         if self.face_found is not None and len(self.face_found) != len(self.frames):
             raise FercliError(f"{name}: 'face_found' has {len(self.face_found)} entries for {len(self.frames)} frames")
-        for attr in ("split", "folds"):
+        for attr in ("split", "folds", "segments", "sequence_ids"):
             value = getattr(self, attr)
             if value is not None and len(value) != n:
                 raise FercliError(f"{name}: '{attr}' has {len(value)} entries for {n} clips")
@@ -578,7 +604,17 @@ TRACE_FIELDS: dict[str, tuple[tuple[int, ...], Any]] = {
 }
 
 
-def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+def shard_indices(n: int, shard: Optional[tuple[int, int]]) -> np.ndarray:
+    """Clips of shard ``i`` of ``k``: the contiguous block ``[i*n//k, (i+1)*n//k)``
+    (sizes differ by at most one), so merging shards 0..k-1 in order gives back the
+    unsharded clip order and arrays byte for byte (``align``/``lbptop --shard``)."""
+    if shard is None:
+        return np.arange(n)
+    i, k = shard
+    return np.arange((i * n) // k, ((i + 1) * n) // k)
+
+
+def concat_ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Concatenate ``arange(s, e)`` for each pair, vectorised."""
     lengths = (np.asarray(ends) - np.asarray(starts)).astype(np.int64)
     owner = np.repeat(np.arange(len(lengths)), lengths)
@@ -604,6 +640,10 @@ def write_clips(f: h5py.File, clips: Clips) -> None:
         write_array(f, "split", clips.split)
     if clips.folds is not None:
         f.create_dataset("fold", data=clips.folds.astype(np.int16))
+    if clips.segments is not None:
+        write_array(f, "segment", clips.segments)
+    if clips.sequence_ids is not None:
+        write_array(f, "sequence_id", clips.sequence_ids)
     if clips.planes:
         g = f.create_group("planes")
         g.create_dataset("offsets", data=clips.plane_offsets.astype(np.int64))
@@ -648,6 +688,8 @@ def read_clips(f: h5py.File, name: str = "clips", with_frames: bool = True) -> C
             planes=planes,
             plane_offsets=plane_offsets,
             histograms=f["histograms"][()] if "histograms" in f else None,
+            segments=read_strings(f["segment"]) if "segment" in f else None,
+            sequence_ids=read_strings(f["sequence_id"]) if "sequence_id" in f else None,
             meta=read_json_attr(f, "fercli_meta", {}) or {},
             **{key: f[key][()].astype(dtype) for key, (_, dtype) in TRACE_FIELDS.items() if key in f},
             fps=f["fps"][()].astype(np.float64) if "fps" in f else None,
@@ -718,11 +760,19 @@ def write_model(f: h5py.File, record: ModelRecord, arrays: Optional[dict[str, di
     g = f.create_group("weights")
     for key, value in record.state.items():
         g.create_dataset(key, data=np.asarray(value))
-    # optional named groups of arrays (e.g. optimizer state for --resume)
+    # optional named groups of arrays (optimizer state for --resume, per-fold
+    # weights, the partition record's per-clip ids -- strings as UTF-8 datasets)
     for group_name, items in (arrays or {}).items():
         sub = f.create_group(group_name)
         for key, value in items.items():
-            sub.create_dataset(key, data=np.asarray(value))
+            value = np.asarray(value)
+            if value.dtype == object or value.dtype.kind == "U":
+                write_array(sub, key, value)
+            elif value.dtype.kind == "S" and value.size:
+                # fixed-length UTF-8 bytes compress (ids repeat prefixes); variable-length strings do not
+                sub.create_dataset(key, data=value, chunks=True, compression="gzip", compression_opts=4, shuffle=True)
+            else:
+                sub.create_dataset(key, data=value)
 
 
 def read_model(f: h5py.File, name: str = "model") -> ModelRecord:
@@ -837,7 +887,7 @@ def summarize(f: h5py.File, path: str) -> dict:
     datasets: dict[str, dict] = {}
 
     def visit(name: str, obj: Any) -> None:
-        if isinstance(obj, h5py.Dataset) and not name.startswith("weights/") and not name.startswith(("optimizer/", "folds/", "source/weights/")):
+        if isinstance(obj, h5py.Dataset) and not name.startswith("weights/") and not name.startswith(("optimizer/", "folds/", "partition/", "source/weights/", "source/partition/")):
             datasets[name] = {"shape": list(obj.shape), "dtype": str(obj.dtype) if obj.dtype.kind != "O" else "str"}
 
     f.visititems(visit)
@@ -868,6 +918,9 @@ def summarize(f: h5py.File, path: str) -> dict:
             out["split"] = {str(k): int((split == k).sum()) for k in sorted(set(split.tolist()))}
         if "planes" in f:
             out["planes"] = {k: list(f["planes"][k].shape) for k in f["planes"].keys() if k != "offsets"}
+        if "segment" in f:
+            segments = read_strings(f["segment"])
+            out["segments"] = {str(k) or "(whole)": int((segments == k).sum()) for k in sorted(set(segments.tolist()))}
     elif kind == "model":
         out["arch"] = _as_str(f.attrs.get("arch", ""))
         out["config"] = read_json_attr(f, "config", {})

@@ -18,13 +18,23 @@ class Interrupted(Exception):
         self.signum = signum
 
 
-#: Signals the CLI's handler received.  Raising from a signal handler can land
-#: inside a destructor or weakref callback, where Python prints "Exception
-#: ignored" and carries on; atomic writers check this list before committing.
+#: Signals the CLI's handler received and that no handler has dealt with yet.
+#: Raising from a signal handler can land inside a destructor or weakref callback,
+#: where Python prints "Exception ignored" and carries on; atomic writers check
+#: this list before committing.  An :class:`Interrupted` that reaches a handler
+#: (a writer cleaning up, the training loop saving its checkpoint) clears it, so a
+#: library caller that goes on after one signal can still write files.
 pending_signals: list[int] = []
 
 
 def check_interrupted() -> None:
     """Raise :class:`Interrupted` if a termination signal arrived (even if swallowed)."""
     if pending_signals:
-        raise Interrupted(pending_signals[0])
+        signum = pending_signals[0]
+        clear_interrupted()  # delivered now, from code that does not swallow it
+        raise Interrupted(signum)
+
+
+def clear_interrupted() -> None:
+    """Forget received signals: called where an :class:`Interrupted` is handled."""
+    pending_signals.clear()

@@ -1,20 +1,22 @@
 """``evaluate``: accuracy, per-class precision/recall/F1, confusion matrices,
-mean +- std over folds, parameters, FLOPs and CPU latency (thesis 3.3, Fig 3.7,
-Tables 3.1-3.5, 4.4, 5.2-5.6).
+chance and majority-class baselines, mean +- std over folds, parameters, FLOPs and
+CPU latency (thesis 3.3, Fig 3.7, Tables 3.1-3.5, 4.1-4.4, 5.2-5.6).
 
-What is evaluated by default is what the model did NOT train on:
+What is scored is what the model did NOT train on, as its partition record says
+(:mod:`fercli.protocol.partition`):
 
-- a ``--folds all`` model: each fold's weights on that fold's held-out clips,
-  reported per fold and as mean +- std (the thesis's 10-fold protocol); the
-  confusion matrix sums the folds;
-- a ``--fold k`` model: fold k's held-out clips;
-- a model trained on an official split: the test part (see
-  :mod:`fercli.train.data` for the partition names);
-- a model trained on all of some data: everything in DATA (say so: ``part``).
+- every run (fold) of the model with its own weights, on the clips of DATA that the
+  record lists in that run's test part -- matched by clip id in the very data the
+  model trained on, and by clip id or original sequence id in a copy of it (an
+  unaligned or re-aligned copy, ``--ckplus-split`` clips of the same sequences);
+- in DATA of another origin (a new data set), every clip: the model never met them;
+- a clip whose subject the run trained on is never reported as held out.  When DATA
+  holds nothing held out, or ``split='all'`` would score trained-on clips, the
+  evaluation is refused with a sentence (``include_training_data`` scores them
+  anyway, and the report says so).
 
-``split='all'`` evaluates every labelled clip of DATA instead.  Folds come from
-the data's ``fold`` array, or are recomputed exactly as training computed them
-(the fold scheme is stored in the model's ``extra.partition``).
+A model written before partition records is evaluated as fercli did then (DATA's
+folds or official split) and its report says ``partition: reconstructed``.
 """
 
 from __future__ import annotations
@@ -29,9 +31,12 @@ import torch
 from fercli.artifacts import Clips
 from fercli.errors import FercliError
 from fercli.models import registry
+from fercli.models.summary import complexity, freeze_as_trained
 from fercli.progress import ProgressFn, report
-from fercli.train import data as D
-from fercli.train.checkpoint import ModelFile, fold_state
+from fercli.protocol import partition as P
+from fercli.protocol.join import class_key
+from fercli.protocol.modelfile import ModelFile, fold_state
+from fercli.protocol.samples import SampleSpec, build_samples, clip_labels, to_float
 
 
 # --------------------------------------------------------------------------- metrics
@@ -67,34 +72,17 @@ def metrics_from_confusion(cm: np.ndarray, class_names: list[str]) -> dict:
     }
 
 
+def baselines(y_true: np.ndarray, class_names: list[str]) -> dict:
+    """What no model needs to learn: uniform guessing over the model's classes, and
+    always answering the commonest class of the scored labels."""
+    counts = np.bincount(np.asarray(y_true, dtype=np.int64), minlength=len(class_names))
+    top = int(np.argmax(counts)) if counts.sum() else 0
+    return {"chance": round(1.0 / max(1, len(class_names)), 6),
+            "majority": round(float(counts[top] / counts.sum()), 6) if counts.sum() else None,
+            "majority_class": class_names[top] if counts.sum() else None}
+
+
 # --------------------------------------------------------------------------- complexity
-
-
-def count_parameters(model: torch.nn.Module) -> dict:
-    """Trainable parameters, frozen parameters (e.g. a fusion's trained streams), and
-    fixed values the model needs (non-statistic buffers such as chapter 5's LBC kernels)."""
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
-    fixed_buffers = 0
-    for name, b in model.named_buffers():
-        leaf = name.rsplit(".", 1)[-1]
-        if leaf in ("running_mean", "running_var", "num_batches_tracked"):
-            continue  # BatchNorm statistics are not model parameters in the thesis's tables
-        fixed_buffers += b.numel()
-    return {"trainable_params": int(trainable), "frozen_params": int(frozen), "fixed_params": int(fixed_buffers)}
-
-
-def flops_of(model: torch.nn.Module, inputs: list[torch.Tensor]) -> Optional[int]:
-    """FLOPs of one forward pass (torch.utils.flop_counter: 2 x multiply-accumulates)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    model.eval()
-    try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(*inputs)
-    except Exception:  # an op the counter cannot trace: report unknown, not a crash
-        return None
-    return int(counter.get_total_flops())
 
 
 def cpu_latency_ms(model: torch.nn.Module, inputs: list[torch.Tensor], runs: int = 7, warmup: int = 2) -> float:
@@ -111,86 +99,90 @@ def cpu_latency_ms(model: torch.nn.Module, inputs: list[torch.Tensor], runs: int
     return round(statistics.median(times), 3)
 
 
+# --------------------------------------------------------------------------- what to score
+
+
+def _jobs(mf: ModelFile, data: P.DataSet, fold: Optional[int], split: str, include_training_data: bool) -> tuple[list, dict]:
+    """[(fold, clip indices, what)] to score, and how they were chosen (for the report)."""
+    labelled = np.flatnonzero(data.labels >= 0)
+    rec = mf.partition
+    if rec is None:
+        if split == "all":
+            wanted = [fold] if fold is not None else (mf.folds_trained or [mf.record.extra.get("fold")])
+            return [(k, labelled, "all labelled clips") for k in wanted], {"source": "reconstructed (the model has no partition record)"}
+        jobs = P.reconstructed_parts(mf.record.extra, data.clips, data.labels, mf.folds_trained, fold)
+        return jobs, {"source": "reconstructed (the model has no partition record)"}
+    runs = [rec.run_of(fold, mf.name)] if fold is not None else list(range(len(rec.runs)))
+    jobs, how = [], {"source": "record", "runs": []}
+    for r in runs:
+        run = rec.runs[r]
+        rp = P.replay(rec, r, data)
+        trained = np.intersect1d(rp.trained, labelled)
+        entry = {"fold": run.fold, "match": rp.match, "matched_to": rp.matched_to, "trained_clips_in_data": int(len(trained))}
+        if split == "all":
+            if len(trained) and not include_training_data:
+                subjects = sorted(set(map(str, data.clips.subjects[trained])))
+                raise FercliError(f"{mf.name} trained on subjects {P.describe_subjects(subjects)} of {data.name} ({P.run_label(run)}); "
+                                  "scoring them would leak: use --split test (the held-out part), or --include-training-data to score them anyway")
+            index, what = labelled, "all labelled clips" + (" (INCLUDES clips the model trained on)" if len(trained) else "")
+        else:
+            index = np.intersect1d(rp.where(P.TEST), labelled)
+            what = f"{run.name} (held out)" if run.fold is not None else "official test part"
+            if not len(index):
+                index = np.intersect1d(rp.where(P.UNSEEN, P.OTHER), labelled)
+                what = ("every clip (data the model never met)" if rp.match == "new" else
+                        f"{run.name}: clips of subjects the model never trained on")
+            if not len(index):
+                subjects = sorted(set(map(str, data.clips.subjects[trained]))) if len(trained) else []
+                who = f" (subjects {P.describe_subjects(subjects)})" if subjects else ""
+                raise FercliError(f"{mf.name} trained on every clip of {data.name} it could score{who} ({P.run_label(run)}): nothing in it is held out "
+                                  "(--split all --include-training-data scores them anyway)")
+        entry["scored_clips"] = int(len(index))
+        entry["skipped_trained_clips"] = int(len(np.setdiff1d(trained, index)))
+        how["runs"].append(entry)
+        jobs.append((run.fold, index, what))
+    return jobs, how
+
+
 # --------------------------------------------------------------------------- evaluate
 
 
-def _labels_for(clips: Clips, class_names: list[str], task: str) -> np.ndarray:
-    """Data labels mapped onto the model's classes by name (-1: not a model class)."""
-    if task == "identity":
-        lookup = {c: i for i, c in enumerate(class_names)}
-        return np.asarray([lookup.get(str(s), -1) for s in clips.subjects], dtype=np.int64)
-    lookup = {c.lower(): i for i, c in enumerate(class_names)}
-    data_to_model = np.asarray([lookup.get(c.lower(), -1) for c in clips.class_names] + [-1], dtype=np.int64)
-    if len(clips.class_names) and np.all(data_to_model[:-1] < 0):
-        raise FercliError(f"none of the data's classes ({', '.join(clips.class_names)}) is a class of the model ({', '.join(class_names)})")
-    return data_to_model[clips.labels]
-
-
-def evaluate(mf: ModelFile, clips: Clips, fold: Optional[int] = None, split: str = "test", device: str = "cpu",
-             latency: bool = True, progress: Optional[ProgressFn] = None) -> dict:
-    """Evaluate a trained model artifact on ``clips``; returns a JSON-able report."""
-    from fercli.train.run import RunOptions, prepare
-    from fercli.train.engine import Dist, resolve_device
+def evaluate(mf: ModelFile, clips: Clips, fold: Optional[int] = None, split: str = "test", device: str = "auto",
+             latency: bool = True, progress: Optional[ProgressFn] = None, identity: Optional[dict] = None,
+             include_training_data: bool = False) -> dict:
+    """Evaluate a trained model artifact on ``clips`` (the artifact ``identity``); returns a JSON-able report."""
+    from fercli.device import resolve_device
 
     if split not in ("test", "all"):
         raise FercliError(f"--split must be test or all, not '{split}'")
     rec = mf.record
-    extra = rec.extra or {}
-    prep = extra.get("data_prep") or {}
-    task = prep.get("task", "expression")
     class_names = list(rec.class_names)
-    labels = _labels_for(clips, class_names, task)
-    clips.labels = labels
-    part_info = extra.get("partition") or {}
-    dev = resolve_device(device, Dist())
-
-    # which weights on which clips
-    jobs: list[tuple[Optional[int], dict, np.ndarray, str]] = []
-    labelled = np.flatnonzero(labels >= 0)
-    if not len(labelled):
+    model = freeze_as_trained(registry.from_record(rec), rec)
+    spec = SampleSpec.from_json(rec.extra.get("data_prep") or {}, model, rec.config)
+    data = P.DataSet(clips, dict(identity or {}), clip_labels(clips, class_names, spec.task))
+    model_keys = {class_key(c) for c in class_names}
+    if spec.task != "identity" and len(clips.class_names) and not any(class_key(c) in model_keys for c in clips.class_names):
+        raise FercliError(f"none of the data's classes ({', '.join(clips.class_names)}) is a class of the model ({', '.join(class_names)})")
+    if not np.any(data.labels >= 0):
         raise FercliError("no clip of the data has a class the model knows")
-    trained = mf.folds_trained
-    own_fold = extra.get("fold")
-    if split == "all":
-        wanted = [fold] if fold is not None else (trained or [own_fold])
-        for k in wanted:
-            jobs.append((k, fold_state(mf, k, "model") if k is not None else rec.state, labelled, "all labelled clips"))
-    elif trained or own_fold is not None or fold is not None:
-        n_folds = int(part_info.get("n_folds", 10))
-        ids, _ = D.fold_assignment(clips, n_folds, int(part_info.get("fold_seed", 0)))
-        wanted = [fold] if fold is not None else (trained or [int(own_fold)])
-        for k in wanted:
-            state = fold_state(mf, k, "model")
-            test = labelled[ids[labelled] == k]
-            if not len(test):
-                raise FercliError(f"the data has no labelled clips in fold {k}")
-            jobs.append((k, state, test, f"fold {k} (held out)"))
-    else:
-        parts = D.official_parts(clips.split)
-        if parts is not None and len(parts[2]):
-            test = np.intersect1d(parts[2], labelled)
-            jobs.append((None, rec.state, test, "official test part"))
-        else:
-            jobs.append((None, rec.state, labelled, "all labelled clips (the model has no held-out part here)"))
+    spec.check(clips, data.name)
+    jobs, how = _jobs(mf, data, fold, split, include_training_data)
+    dev = resolve_device(device)
 
-    opts = RunOptions(arch=rec.arch, frame=prep.get("frame", "last"), frames=prep.get("frames"),
-                      size=tuple(prep["size"]) if prep.get("size") else None, task=task)
     results = []
     pooled = np.zeros((len(class_names), len(class_names)), np.int64)
-    model = None
     first_inputs = None
     outputs: list[dict] = []  # per evaluated sample, for the report's 'predictions' (fercli table / show)
-    for i, (k, state, index, what) in enumerate(jobs):
-        model, _ = registry.build(rec.arch, len(class_names), rec.config)
-        model.load_state_dict({key: torch.from_numpy(np.ascontiguousarray(v)) for key, v in state.items()}, strict=True)
+    for i, (k, index, what) in enumerate(jobs):
+        registry.load_state(model, fold_state(mf, k, "model"), rec.arch)
         model.eval().to(dev)
-        samples, names, _ = prepare(clips, opts, rec.config, model, labels, class_names, index=index)
+        samples = build_samples(clips, index, data.labels, class_names, spec)
         if not len(samples):
             raise FercliError(f"{what}: no samples to evaluate")
         probs = []
         with torch.no_grad():
             for start in range(0, len(samples), 128):
-                xs = [torch.from_numpy(samples.inputs[n][start:start + 128]).to(dev).float().div_(255.0) for n in names]
+                xs = [to_float(torch.from_numpy(samples.inputs[n][start:start + 128]).to(dev)) for n in spec.input_names]
                 probs.append(torch.softmax(model(*xs).float(), 1).cpu().numpy())
         y_prob = np.concatenate(probs)
         y_pred = y_prob.argmax(1)
@@ -198,34 +190,26 @@ def evaluate(mf: ModelFile, clips: Clips, fold: Optional[int] = None, split: str
                         "truth": samples.labels, "prediction": y_pred, "probabilities": y_prob})
         cm = confusion(samples.labels, y_pred, len(class_names))
         pooled += cm
-        m = metrics_from_confusion(cm, class_names)
-        results.append({"fold": k, "part": what, **m})
+        results.append({"fold": k, "part": what, **metrics_from_confusion(cm, class_names), "baselines": baselines(samples.labels, class_names),
+                        "clips": int(len(index))})
         if first_inputs is None:
-            first_inputs = [torch.from_numpy(samples.inputs[n][:1]).float().div_(255.0) for n in names]
+            first_inputs = [to_float(torch.from_numpy(samples.inputs[n][:1])) for n in spec.input_names]
         report(progress, i + 1, len(jobs))
 
     accs = [r["accuracy"] for r in results if r["accuracy"] is not None]
     overall = metrics_from_confusion(pooled, class_names)
+    overall["baselines"] = baselines(np.repeat(np.arange(len(class_names)), pooled.sum(1)), class_names)
     out = {
         "model": mf.identity, "arch": rec.arch, "config": rec.config, "class_names": class_names,
-        "split": split, "folds": results,
+        "split": split, "partition": how, "folds": results,
         "accuracy_mean": round(float(np.mean(accs)), 6) if accs else None,
         "accuracy_std": round(float(np.std(accs)), 6) if len(accs) > 1 else 0.0,
         "pooled": overall,
         "predictions": _predictions(clips, outputs, len(class_names)),
     }
     model = model.cpu()
-    out.update(count_parameters(model))
-    try:
-        from fercli.models.summary import model_summary
-
-        summary = model_summary(rec) or {}
-        for key in ("trainable_params", "frozen_params", "fixed_params"):
-            if key in summary:
-                out[key] = summary[key]
-    except Exception:  # the summary is optional; our own counts stand
-        pass
-    out["flops"] = flops_of(model, first_inputs)
+    c = complexity(model, first_inputs)
+    out.update({k: c[k] for k in ("trainable_params", "frozen_params", "fixed_params", "bn_stats", "flops")})
     out["input_shapes"] = [list(x.shape) for x in first_inputs]
     if latency:
         out["cpu_latency_ms"] = cpu_latency_ms(model, first_inputs)

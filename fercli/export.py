@@ -10,8 +10,9 @@ window, as ``fercli live`` does.
 Inputs are named after the registry's input convention (``image`` (B,C,H,W),
 ``clip`` (B,T,C,H,W), ``xt``/``yt``/``xy`` (B,M,1,h,w), floats in [0, 1]; the
 GRU part takes ``sequence`` (B,T,D)); the batch axis (and the time axis of
-sequences) is dynamic.  The class names, architecture and config ride along as
-ONNX metadata (``fercli_class_names`` JSON etc.).
+sequences) is dynamic.  The class names, architecture, config and the sample
+spec the model was trained with (``fercli_data_prep``: input size, channels,
+frame picks) ride along as ONNX metadata (``fercli_class_names`` JSON etc.).
 
 Uses torch's TorchScript-based exporter, which needs the ``onnx`` package;
 ``onnxruntime``, when importable, runs each exported graph on the same random
@@ -44,21 +45,23 @@ def split_paths(path: str) -> tuple[str, str]:
     return f"{stem}-cnn{ext or '.onnx'}", f"{stem}-gru{ext or '.onnx'}"
 
 
-def _wrappers(model, split: bool):
-    """[(module, example inputs, input names, output names, dynamic axes, suffix)]."""
+def _wrappers(model, split: bool, with_probs: bool = False):
+    """[(module, example inputs, input names, output names, dynamic axes, suffix)].
+
+    ``with_probs``: the CNN half also outputs the frame's class distribution
+    (``probs``) from the same pass -- what ``live`` shows beside the GRU's label.
+    """
     import torch
     from torch import nn
 
     if not split:
-        if not hasattr(model, "dummy_inputs"):
-            raise FercliError(f"cannot make example inputs for '{type(model).__name__}'")
         inputs = tuple(model.dummy_inputs(1))
-        names = list(getattr(model, "inputs", None) or [f"input{i}" for i in range(len(inputs))])
+        names = list(model.inputs)
         axes = {n: {0: "batch"} for n in names}
         axes["logits"] = {0: "batch"}
         return [(model, inputs, names, ["logits"], axes, None)]
 
-    if not (hasattr(model, "frame_vectors") and hasattr(model, "sequence_logits")):
+    if not model.sequence_halves:
         raise FercliError("--split needs a cnn-gru model (a CNN per frame and a GRU per window)")
 
     class CNNPart(nn.Module):
@@ -67,7 +70,7 @@ def _wrappers(model, split: bool):
             self.m = m
 
         def forward(self, image):
-            return self.m.frame_vectors(image)
+            return self.m.frame_vectors_and_probs(image) if with_probs else self.m.frame_vectors(image)
 
     class GRUPart(nn.Module):
         def __init__(self, m):
@@ -77,13 +80,14 @@ def _wrappers(model, split: bool):
         def forward(self, sequence):
             return self.m.sequence_logits(sequence)
 
-    (frame,) = model.backbone.dummy_inputs(1)
+    (frame,) = model.frame_model().dummy_inputs(1)
     frame = frame.clone()
-    seq = torch.zeros(1, max(2, int(getattr(model, "frames", 5))), model.frame_dim)
+    seq = torch.zeros(1, max(2, int(model.frames)), model.frame_dim)
+    outs = ["vector", "probs"] if with_probs else ["vector"]
     # eval() on the wrappers too: the exporter restores the wrapper's own training
     # flag afterwards -- recursively -- and a fresh Module starts in training mode.
     return [
-        (CNNPart(model).eval(), (frame,), ["image"], ["vector"], {"image": {0: "batch"}, "vector": {0: "batch"}}, "cnn"),
+        (CNNPart(model).eval(), (frame,), ["image"], outs, {"image": {0: "batch"}, **{o: {0: "batch"} for o in outs}}, "cnn"),
         (GRUPart(model).eval(), (seq,), ["sequence"], ["logits"], {"sequence": {0: "batch", 1: "time"}, "logits": {0: "batch"}}, "gru"),
     ]
 
@@ -101,8 +105,6 @@ def export_onnx(record: ModelRecord, path: str, split: bool = False, verify: boo
     Returns ``{"files": [...], "max_abs_diff": {file: float | None}, "verified": bool}``;
     ``None`` diffs mean onnxruntime was not available to check.
     """
-    import torch
-
     from fercli.models import registry
 
     if importlib.util.find_spec("onnx") is None:
@@ -116,7 +118,9 @@ def export_onnx(record: ModelRecord, path: str, split: bool = False, verify: boo
         artifacts.check_output_path(t)
     have_ort = verify and importlib.util.find_spec("onnxruntime") is not None
     meta = {"fercli_arch": record.arch, "fercli_config": json.dumps(record.config, sort_keys=True),
-            "fercli_class_names": json.dumps(list(record.class_names)), "fercli_input_range": "[0, 1]"}
+            "fercli_class_names": json.dumps(list(record.class_names)), "fercli_input_range": "[0, 1]",
+            # how frames became the model's inputs in training (size, channels, frame picks): an app repeats it
+            "fercli_data_prep": json.dumps(record.extra.get("data_prep") or {}, sort_keys=True)}
     report: dict = {"files": targets, "max_abs_diff": {}, "verified": have_ort}
     with contextlib.ExitStack() as stack:
         # Both halves of a split appear only if both exported (and checked) fine.
@@ -147,7 +151,7 @@ def _export_one(module, inputs, in_names, out_names, axes, tmp: str, meta: dict)
     onnx.save(proto, tmp)
 
 
-def onnx_parts(model, split: bool) -> list[tuple[str, bytes]]:
+def onnx_parts(model, split: bool, with_probs: bool = False) -> list[tuple[str, bytes]]:
     """In-memory ONNX graphs of an eval-mode model: [("cnn", b), ("gru", b)] with
     ``split``, else [("whole", b)].  ``live`` runs these with onnxruntime."""
     import io
@@ -156,7 +160,7 @@ def onnx_parts(model, split: bool) -> list[tuple[str, bytes]]:
         raise FercliError("ONNX export needs the 'onnx' package: pip install onnx")
     out = []
     with tempfile.TemporaryDirectory() as tmp:
-        for module, inputs, in_names, out_names, axes, part in _wrappers(model, split):
+        for module, inputs, in_names, out_names, axes, part in _wrappers(model, split, with_probs):
             path = os.path.join(tmp, "part.onnx")
             _export_one(module, inputs, in_names, out_names, axes, path, {"fercli_part": part or "whole"})
             with open(path, "rb") as fh:
@@ -182,13 +186,3 @@ def _check(module, inputs, tmp: str) -> float:
     if not diff <= TOLERANCE * max(1.0, float(np.abs(want).max())):
         raise FercliError(f"the exported graph's outputs differ from PyTorch's by {diff:.3g}; nothing was written")
     return diff
-
-
-def load_onnx_metadata(path: str) -> dict:
-    """The fercli metadata of an exported file (class names etc.), for apps and tests."""
-    import onnx
-
-    proto = onnx.load(path)
-    return {p.key: p.value for p in proto.metadata_props}
-
-

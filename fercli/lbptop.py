@@ -48,8 +48,9 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
-from fercli.artifacts import Clips
+from fercli.artifacts import Clips, shard_indices  # noqa: F401  (shard_indices: `fercli lbptop --shard`)
 from fercli.errors import FercliError
+from fercli.images import to_gray
 from fercli.progress import ProgressFn, report
 
 PLANES = ("xy", "xt", "yt")
@@ -355,29 +356,6 @@ def lbp_top_volume(
 # --------------------------------------------------------------------------- frames
 
 
-def to_gray(frames: np.ndarray) -> np.ndarray:
-    """uint8 gray frames (F, H, W) from gray, (F, H, W, 1) or RGB (F, H, W, 3) frames.
-
-    Colour goes through ``cv2.cvtColor(..., COLOR_RGB2GRAY)`` (ITU-R BT.601
-    luma, 0.299 R + 0.587 G + 0.114 B in OpenCV's fixed point), the conversion
-    ``fercli align --gray`` uses, so LBP of colour clips equals LBP of the same
-    clips aligned to gray.
-    """
-    if frames.ndim == 3:
-        return frames
-    if frames.ndim == 4 and frames.shape[-1] == 1:
-        return frames[..., 0]
-    if frames.ndim == 4 and frames.shape[-1] == 3:
-        import cv2
-
-        f, h, w, _ = frames.shape
-        if f == 0:
-            return np.zeros((0, h, w), np.uint8)
-        # All frames as one tall image: one call instead of one per frame.
-        return cv2.cvtColor(np.ascontiguousarray(frames).reshape(f * h, w, 3), cv2.COLOR_RGB2GRAY).reshape(f, h, w)
-    raise FercliError(f"frames must be (F, H, W) gray or (F, H, W, 3) colour, found shape {frames.shape}")
-
-
 def check_sequences(sequences: Iterable[np.ndarray], points: int = 8, radius: float = 1.0, ids: Optional[Sequence[str]] = None) -> None:
     """One sentence if clips are too short for LBP-TOP or their frame sizes differ."""
     m = margin(points, radius)
@@ -458,19 +436,6 @@ def histograms(maps: dict[str, np.ndarray], offsets: np.ndarray, planes: Sequenc
 # --------------------------------------------------------------------------- clips
 
 
-def shard_indices(n: int, shard: Optional[tuple[int, int]]) -> np.ndarray:
-    """Clips of shard ``i`` of ``k``: the contiguous block ``[i*n//k, (i+1)*n//k)``.
-
-    Contiguous (as ``fercli align --shard``), so merging shards 0..k-1 in order
-    gives back the unsharded clip order and the unsharded arrays byte for byte.
-    """
-    if shard is None:
-        return np.arange(n)
-    i, k = shard
-    return np.arange((i * n) // k, ((i + 1) * n) // k)
-
-
-
 def lbp_top(
     clips: Clips,
     planes: Sequence[str] = ("xt", "yt"),
@@ -534,7 +499,7 @@ def lbp_top(
             done += len(idx)
             report(progress, done, len(clips))
 
-    out = clips.select(np.arange(len(clips)))
+    out = clips.copy()
     out.planes = maps
     out.plane_offsets = plane_offsets
     out.histograms = None

@@ -37,8 +37,9 @@ import numpy as np
 from fercli import align as _align
 from fercli.artifacts import ModelRecord
 from fercli.errors import FercliError
+from fercli.images import IMAGE_EXTENSIONS, is_image_name
+from fercli.protocol.samples import to_float
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 PARTS = ("decode", "detect", "cnn", "gru")
 ENGINES = ("auto", "torch", "onnx")
 
@@ -109,7 +110,7 @@ def _quiet_stderr():
 
 class FolderSource(Source):
     def __init__(self, folder: str):
-        names = sorted(n for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS))
+        names = sorted(n for n in os.listdir(folder) if is_image_name(n))
         if not names:
             raise FercliError(f"folder {folder} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
         self._paths = [os.path.join(folder, n) for n in names]
@@ -212,14 +213,10 @@ class LiveSession:
         self.engine = resolve_engine(options.engine)
         self.model = registry.from_record(record).eval()
         self.class_names = list(record.class_names)
-        self.sequence = hasattr(self.model, "frame_vectors") and hasattr(self.model, "sequence_logits")
-        inputs = registry.inputs_for(record.arch, record.config)
-        if not self.sequence and tuple(inputs) != ("image",):
-            raise FercliError(f"live needs a frame model or a cnn-gru model, not '{record.arch}' (inputs {', '.join(inputs)})")
-        frame_model = self.model.backbone if self.sequence else self.model
-        if not hasattr(frame_model, "dummy_inputs"):
-            raise FercliError(f"cannot tell the input size of '{record.arch}'")
-        _, c, h, w = frame_model.dummy_inputs(1)[0].shape
+        self.sequence = self.model.sequence_halves
+        if not self.sequence and tuple(self.model.inputs) != ("image",):
+            raise FercliError(f"live needs a frame model or a cnn-gru model, not '{record.arch}' (inputs {', '.join(self.model.inputs)})")
+        c, h, w = self.model.frame_shape()
         self.channels, self.input_hw = int(c), (int(h), int(w))
         self.size = int(options.size or h)
         align_opts = _align.AlignOptions(size=self.size, detector=options.detector, detector_model=options.detector_model,
@@ -246,7 +243,7 @@ class LiveSession:
         so.intra_op_num_threads = self.options.threads
         so.inter_op_num_threads = 1
         so.log_severity_level = 3
-        parts = dict(export.onnx_parts(self.model, split=self.sequence))
+        parts = dict(export.onnx_parts(self.model, split=self.sequence, with_probs=True))
         mk = lambda b: ort.InferenceSession(b, so, providers=["CPUExecutionProvider"])  # noqa: E731
         if self.sequence:
             self._ort_cnn, self._ort_gru = mk(parts["cnn"]), mk(parts["gru"])
@@ -278,26 +275,20 @@ class LiveSession:
 
     def _cnn(self, crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(vector for the GRU, probability distribution) of one face crop."""
-        x = np.ascontiguousarray(crop, dtype=np.float32) * np.float32(1.0 / 255.0)
-        x = x.transpose(2, 0, 1)[None] if x.ndim == 3 else x[None, None]
-        x = np.ascontiguousarray(x)
+        x = to_float(np.ascontiguousarray(crop))
+        x = np.ascontiguousarray(x.transpose(2, 0, 1)[None] if x.ndim == 3 else x[None, None])
         if self.engine == "onnx":
-            out = self._ort_cnn.run(None, {"image": x})[0][0]
             if not self.sequence:
-                probs = _softmax(out)
+                probs = _softmax(self._ort_cnn.run(None, {"image": x})[0][0])
                 return probs, probs
-            if self.model.input_kind == "probs":
-                return out, out
-            # Feature input: the distribution shown is the backbone's own softmax.
-            with self._torch.inference_mode():
-                probs = self.model.frame_probs(self._torch.from_numpy(x))[0].numpy()
-            return out, probs
+            # One CNN pass gives both what the GRU consumes and the distribution shown.
+            vec, probs = self._ort_cnn.run(None, {"image": x})
+            return vec[0], probs[0]
         torch = self._torch
         xt = torch.from_numpy(x)
         with torch.inference_mode():
             if self.sequence:
-                vec = self.model.frame_vectors(xt)
-                probs = vec if self.model.input_kind == "probs" else self.model.frame_probs(xt)
+                vec, probs = self.model.frame_vectors_and_probs(xt)
             else:
                 probs = torch.softmax(self.model(xt), dim=1)
                 vec = probs

@@ -17,14 +17,18 @@ Compatibility rules, each refused with a sentence naming the difference:
   and become the list of distinct values in input order when they do not
   (``shard`` is dropped: a merge of shards is no longer a shard).
 
-Class names are reconciled by name: the union, in order of first appearance
-over the inputs in the order given (so A's classes keep their ids), labels
-remapped.  Clip ids must be unique across inputs; ``prefix_ids`` makes them
-so as ``<file stem>:<id>``.  Subjects are kept as they are (one subject may
-span several shards).  ``split`` and ``folds`` present in only some inputs are
-filled with '' (no official partition) and -1 (unassigned).  The trace of
-each frame to its source video (source frame index, transform, face box,
-detector score, fps) is carried over (:func:`merge_trace`).
+Class names and ids are joined by the experiment protocol's one rule, the rule
+``fercli train A B`` uses (:mod:`fercli.protocol.join`): classes matched
+case-insensitively, the first spelling wins, the union in order of first
+appearance over the inputs in the order given (so A's classes keep their ids),
+labels remapped.  Clip ids must be unique across inputs; ``prefix_ids`` makes
+them so as ``<file stem>:<id>`` (original sequence ids likewise).  Subjects are
+kept as they are (one subject may span several shards; the lineage says which
+data origins the merged subjects come from).  ``split`` and ``folds`` present in
+only some inputs are filled with '' (no official partition) and -1
+(unassigned); ``--ckplus-split`` segments with '' (a whole sequence).  The
+trace of each frame to its source video (source frame index, transform, face
+box, detector score, fps) is carried over (:func:`merge_trace`).
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import numpy as np
 
 from fercli.artifacts import TRACE_FIELDS, Clips
 from fercli.errors import FercliError
+from fercli.protocol.join import join_class_names, remap_labels
 
 #: Meta keys that are processing parameters: inputs must agree on them.
 PARAMETER_KEYS = ("align", "size", "aligned", "color", "frames_per_clip", "lbp", "lbp_histogram")
@@ -140,17 +145,15 @@ def merge(parts: Sequence[Clips], names: Sequence[str], prefix_ids: bool = False
         raise FercliError("merge needs at least one input artifact")
     check_compatible(parts, names)
 
-    class_names: list[str] = []
-    for part in parts:
-        class_names += [c for c in part.class_names if c not in class_names]
-    labels = []
-    for part in parts:
-        lookup = np.asarray([class_names.index(c) for c in part.class_names] + [-1], dtype=np.int64)
-        labels.append(lookup[np.where(part.labels < 0, len(part.class_names), part.labels)])
+    class_names, lookups = join_class_names([p.class_names for p in parts])
+    labels = [remap_labels(part.labels, lookup) for part, lookup in zip(parts, lookups)]
 
-    ids = []
-    for part, prefix in zip(parts, stems):
-        ids.append(np.asarray([f"{prefix}:{c}" for c in part.clip_ids], dtype=object) if prefix_ids else part.clip_ids)
+    def namespaced(values: np.ndarray, prefix: str) -> np.ndarray:
+        return np.asarray([f"{prefix}:{c}" for c in values], dtype=object) if prefix_ids else values
+
+    ids = [namespaced(part.clip_ids, prefix) for part, prefix in zip(parts, stems)]
+    any_segments = any(p.segments is not None for p in parts)
+    sequence_ids = [namespaced(part.sequences, prefix) for part, prefix in zip(parts, stems)] if any_segments or any(p.sequence_ids is not None for p in parts) else None
     owner: dict[str, int] = {}
     for k, part_ids in enumerate(ids):
         for c in part_ids:
@@ -188,6 +191,8 @@ def merge(parts: Sequence[Clips], names: Sequence[str], prefix_ids: bool = False
         face_found=np.concatenate([p.face_found for p in parts]) if parts[0].face_found is not None else None,
         split=cat("split", ""),
         folds=cat("folds", -1),
+        segments=cat("segments", ""),
+        sequence_ids=np.concatenate(sequence_ids) if sequence_ids is not None else None,
         planes=planes,
         plane_offsets=plane_offsets,
         histograms=histograms,

@@ -13,12 +13,17 @@ standard deviation of the gate over all samples and a histogram of all gate
 values; :func:`select_kept` turns them into kept-channel indices for each ratio
 of a schedule (segmented pruning, 5.3.2: ``40,20,10,6`` -- the Makefile retrains
 between steps; one-shot is a single ratio). The result, with the source model
-embedded (arch, config, weights), is a ``pruning`` artifact that
-:mod:`fercli.rebuild` turns into the smaller model.
+embedded (arch, config, weights, the partition record of the run used), is a
+``pruning`` artifact that :mod:`fercli.rebuild` turns into the smaller model.
+
+The statistics come from the training part the model's partition record lists
+(:func:`choose_samples`, 5.3.2 "on the training set"): never from a clip or a
+subject the model was tested on, whatever folds the model was trained with.
 
 Artifact layout (kind ``pruning``)::
 
-    source/                  the source model (attrs arch/config/class_names/..., weights/)
+    source/                  the source model (attrs arch/config/class_names/..., weights/,
+                             partition/<d>/ the record of the run whose weights were used)
     blocks/<i>/mean          (C,) float64 mean SE weight per LBC kernel
     blocks/<i>/std           (C,) float64
     blocks/<i>/hist          (bins,) int64 histogram of every gate value in [0, 1]
@@ -58,6 +63,7 @@ class Pruning:
     kept: list[list[np.ndarray]]  # [step][block] -> sorted channel indices
     samples: int
     data: dict = field(default_factory=dict)
+    source_arrays: dict = field(default_factory=dict)  # the source's partition record arrays
 
     def kept_counts(self, step: int) -> list[int]:
         return [len(k) for k in self.kept[step]]
@@ -68,8 +74,7 @@ class Pruning:
 
 def prunable_blocks(model) -> list:
     """The model's LBC blocks with SE, or a one-sentence refusal."""
-    get = getattr(model, "prunable_blocks", None)
-    blocks = get() if get is not None else []
+    blocks = model.prunable_blocks()
     if not blocks:
         raise FercliError("this model has no LBC blocks with SE weights to prune (prune works on lb-mbnet models)")
     return blocks
@@ -157,7 +162,7 @@ def parse_schedule(text: str) -> list[float]:
 
 
 def prune(source: ModelRecord, model, batches: Iterable[Sequence], total: int, schedule: Sequence[float], bins: int = 50,
-          data: Optional[dict] = None, progress: Optional[ProgressFn] = None) -> Pruning:
+          data: Optional[dict] = None, progress: Optional[ProgressFn] = None, source_arrays: Optional[dict] = None) -> Pruning:
     """SE statistics of ``model`` (built from ``source``) over ``batches`` and the kept kernels per step."""
     prunable_blocks(model)  # refuse before running anything
     stats_probe = [BlockStats(n, b.in_chs, b.mid_chs, np.zeros(b.mid_chs), np.zeros(b.mid_chs), np.zeros(0)) for n, b in model.prunable_blocks()]
@@ -165,68 +170,81 @@ def prune(source: ModelRecord, model, batches: Iterable[Sequence], total: int, s
         select_kept(stats_probe, r)
     stats, seen = se_statistics(model, batches, total, bins, progress)
     kept = [select_kept(stats, r) for r in schedule]
-    return Pruning(source, list(schedule), stats, kept, seen, dict(data or {}))
+    return Pruning(source, list(schedule), stats, kept, seen, dict(data or {}), dict(source_arrays or {}))
 
 
 # --------------------------------------------------------------------------- data
 
 
-def choose_samples(clips, record: ModelRecord, split: str = "train", fold: Optional[int] = None, n_folds: int = 10, seed: int = 0,
-                   limit: Optional[int] = None, model=None):
+def source_of(mf, fold: Optional[int]) -> tuple[ModelRecord, dict]:
+    """The record pruning works on -- ``fold``'s weights of a --folds all model -- and the
+    partition record arrays of that run (what a rebuilt model inherits)."""
+    from fercli.protocol.modelfile import fold_state, source_run
+
+    state = fold_state(mf, fold, "prune")
+    extra = {k: v for k, v in mf.record.extra.items() if k in ("data_prep", "fold", "run", "rebuilt")}
+    arrays: dict = {}
+    if mf.partition is not None:
+        run = source_run(mf, fold)
+        own = mf.partition.only_run(run)
+        extra["partition"] = own.summary()
+        extra["fold"] = own.runs[0].fold
+        arrays = own.arrays()
+    return ModelRecord(mf.record.arch, mf.record.config, state, mf.record.class_names, mf.record.history, extra), arrays
+
+
+def choose_samples(mf, clips, identity: dict, model, split: str = "train", fold: Optional[int] = None,
+                   limit: Optional[int] = None, seed: int = 0):
     """uint8 model inputs for the SE statistics, prepared as the model was trained.
 
-    ``split``: train (default, 5.3.2) | val | test | all. With ``fold`` the train part
-    is every clip outside that subject-independent fold. Returns (Samples, info).
+    ``split='train'`` (5.3.2): the clips of DATA that the model's partition record
+    puts in the training part of the run whose weights are pruned (matched as
+    ``evaluate`` matches them; a copy of the data by subject and sequence id);
+    ``'all'``: every clip of DATA.  Returns (Samples, info).
     """
-    from fercli.train import data as D
+    from fercli.protocol import partition as P
+    from fercli.protocol.modelfile import source_run
+    from fercli.protocol.samples import SampleSpec, build_samples, clip_labels
 
-    if split not in ("train", "val", "test", "all"):
-        raise FercliError(f"--split must be train, val, test or all, not '{split}'")
+    if split not in ("train", "all"):
+        raise FercliError(f"--split must be train or all, not '{split}'")
+    rec = mf.record
+    spec = SampleSpec.from_json(rec.extra.get("data_prep") or {}, model, rec.config)
+    data = P.DataSet(clips, dict(identity or {}), clip_labels(clips, list(rec.class_names), spec.task))
     info: dict = {"split": split}
     if split == "all":
         index = np.arange(len(clips))
-    elif fold is not None:
-        ids, source = D.fold_assignment(clips, n_folds, seed)
-        if split == "val":
-            raise FercliError("--split val needs an official split, not --fold")
-        index = np.flatnonzero((ids >= 0) & (ids != fold)) if split == "train" else np.flatnonzero(ids == fold)
-        info.update(fold=fold, fold_source=source)
+    elif mf.partition is None:
+        raise FercliError(f"{mf.name} has no partition record (it was written by an older fercli), so its training part is unknown: "
+                          "give --split all to collect statistics over every clip of DATA")
     else:
-        parts = D.official_parts(clips.split)
-        if parts is None:
-            if split != "train":
-                raise FercliError(f"--split {split} needs an official split or --fold, and the data has neither")
-            index = np.arange(len(clips))
-            info["note"] = "no official split or fold given: every clip used"
-        else:
-            index = {"train": parts[0], "val": parts[1], "test": parts[2]}[split]
-    if not len(index):
-        raise FercliError(f"the '{split}' part of the data is empty")
+        run = source_run(mf, fold)
+        rp = P.replay(mf.partition, run, data)
+        index = rp.where(P.TRAIN) if rp.match == "same" else rp.trained
+        info.update(run=mf.partition.runs[run].name, fold=mf.partition.runs[run].fold, match=rp.match)
+        if not len(index):
+            raise FercliError(f"{data.name} holds none of the clips {mf.name} trained on ({P.run_label(mf.partition.runs[run])}): "
+                              "give the data it was trained on, or --split all to use every clip of DATA")
     if limit is not None and limit < len(index):
         rng = np.random.default_rng(seed)
         index = np.sort(rng.choice(index, size=limit, replace=False))
         info["limit"] = limit
-    prep = dict(record.extra.get("data_prep") or {})
-    names = tuple(prep.get("input_names") or getattr(model, "inputs", ("image",)))
-    channels = int(prep.get("channels") or record.config.get("in_channels", 1))
-    size = prep.get("size")
-    if not size and "input_size" in record.config and "image" in names:
-        size = [record.config["input_size"]] * 2
-    labels = np.asarray(clips.labels, dtype=np.int64)
-    samples = D.build_samples(clips, index, labels, list(record.class_names), names, channels, prep.get("frame") or "last",
-                              prep.get("frames"), tuple(size) if size else None)
-    info.update(clips=int(len(index)), samples=len(samples), input_names=list(names))
+    spec.check(clips, data.name)
+    samples = build_samples(clips, index, data.labels, list(rec.class_names), spec)
+    info.update(clips=int(len(index)), samples=len(samples), input_names=list(spec.input_names))
     return samples, info
 
 
 def batches_of(samples, batch_size: int, device: str = "cpu"):
-    """Float batches (uint8 / 255) of every input, in input order."""
+    """Float batches of every input, in input order."""
     import torch
+
+    from fercli.protocol.samples import to_float
 
     names = list(samples.inputs)
     n = len(samples)
     for start in range(0, n, batch_size):
-        yield [torch.from_numpy(np.ascontiguousarray(samples.inputs[k][start:start + batch_size])).to(device).float().div_(255.0) for k in names]
+        yield [to_float(torch.from_numpy(np.ascontiguousarray(samples.inputs[k][start:start + batch_size])).to(device)) for k in names]
 
 
 # --------------------------------------------------------------------------- artifact
@@ -235,7 +253,7 @@ def batches_of(samples, batch_size: int, device: str = "cpu"):
 def save_pruning(path: str, p: Pruning, lineage: Sequence[dict]) -> None:
     meta = {"schedule": p.schedule, "samples": p.samples, "source_arch": p.source.arch}
     with artifacts.create_artifact(path, "pruning", lineage, meta) as f:
-        artifacts.write_model(f.create_group("source"), p.source)
+        artifacts.write_model(f.create_group("source"), p.source, arrays=p.source_arrays)
         g = f.create_group("blocks")
         for i, s in enumerate(p.blocks):
             b = g.create_group(str(i))
@@ -269,6 +287,10 @@ def read_pruning(f, name: str, weights: bool = True) -> Pruning:
             g = f["blocks"][str(i)]
             blocks.append(BlockStats(b["name"], int(b["in_chs"]), int(b["mid_chs"]), g["mean"][()], g["std"][()], g["hist"][()]))
         kept = [[f["kept"][str(s)][str(i)][()].astype(np.int64) for i in range(len(blocks))] for s in range(len(info["schedule"]))]
+        src = f["source"]
+        # the source fold's partition record travels on to the rebuilt model
+        source_arrays = {f"partition/{d}": artifacts.read_array_group(src, f"partition/{d}")
+                         for d in (src["partition"].keys() if weights and "partition" in src else [])}
     except (KeyError, TypeError) as exc:
         raise FercliError(f"{name} is a damaged 'pruning' artifact ({exc})") from None
-    return Pruning(source, list(info["schedule"]), blocks, kept, int(info["samples"]), info.get("data") or {})
+    return Pruning(source, list(info["schedule"]), blocks, kept, int(info["samples"]), info.get("data") or {}, source_arrays)

@@ -17,7 +17,9 @@ the dropped channels removed at the SE -- zero SE input and gate 0 for them
 Its config is the source's with ``expansion`` set to the step's ratio r'; a
 model built from that config has ``round(r' x c_in)`` channels per block, the
 kept counts, so the rebuilt model is a plain LB-MBNet-r' artifact usable with
-``fercli train --init-from``.
+``fercli train --init-from``.  It inherits the source run's partition record
+(``Pruning.source_arrays``): its weights come from that training part, so
+``evaluate`` and a retraining ``--init-from`` check it as they check the source.
 """
 
 from __future__ import annotations
@@ -80,8 +82,9 @@ def rebuild(p: Pruning, step: int = 0) -> ModelRecord:
         "rebuilt": {"from_arch": src.arch, "from_expansion": src.config.get("expansion"), "expansion": ratio, "step": step,
                     "schedule": list(p.schedule), "samples": p.samples, "kept": [len(k) for k in p.kept[step]]},
     }
-    if src.extra.get("data_prep"):
-        extra["data_prep"] = copy.deepcopy(src.extra["data_prep"])
+    for key in ("data_prep", "partition", "fold"):  # how it was fed, what it (the source) trained on
+        if src.extra.get(key) is not None:
+            extra[key] = copy.deepcopy(src.extra[key])
     return ModelRecord(src.arch, resolved, {k: state[k] for k in target}, list(src.class_names), [], extra)
 
 

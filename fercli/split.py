@@ -53,13 +53,20 @@ def assign_folds(clips: Clips, folds: int, by: str = "subject", seed: int = 0) -
     else:
         names, group = np.asarray(clips.clip_ids, dtype=object), np.arange(n)
         what = "clips"
-    n_groups = len(names)
+    return assign_groups(group, len(names), clips.labels, len(clips.class_names), folds, seed, what)
+
+
+def assign_groups(group: np.ndarray, n_groups: int, labels: np.ndarray, k: int, folds: int, seed: int = 0, what: str = "subjects") -> np.ndarray:
+    """Fold id per item of groups ``group`` (0..n_groups-1) with labels in 0..k-1 (-1
+    unlabelled): the rule of :func:`assign_folds` for any grouping (the experiment
+    protocol's folds over several data artifacts, by subject within each origin)."""
+    if folds < 2:
+        raise FercliError(f"--folds must be at least 2 (got {folds})")
     if n_groups < folds:
         raise FercliError(f"only {n_groups} {what} for {folds} folds: use --folds {max(2, n_groups)} or fewer" if n_groups >= 2
                           else f"only {n_groups} {what}: cross-validation needs at least 2")
-    k = len(clips.class_names)
     # Unlabelled clips (label -1) are balanced as a class of their own.
-    cls = np.where(clips.labels < 0, k, clips.labels)
+    cls = np.where(np.asarray(labels) < 0, k, labels)
     counts = np.zeros((n_groups, k + 1), dtype=np.int64)
     np.add.at(counts, (group, cls), 1)
     totals = counts.sum(axis=0)
@@ -127,7 +134,7 @@ def official_report(clips: Clips) -> dict[str, int]:
 
 def split(clips: Clips, folds: int, by: str = "subject", seed: int = 0) -> Clips:
     """A copy of ``clips`` with ``folds`` set by :func:`assign_folds` (official split kept as it is)."""
-    out = clips.select(np.arange(len(clips)))
+    out = clips.copy()
     out.folds = assign_folds(clips, folds, by, seed)
     out.meta = {**clips.meta, "folds": {"k": int(folds), "by": by, "seed": int(seed)}}
     return out
@@ -135,9 +142,7 @@ def split(clips: Clips, folds: int, by: str = "subject", seed: int = 0) -> Clips
 
 def keep_official(clips: Clips) -> Clips:
     """A copy that keeps the official split and records that no folds were made."""
-    out = clips.select(np.arange(len(clips)))
-    out.meta = dict(clips.meta)
-    return out
+    return clips.copy()
 
 
 def describe(report: dict, by: Optional[str] = None) -> str:

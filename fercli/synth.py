@@ -53,6 +53,7 @@ import numpy as np
 from fercli.artifacts import Clips
 from fercli.errors import FercliError
 from fercli.faces import MIRROR_68
+from fercli.images import IMAGE_EXTENSIONS, frame_to_gray, is_image_name
 from fercli.progress import ProgressFn, report
 
 #: The seven CK+ expression classes in CK+'s label order (thesis 3.3.1).
@@ -116,7 +117,6 @@ ASTRONAUT_PERSON = np.array([
 #: neutral shape close the mouth over the teeth instead of leaving a white band.
 _ASTRONAUT_LIP_FIX = {61: (0.0, -1.5), 62: (0.0, -2.0), 63: (0.0, -1.5)}
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 # --------------------------------------------------------------------------- landmark index sets
 
@@ -249,7 +249,7 @@ def detect_landmarks(image_rgb: np.ndarray) -> Optional[np.ndarray]:
     """dlib HOG detector + 68-point predictor on the largest face, or None."""
     from fercli.faces import hog_detector, shape_predictor
 
-    gray = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2GRAY)
+    gray = frame_to_gray(image_rgb)
     detector = hog_detector()
     boxes = detector(gray, 0)
     if len(boxes) == 0:
@@ -294,7 +294,7 @@ def load_faces(folder: str) -> list[Texture]:
     """Face photographs from ``folder`` (every image must show a face dlib finds)."""
     if not os.path.isdir(folder):
         raise FercliError(f"--faces {folder} is not a folder")
-    names = sorted(n for n in os.listdir(folder) if n.lower().endswith(IMAGE_EXTENSIONS))
+    names = sorted(n for n in os.listdir(folder) if is_image_name(n))
     if not names:
         raise FercliError(f"--faces {folder} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
     textures = []

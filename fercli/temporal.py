@@ -20,7 +20,11 @@ resampling refuses it with a sentence rather than inventing motion by repetition
 whole sequence resampled), neutral->neutral (the first ``part`` frames; 4.3.1
 takes "the first and last 3 frames ... as neutral and peak") and peak->peak (the
 last ``part`` frames), each resampled to N frames (so 3-frame parts are
-upsampled, as 4.3.1's "downsampling or upsampling into 5 frames" says).
+upsampled, as 4.3.1's "downsampling or upsampling into 5 frames" says).  Each
+output clip records which part it is (``segments``) and the id of the sequence
+it was cut from (``sequence_ids``): the experiment protocol keeps the three clips
+of a sequence together and never takes a segment's first frames for the
+sequence's neutral onset (see :mod:`fercli.protocol.samples`).
 """
 
 from __future__ import annotations
@@ -103,7 +107,8 @@ def _check(clips: Clips, n: int, method: str) -> None:
 
 
 def _assemble(clips: Clips, pieces: list[tuple[int, np.ndarray, Optional[np.ndarray], Optional[np.ndarray], dict]],
-              labels: np.ndarray, clip_ids: np.ndarray, class_names: list[str], meta: dict) -> Clips:
+              labels: np.ndarray, clip_ids: np.ndarray, class_names: list[str], meta: dict,
+              segments: Optional[np.ndarray] = None) -> Clips:
     owners = np.array([p[0] for p in pieces], dtype=np.int64)
     base = clips.select(owners)
     frames = np.concatenate([p[1] for p in pieces])
@@ -115,6 +120,9 @@ def _assemble(clips: Clips, pieces: list[tuple[int, np.ndarray, Optional[np.ndar
         landmarks=np.concatenate([p[2] for p in pieces]) if clips.landmarks is not None else None,
         face_found=np.concatenate([p[3] for p in pieces]) if clips.face_found is not None else None,
         split=base.split, folds=base.folds, meta=meta, fps=base.fps,
+        segments=segments if segments is not None else base.segments,
+        # a segment of a segment still shows the same original sequence
+        sequence_ids=base.sequences.copy() if segments is not None or base.sequence_ids is not None else None,
         **{name: np.concatenate([p[4][name] for p in pieces]) for name in pieces[0][4]},
     )
 
@@ -145,13 +153,18 @@ def ckplus_split(clips: Clips, n: int, method: str = "linear", part: int = 3, pr
 
     neutral->peak keeps the sequence's label; neutral->neutral is labelled
     'neutral' (matched case-insensitively, appended to the class names if
-    missing); peak->peak keeps the sequence's label.  Clip ids get the suffixes
-    ``/neutral-peak``, ``/neutral-neutral``, ``/peak-peak``.  Parts are the
-    first / last ``part`` frames (all of them if the clip is shorter).
+    missing; an unlabelled sequence's neutral onset stays unlabelled, since
+    nothing says it is a neutral->expression sequence); peak->peak keeps the
+    sequence's label.  Clip ids get the suffixes ``/neutral-peak``,
+    ``/neutral-neutral``, ``/peak-peak``; ``segments`` says which part a clip is and
+    ``sequence_ids`` the sequence's id.  Parts are the first / last ``part`` frames
+    (all of them if the clip is shorter).
     """
     _check(clips, n, method)
     if part < 1:
         raise FercliError(f"--part must be at least 1 frame (got {part})")
+    if clips.is_segmented:
+        raise FercliError("these clips were already split by --ckplus-split: split the whole sequences they were cut from")
     class_names = list(clips.class_names)
     lowered = [c.lower() for c in class_names]
     if "neutral" in lowered:
@@ -159,19 +172,22 @@ def ckplus_split(clips: Clips, n: int, method: str = "linear", part: int = 3, pr
     else:
         class_names.append("neutral")
         neutral = len(class_names) - 1
-    pieces, labels, ids = [], [], []
+    pieces, labels, ids, kinds = [], [], [], []
     for i in range(len(clips)):
         frames, lm, ff, trace = _parts_of(clips, i)
         k = min(part, len(frames))
         head = slice(0, k)
         tail = slice(len(frames) - k, len(frames))
-        for kind, sl, label in (("neutral-peak", slice(None), clips.labels[i]), ("neutral-neutral", head, neutral),
+        onset = neutral if clips.labels[i] >= 0 else -1
+        for kind, sl, label in (("neutral-peak", slice(None), clips.labels[i]), ("neutral-neutral", head, onset),
                                 ("peak-peak", tail, clips.labels[i])):
             f = frames[sl]
             pieces.append((i, *_resample_arrays(f, None if lm is None else lm[sl], None if ff is None else ff[sl],
                                                 {k_: v[sl] for k_, v in trace.items()}, n, method)))
             labels.append(label)
             ids.append(f"{clips.clip_ids[i]}/{kind}")
+            kinds.append(kind)
         report(progress, i + 1, len(clips))
     meta = {**clips.meta, "frames_per_clip": n, "resample": {"n": n, "method": method, "ckplus_split": True, "part": part}}
-    return _assemble(clips, pieces, np.asarray(labels, dtype=np.int64), np.asarray(ids, dtype=object), class_names, meta)
+    return _assemble(clips, pieces, np.asarray(labels, dtype=np.int64), np.asarray(ids, dtype=object), class_names, meta,
+                     segments=np.asarray(kinds, dtype=object))

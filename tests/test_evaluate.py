@@ -59,7 +59,8 @@ def test_train_then_evaluate_every_fold_end_to_end(tmp_path):
 def test_single_fold_and_official_split_selection(tmp_path):
     from fercli.errors import FercliError
     from fercli.evaluate import evaluate
-    from fercli.train import RunOptions, load_model_file
+    from fercli.protocol import load_model_file
+    from fercli.train import RunOptions
 
     clips = tiny_clips()
     m = tmp_path / "f2.h5"
@@ -68,8 +69,10 @@ def test_single_fold_and_official_split_selection(tmp_path):
     assert [f["fold"] for f in r["folds"]] == [2] and r["folds"][0]["n"] == 12
     with pytest.raises(FercliError, match="fold 2"):  # fold 0's clips were its training data
         evaluate(load_model_file(str(m), "t"), tiny_clips(), fold=0, latency=False)
-    r = evaluate(load_model_file(str(m), "t"), tiny_clips(), split="all", latency=False)
-    assert r["folds"][0]["n"] == 36
+    with pytest.raises(FercliError, match="scoring them would leak"):  # fold 0/1 clips trained it
+        evaluate(load_model_file(str(m), "t"), tiny_clips(), split="all", latency=False)
+    r = evaluate(load_model_file(str(m), "t"), tiny_clips(), split="all", latency=False, include_training_data=True)
+    assert r["folds"][0]["n"] == 36 and "INCLUDES" in r["folds"][0]["part"]
     s = tmp_path / "split.h5"
     train_to(s, RunOptions("plain-cnn", size=(8, 8), fit=fit(1)), [(tiny_clips(split=True), {"id": "b"})])
     r = evaluate(load_model_file(str(s), "t"), tiny_clips(split=True), latency=False)
@@ -79,18 +82,23 @@ def test_single_fold_and_official_split_selection(tmp_path):
     assert r["pooled"]["per_class"]["sad"]["support"] == 4
 
 
-def test_folds_computed_by_subject_are_recomputed_by_evaluate(tmp_path):
-    """Data without a fold array: training computes subject folds (fercli.split), evaluate recomputes the same."""
+def test_computed_folds_are_replayed_whatever_folds_the_data_carries(tmp_path):
+    """Data without a fold array: training computes subject folds and records them; evaluate
+    scores the recorded test clips even when handed data whose own fold array differs."""
     from fercli.evaluate import evaluate
-    from fercli.train import RunOptions, load_model_file
+    from fercli.protocol import load_model_file
+    from fercli.split import assign_folds
+    from fercli.train import RunOptions
 
     clips = tiny_clips()
     clips.folds = None
     m = tmp_path / "c.h5"
     rec = train_to(m, RunOptions("plain-cnn", config={"width": 0.125}, size=(8, 8), fold=1, n_folds=3, fit=fit(1)), [(clips, {"id": "a"})])
-    assert rec.extra["partition"]["fold_source"].startswith("computed") and rec.extra["partition"]["n_folds"] == 3
+    part = rec.extra["partition"]
+    assert part["data"][0]["fold_source"].startswith("computed") and part["settings"]["n_folds"] == 3
+    expected = set(np.flatnonzero(assign_folds(clips, 3, "subject", 0) == 1))
     data = tiny_clips()
-    data.folds = None
+    data.folds = (assign_folds(data, 3, "subject", 0) + 1) % 3  # another fold numbering
     r = evaluate(load_model_file(str(m), "t"), data, latency=False)
-    assert r["folds"][0]["fold"] == 1 and r["folds"][0]["n"] == rec.extra["n_test"]
+    assert r["folds"][0]["fold"] == 1 and r["folds"][0]["n"] == rec.extra["n_test"] == len(expected)
     assert rec.history[-1]["test_acc"] == pytest.approx(r["folds"][0]["accuracy"], abs=1e-6)

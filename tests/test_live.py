@@ -128,3 +128,30 @@ def test_onnx_engine_matches_torch(setup, tmp_path):
         if a.window is not None and a.window.probabilities:
             pa, pb = a.window.probabilities, b.window.probabilities
             assert max(abs(pa[k] - pb[k]) for k in pa) < 1e-3
+
+
+def test_onnx_engine_runs_the_cnn_once_per_frame_for_feature_sequences(setup, monkeypatch):
+    """A cnn-gru on feature sequences (SF): the onnx CNN half gives the GRU's vector and the
+    shown distribution from one pass; torch never runs the backbone beside it."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from fercli import live
+    from fercli.models import registry
+
+    d, _ = setup
+    config = {"backbone": "mobilenet-v3-small", "backbone_config": {"in_channels": 3, "input_size": 64}, "input": "features", "frames": 5}
+    model, cfg = registry.build("cnn-gru", 3, config)
+    record = artifacts.ModelRecord("cnn-gru", cfg, registry.state_to_numpy(model), ["happy", "sadness", "neutral"])
+    runs = {}
+    for engine in ("torch", "onnx"):
+        session = live.LiveSession(record, live.LiveOptions(engine=engine))
+        calls = []
+        if engine == "onnx":  # from here on, a torch pass through the backbone would be a second CNN run
+            monkeypatch.setattr(session.model.backbone, "forward", lambda *a, **k: calls.append(1))
+        runs[engine] = list(live.run(session, live.open_source(str(d / "clip.mp4")), max_frames=6))
+        assert calls == []
+    found = [r for r in runs["onnx"] if r.probs is not None]
+    assert found and all(abs(float(r.probs.sum()) - 1) < 1e-4 for r in found)
+    for a, b in zip(runs["torch"], runs["onnx"]):
+        if a.probs is not None:
+            assert np.abs(a.probs - b.probs).max() < 1e-4

@@ -118,7 +118,7 @@ def test_cli_prune_plot_rebuild_info(tmp_path, tiny_clips):
     model_h5, data_h5, pr_h5, out_h5, png = (str(tmp_path / n) for n in ("m.h5", "d.h5", "p.h5", "r.h5", "se.png"))
     artifacts.save_model(model_h5, rec, [artifacts.lineage_entry("test", {}, [])])
     artifacts.save_clips(data_h5, tiny_clips, [])
-    fercli("prune", model_h5, data_h5, "--expansion", "2,1", "-o", pr_h5, "--plot", png, "--device", "cpu", check=True)
+    fercli("prune", model_h5, data_h5, "--expansion", "2,1", "--split", "all", "-o", pr_h5, "--plot", png, "--device", "cpu", check=True)
     import cv2
 
     img = cv2.imread(png)

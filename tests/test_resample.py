@@ -129,3 +129,14 @@ def test_cli(tmp_path):
     artifacts.save_clips(str(bad), make(lengths=(1, 2, 2), landmarks=False), [])
     assert_user_error(fercli("resample", bad, "-n", "5", "-o", tmp_path / "o2.h5"), "single frame")
     assert not (tmp_path / "o2.h5").exists()
+
+
+def test_ckplus_split_records_segments_and_keeps_unlabelled_onsets_unlabelled():
+    clips = make()
+    clips.labels[1] = -1  # a sequence without an emotion label (most of CK+'s 593)
+    out = ckplus_split(clips, 4)
+    assert list(out.segments[:3]) == ["neutral-peak", "neutral-neutral", "peak-peak"]
+    assert list(out.sequence_ids) == [c for c in clips.clip_ids for _ in range(3)]
+    assert out.labels[3:6].tolist() == [-1, -1, -1]  # nothing says its onset is a neutral->expression one
+    with pytest.raises(FercliError, match="already split"):
+        ckplus_split(out, 4)

@@ -53,7 +53,7 @@ def full_run(data):
 
 
 def test_train_records_history_config_and_folds(full_run):
-    from fercli.train import load_model_file
+    from fercli.protocol import load_model_file
 
     mf = load_model_file(str(full_run), "test")
     h = mf.record.history
@@ -70,7 +70,7 @@ def test_train_records_history_config_and_folds(full_run):
 
 
 def test_resume_reaches_the_same_weights(data, full_run):
-    from fercli.train import load_model_file
+    from fercli.protocol import load_model_file
 
     part = data["dir"] / "part.h5"
     train_to(part, opts(3), data["datasets"])
@@ -98,7 +98,7 @@ def test_sigterm_saves_a_checkpoint_and_resume_matches(data, full_run):
     assert 1 <= done < 6
     assert not [p for p in os.listdir(out.parent) if p.startswith(".fercli-tmp")]
     # resume in-process (the CLI's --resume only loads -o and passes it here)
-    from fercli.train import load_model_file
+    from fercli.protocol import load_model_file
 
     train_to(out, opts(6), data["datasets"], resume=load_model_file(str(out), "test"))
     assert max_diff(weights(out), weights(full_run)) == 0.0
@@ -110,7 +110,8 @@ def test_no_pickle_in_model_artifacts(full_run):
 
         def visit(name, obj):
             if isinstance(obj, h5py.Dataset):
-                assert obj.dtype.kind in "fiub", (name, obj.dtype)  # numbers only: nothing to unpickle
+                # numbers, or UTF-8 strings (the partition record's ids): nothing to unpickle
+                assert obj.dtype.kind in "fiub" or h5py.check_string_dtype(obj.dtype) is not None, (name, obj.dtype)
                 seen.append(name)
             for key, value in obj.attrs.items():
                 assert isinstance(value, (str, bytes, np.integer, np.floating, int, float)), (name, key, type(value))
@@ -123,7 +124,7 @@ def test_no_pickle_in_model_artifacts(full_run):
 
 def test_epochs_zero_then_init_from_with_freeze(data):
     from fercli.errors import FercliError
-    from fercli.train import load_model_file
+    from fercli.protocol import load_model_file
 
     d = data["dir"]
     cnn = d / "cnn0.h5"
@@ -163,7 +164,7 @@ def test_init_matching_rules():
 
 
 def test_folds_all_in_one_artifact(data):
-    from fercli.train import load_model_file
+    from fercli.protocol import load_model_file
 
     out = data["dir"] / "all.h5"
     rec = train_to(out, opts(1, fold=None, all_folds=True), data["datasets"])
@@ -188,9 +189,11 @@ def test_bad_requests_are_one_sentence(data, full_run, tmp_path):
         train(RunOptions("lbptop-gru", fold=0), [(clips, {"id": "a"})])
     with pytest.raises(FercliError, match="fold 7"):
         train(RunOptions("plain-cnn", fold=7), [(clips, {"id": "a"})])
-    with pytest.raises(FercliError, match="neutral"):
-        train(RunOptions("plain-cnn", frame="first-last", fold=0), [(tiny_clips(classes=["angry", "happy", "sad"]), {"id": "a"})])
-    from fercli.train import load_model_file
+    with pytest.raises(FercliError, match="add neutral to --classes"):
+        train(RunOptions("plain-cnn", frame="first-last", classes=["angry", "happy"], fold=0), [(tiny_clips(classes=["angry", "happy", "sad"]), {"id": "a"})])
+    with pytest.raises(FercliError, match="--classes names joy"):
+        train(RunOptions("plain-cnn", classes=["joy", "sad"], fold=0), [(clips, {"id": "a"})])
+    from fercli.protocol import load_model_file
 
     with pytest.raises(FercliError, match="other options"):  # --resume with another seed
         train(RunOptions("plain-cnn", config={"dropout": 0, "width": 0.125}, size=(8, 8), fold=0, fit=fit(6, seed=3)), data["datasets"],
@@ -247,7 +250,8 @@ def test_schedules():
 
 def test_multistream_fuses_trained_streams_per_fold(tmp_path):
     """3.2.5: four stream artifacts -> fusion; fold k of the fusion uses fold k of each stream; streams stay frozen."""
-    from fercli.train import ModelFile, RunOptions, load_model_file, train
+    from fercli.protocol import load_model_file
+    from fercli.train import RunOptions, train
     from train_helpers import with_planes
 
     clips = with_planes(tiny_clips())
@@ -277,8 +281,8 @@ def test_multistream_fuses_trained_streams_per_fold(tmp_path):
 def test_folds_all_resume_after_interruption_in_the_second_fold(tmp_path):
     """A --folds all run stopped inside fold 1 resumes there and ends with every fold's exact weights."""
     from fercli.errors import Interrupted
-    from fercli.train import Callbacks, Stopped, load_model_file, train
-    from fercli.train.checkpoint import save_model_file
+    from fercli.protocol import load_model_file, save_model_file
+    from fercli.train import Callbacks, Stopped, train
 
     clips = tiny_clips()
     ds = [(clips, {"id": "a"})]

@@ -44,7 +44,7 @@ def write(path, clips: Clips) -> str:
 
 
 def weights(path) -> dict:
-    from fercli.train import load_model_file
+    from fercli.protocol import load_model_file
 
     return load_model_file(str(path), "test").record.state
 
@@ -56,8 +56,8 @@ def max_diff(a: dict, b: dict) -> float:
 
 def train_to(path, opts, datasets, **kw):
     """Run the training stage in-process, checkpointing to ``path`` like the CLI."""
+    from fercli.protocol import save_model_file
     from fercli.train import Callbacks, train
-    from fercli.train.checkpoint import save_model_file
 
     return train(opts, datasets, callbacks=Callbacks(save=lambda r, a: save_model_file(str(path), r, [], a)), **kw)
 

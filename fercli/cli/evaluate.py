@@ -14,13 +14,14 @@ from fercli.cli.common import err, examples, print_json, progress_bar
 from fercli.errors import FercliError
 
 
-@app.command(help="Evaluate a trained model on its held-out fold / the official test part of DATA (or --split all).",
+@app.command(help="Evaluate a trained model on the clips its partition record holds out (replayed in DATA or a copy of it); new data is scored whole.",
              epilog=examples("fercli evaluate model.h5 ck-folds.h5 -o report.h5 --figure cm.pdf"))
 def evaluate(
     model: str = typer.Argument(..., help="Model artifact from `fercli train`."),
     data: str = typer.Argument(..., help="Clips artifact ('-' = standard input)."),
     fold: Optional[int] = typer.Option(None, "--fold", help="Evaluate fold K only (default: the fold(s) the model held out)."),
-    split: str = typer.Option("test", "--split", help="test (held-out part) | all (every labelled clip)."),
+    split: str = typer.Option("test", "--split", help="test (the recorded held-out part) | all (every labelled clip; refused if the model trained on some)."),
+    include_training_data: bool = typer.Option(False, "--include-training-data", help="With --split all: score clips the model trained on too (the report says so)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON to stdout."),
     output: Optional[str] = typer.Option(None, "-o", "--output", help="Also write the results as a 'report' artifact."),
     figure: Optional[str] = typer.Option(None, "--figure", help="Write the row-normalised confusion matrix (like Fig 3.7) as .png, .pdf or .svg."),
@@ -35,13 +36,16 @@ def evaluate(
         check_figure_path(figure, "--figure")
     if as_json and output == "-":
         raise FercliError("--json and -o - both want standard output: write the report to a file")
+    if include_training_data and split != "all":
+        raise FercliError("--include-training-data goes with --split all (the test part never holds training clips)")
     from fercli.evaluate import evaluate as run_evaluate
-    from fercli.train import load_model_file
+    from fercli.protocol import data_origins, load_model_file
 
     mf = load_model_file(model, "evaluate")
     clips, ident, lineage = artifacts.load_clips(data, "evaluate")
     with progress_bar("evaluate") as bar:
-        result = run_evaluate(mf, clips, fold=fold, split=split, device=device, latency=not no_latency, progress=bar)
+        result = run_evaluate(mf, clips, fold=fold, split=split, device=device, latency=not no_latency, progress=bar,
+                              identity={**ident, "origins": data_origins(lineage)}, include_training_data=include_training_data)
     result["data"] = ident
     predictions = result.pop("predictions")  # per-sample arrays: in the report artifact, not the JSON
     if figure is not None:
@@ -49,7 +53,8 @@ def evaluate(
 
         figures.save(figures.confusion_figure(result), figure)
     if output is not None:
-        entry = artifacts.lineage_entry("evaluate", {"fold": fold, "split": split}, [mf.identity, ident])
+        entry = artifacts.lineage_entry("evaluate", {"fold": fold, "split": split, "include_training_data": include_training_data},
+                                        [mf.identity, ident])
         with artifacts.create_artifact(output, "report", artifacts.combine_lineage([mf.lineage, lineage], entry), {"stage": "evaluate"}) as f:
             artifacts.write_report(f, result, predictions)
     if as_json:
@@ -63,11 +68,18 @@ def _show(r: dict, out: Console) -> None:
     pooled = r["pooled"]
     head = Table(show_header=False, box=None, pad_edge=False)
     head.add_row("[bold]model", f"{r['arch']} ({r['model']['path']})")
+    if r["partition"]["source"] != "record":
+        head.add_row("[bold]partition", r["partition"]["source"])
     for f in r["folds"]:
-        head.add_row(f"[bold]{f['part']}", f"accuracy {f['accuracy']:.4f} on {f['n']} samples")
+        b = f["baselines"]
+        head.add_row(f"[bold]{f['part']}", f"accuracy {f['accuracy']:.4f} on {f['n']} samples of {f['clips']} clips "
+                     f"(chance {b['chance']:.4f}, majority {b['majority']:.4f} '{b['majority_class']}')")
     if len(r["folds"]) > 1:
         head.add_row("[bold]mean ± std", f"{r['accuracy_mean']:.4f} ± {r['accuracy_std']:.4f} over {len(r['folds'])} folds")
-    head.add_row("[bold]parameters", f"{r['trainable_params']:,} trainable, {r.get('frozen_params', 0):,} frozen, {r['fixed_params']:,} fixed")
+    skipped = sum(e.get("skipped_trained_clips", 0) for e in r["partition"].get("runs", []))
+    if skipped:
+        head.add_row("[bold]not scored", f"{skipped} clip(s) the model trained on")
+    head.add_row("[bold]parameters", f"{r['trainable_params']:,} trainable, {r['frozen_params']:,} frozen, {r['fixed_params']:,} fixed")
     head.add_row("[bold]FLOPs", f"{r['flops']:,} per sample" if r.get("flops") is not None else "unknown")
     if r.get("cpu_latency_ms") is not None:
         head.add_row("[bold]CPU latency", f"{r['cpu_latency_ms']:.2f} ms per sample (median)")

@@ -21,8 +21,13 @@ def info(
         summary = artifacts.summarize(f, path)
         if summary["kind"] == "model":
             from fercli.models.summary import model_summary  # torch only when needed
+            from fercli.protocol.partition import describe, read_partition
 
-            summary.update(model_summary(artifacts.read_model(f, artifacts.display_name(path))))
+            name = artifacts.display_name(path)
+            record = artifacts.read_model(f, name)
+            summary.update(model_summary(record))
+            summary["partition"] = describe(read_partition(f, record.extra.get("partition"), name))
+            summary["data_prep"] = record.extra.get("data_prep")
     if as_json:
         print_json(summary)
         return
@@ -48,10 +53,16 @@ def _show(s: dict) -> None:
         for name, count in s["class_counts"].items():
             t.add_row(name, str(count))
         out.print(t)
-    for key in ("folds", "split", "planes"):
+    for key in ("folds", "split", "planes", "segments"):
         if s.get(key):
             out.print(f"[bold]{key}:[/] " + ", ".join(f"{k}: {v}" for k, v in s[key].items()))
     _show_results(s, out)
+    if s.get("partition"):
+        from rich.markup import escape
+
+        from fercli.protocol.partition import describe_lines
+
+        out.print("[bold]partition:[/] " + escape("\n  ".join(describe_lines(s["partition"]))))
     t = Table(title="datasets")
     t.add_column("name")
     t.add_column("shape")

@@ -11,29 +11,27 @@ from fercli.cli.app import app
 from fercli.cli.common import OutputOpt, err, examples, progress_bar
 
 
-@app.command(help="Score every LBC kernel by its mean SE weight over DATA and keep the best r'·c per block (thesis 5.2.3, Fig 5.4).",
+@app.command(help="Score every LBC kernel by its mean SE weight over the model's recorded training part of DATA and keep the best r'·c per block (thesis 5.2.3, Fig 5.4).",
              epilog=examples("fercli prune r80.h5 cifar.h5 --expansion 6 --plot se.pdf -o r80-to-r6.h5"))
 def prune(
     model_path: str = typer.Argument(..., metavar="MODEL", help="Trained lb-mbnet model artifact."),
-    data_path: str = typer.Argument(..., metavar="DATA", help="Clips artifact to collect SE weights over ('-' = standard input)."),
+    data_path: str = typer.Argument(..., metavar="DATA", help="Clips artifact the model was trained on, or a copy of it ('-' = standard input)."),
     output: str = OutputOpt,
     expansion: str = typer.Option(..., "--expansion", help="Target ratio r', or a decreasing list for segmented pruning (e.g. 40,20,10,6)."),
-    split: str = typer.Option("train", "--split", help="Part of DATA to use: train (thesis 5.3.2), val, test or all."),
-    fold: Optional[int] = typer.Option(None, "--fold", help="Use the training part of subject-independent fold K (and the model's fold-K weights)."),
-    n_folds: int = typer.Option(10, "--n-folds", help="Folds to compute by subject when the data has none."),
-    seed: int = typer.Option(0, "--seed", help="Seed for computed folds and --limit sampling."),
+    split: str = typer.Option("train", "--split", help="train: the training part the model's partition record lists (thesis 5.3.2) | all: every clip of DATA."),
+    fold: Optional[int] = typer.Option(None, "--fold", help="A --folds all model: prune fold K's weights (statistics from fold K's training part)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of --limit's sampling."),
     limit: Optional[int] = typer.Option(None, "--limit", help="At most N clips (random, seeded); default all."),
     batch_size: int = typer.Option(256, "--batch-size", help="Samples per forward pass."),
     bins: int = typer.Option(50, "--bins", help="Histogram bins of the stored SE-weight distribution."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when available), cpu, cuda, cuda:N."),
     plot: Optional[str] = typer.Option(None, "--plot", help="Also draw the SE-weight histograms of Fig 5.4 to this .png, .pdf or .svg."),
 ) -> None:
-    import torch
-
     from fercli import prune as P
+    from fercli.device import resolve_device
     from fercli.errors import FercliError
     from fercli.models import registry
-    from fercli.train.checkpoint import fold_state, load_model_file
+    from fercli.protocol import data_origins, load_model_file
 
     artifacts.check_output_path(output)
     if plot:
@@ -43,24 +41,18 @@ def prune(
     schedule = P.parse_schedule(expansion)
     if batch_size <= 0 or bins <= 0 or (limit is not None and limit <= 0):
         raise FercliError("--batch-size, --bins and --limit must be positive")
+    dev = resolve_device(device)
     mf = load_model_file(model_path, "prune")
-    state = fold_state(mf, fold, "prune")
-    source = artifacts.ModelRecord(mf.record.arch, mf.record.config, state, mf.record.class_names, mf.record.history,
-                                   {k: v for k, v in mf.record.extra.items() if k in ("data_prep", "fold", "run", "rebuilt")})
+    source, source_arrays = P.source_of(mf, fold)
     model = registry.from_record(source)
     P.prunable_blocks(model)  # refuse a model without LBC blocks before reading the data
     clips, data_id, data_lineage = artifacts.load_clips(data_path, "prune")
-    samples, info = P.choose_samples(clips, source, split, fold, n_folds, seed, limit, model)
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        model.to(device)
-    except (RuntimeError, AssertionError) as exc:
-        raise FercliError(f"cannot use device '{device}': {str(exc).splitlines()[0]}") from None
+    samples, info = P.choose_samples(mf, clips, {**data_id, "origins": data_origins(data_lineage)}, model, split, fold, limit, seed)
+    model.to(dev)
     with progress_bar("SE statistics") as progress:
-        result = P.prune(source, model, P.batches_of(samples, batch_size, device), len(samples), schedule, bins, info, progress)
-    params = {"expansion": schedule, "split": split, "fold": fold, "n_folds": n_folds, "seed": seed, "limit": limit, "bins": bins,
-              "samples": result.samples, "device": device}
+        result = P.prune(source, model, P.batches_of(samples, batch_size, dev), len(samples), schedule, bins, info, progress, source_arrays)
+    params = {"expansion": schedule, "split": split, "fold": fold, "seed": seed, "limit": limit, "bins": bins,
+              "samples": result.samples, "device": str(dev)}
     entry = artifacts.lineage_entry("prune", params, [mf.identity, data_id])
     P.save_pruning(output, result, artifacts.combine_lineage([mf.lineage, data_lineage], entry))
     if plot:
@@ -69,4 +61,5 @@ def prune(
         figures.save(figures.se_histograms(result), plot)
     r = source.config.get("expansion")
     steps = ", ".join(f"r'={s}: {sum(result.kept_counts(i))} kernels" for i, s in enumerate(schedule))
-    err.print(f"prune: SE weights of {len(result.blocks)} LBC blocks over {result.samples} samples (r={r}); kept {steps}")
+    part = f" ({info['run']}: training part)" if "run" in info else ""
+    err.print(f"prune: SE weights of {len(result.blocks)} LBC blocks over {result.samples} samples{part} (r={r}); kept {steps}")

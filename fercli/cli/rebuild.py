@@ -30,7 +30,7 @@ def rebuild(
         diff = R.check_equivalence(pruning, record, step)
         record.extra["rebuilt"]["max_abs_logit_diff"] = diff
         params["max_abs_logit_diff"] = diff
-    artifacts.save_model(output, record, [*lineage, artifacts.lineage_entry("rebuild", params, [identity])])
+    artifacts.save_model(output, record, [*lineage, artifacts.lineage_entry("rebuild", params, [identity])], arrays=pruning.source_arrays)
     src = registry.from_record(pruning.source)
     before = parameter_counts(src)["trainable_params"]
     after = parameter_counts(registry.from_record(record))["trainable_params"]

@@ -16,10 +16,6 @@ from fercli.cli.app import app
 from fercli.cli.common import err, examples, parse_size
 from fercli.errors import FercliError
 
-# Model options with their own flag -> config key (registry names).
-MODEL_FLAGS = {"input": "input", "plane": "plane", "rnn": "rnn", "depth": "depth", "expansion": "expansion", "width_mult": "width_mult"}
-
-
 def _parse_config(items: List[str]) -> dict:
     out = {}
     for item in items:
@@ -50,14 +46,15 @@ class _TrainCommand(TyperCommand):
              epilog=examples("fercli train plain-cnn folds.h5 --folds all -o static.h5", "fercli train cnn-gru folds.h5 --init-from static.h5 --freeze --fold 0 --tensorboard runs -o gru.h5"))
 def train(
     arch: str = typer.Argument(..., help="Architecture (see `fercli train --help`)."),
-    data: List[str] = typer.Argument(..., help="One or more clips artifacts (several = cross-database training, classes reconciled by name)."),
+    data: List[str] = typer.Argument(..., help="One or more clips artifacts (several = cross-database training: classes joined by name; folded artifacts keep their folds, others train only or by their official split)."),
     output: str = typer.Option(..., "-o", "--output", help="Model artifact to write (also the checkpoint --resume continues)."),
     fold: Optional[int] = typer.Option(None, "--fold", help="Hold out fold K as the test part (subject-independent folds from `fercli split`)."),
     folds: Optional[str] = typer.Option(None, "--folds", help="'all' (or N): train every fold in turn, all in one artifact; N = folds to compute if the data has none."),
     n_folds: int = typer.Option(10, "--n-folds", help="Folds to compute by subject when the data has none."),
     val: float = typer.Option(0.0, "--val", help="Hold out this fraction of the training subjects as a validation part."),
     task: str = typer.Option("expression", "--task", help="expression (clip labels) | identity (subject ids as classes: 4.2.6 stage 1)."),
-    frame: str = typer.Option("last", "--frame", help="Frame models on sequences: last (peak) | first-last (neutral + peak, 4.3.1) | all."),
+    classes: Optional[str] = typer.Option(None, "--classes", help="The model's classes, comma-separated, or 'all'. Default: the data's; with --frame first-last or --ckplus-split clips neutral + six basic (contempt left out, 4.2.4.3)."),
+    frame: str = typer.Option("last", "--frame", help="Frame models on sequences: last (peak) | first-last (first/last 3 frames of whole sequences as neutral/peak, 4.3.1) | all."),
     frames: Optional[int] = typer.Option(None, "--frames", help="Clip length for sequence models (resampled on the fly)."),
     size: Optional[str] = typer.Option(None, "--size", help="Resize frames to N or WxH (ch4: 96, ch5: 32/48)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs (0 writes the initialised model). Default: 30; lb-mbnet 200."),
@@ -92,14 +89,15 @@ def train(
         raise FercliError("train checkpoints into its output every epoch, so -o must be a file, not standard output")
     from fercli import train as T  # torch only when training
     from fercli.models import registry
+    from fercli.protocol import data_origins, load_model_file, save_model_file
     from fercli.train.engine import dist_from_env
 
     spec = registry.get_spec(arch)
     cfg = _parse_config(config)
     flags = {"input": input_kind, "plane": plane, "rnn": rnn, "depth": depth, "expansion": expansion, "width_mult": width_mult}
-    for flag, value in flags.items():
+    for key, value in flags.items():
         if value is not None:
-            cfg[MODEL_FLAGS[flag]] = value
+            cfg[key] = value
     if pool is not None:
         if pool not in ("max", "gru"):
             raise FercliError(f"--pool must be max (or gru, the default recurrent layer), not '{pool}'")
@@ -133,19 +131,23 @@ def train(
     )
     if fit.batch_size <= 0 or fit.lr <= 0:
         raise FercliError("--batch-size and --lr must be positive")
+    class_list = [c.strip() for c in classes.split(",") if c.strip()] if classes is not None else None
+    if classes is not None and not class_list:
+        raise FercliError("--classes takes class names separated by commas, or 'all'")
     opts = T.RunOptions(arch=arch, config=cfg, task=task, frame=frame, frames=frames, size=parse_size(size) if size else None,
-                        fold=fold, all_folds=all_folds, n_folds=n_folds, val=val, device=device, freeze=freeze_loaded, fit=fit)
+                        fold=fold, all_folds=all_folds, n_folds=n_folds, val=val, classes=class_list, device=device,
+                        freeze=freeze_loaded, fit=fit)
 
     datasets, lineages = [], []
     for path in data:
         clips, ident, lineage = artifacts.load_clips(path, "train")
-        datasets.append((clips, ident))
+        datasets.append((clips, {**ident, "origins": data_origins(lineage)}))
         lineages.append(lineage)
-    init = T.load_model_file(init_from, "train --init-from") if init_from else None
-    stream_files = [T.load_model_file(p.strip(), "train --streams") for p in streams.split(",") if p.strip()] if streams else []
+    init = load_model_file(init_from, "train --init-from") if init_from else None
+    stream_files = [load_model_file(p.strip(), "train --streams") for p in streams.split(",") if p.strip()] if streams else []
     if resume and not os.path.exists(output):
         raise FercliError(f"--resume continues the checkpoint at {output}, which does not exist")
-    resume_file = T.load_model_file(output, "train --resume") if resume else None
+    resume_file = load_model_file(output, "train --resume") if resume else None
     for mf in ([init] if init else []) + stream_files:
         lineages.append(mf.lineage)
 
@@ -159,7 +161,7 @@ def train(
     saves = []
 
     def save(record, arrays) -> None:
-        T.checkpoint.save_model_file(output, record, lineage, arrays)
+        save_model_file(output, record, lineage, arrays)
         saves.append(record.extra.get("progress"))
 
     def on_epoch(part: str, h: dict) -> None:
@@ -181,6 +183,13 @@ def train(
             err.print(f"init from {init_from}: {c['loaded']} tensors loaded, {c['new']} new, {c['skipped_for_shape']} skipped for shape"
                       + (f" (under '{report.prefix}')" if report.prefix else "") + (", loaded part frozen" if freeze_loaded else ""))
 
+    def on_plan(record) -> None:
+        if show:
+            from fercli.protocol.partition import describe, describe_lines
+
+            for line in describe_lines(describe(record)):
+                err.print(f"partition: {line}", markup=False, highlight=False, soft_wrap=True)
+
     def on_fold(part: str, e: dict) -> None:
         if show and e.get("test_acc") is not None:
             err.print(f"[bold]{part}[/]: test accuracy {e['test_acc']:.4f} on {e['n_test']} held-out clips")
@@ -190,7 +199,8 @@ def train(
     with progress_bar(f"train {arch}", quiet=not show) as bar, board or contextlib.nullcontext():
         try:
             record = T.train(opts, datasets, init, stream_files, resume_file,
-                             T.Callbacks(save=save if main_rank else None, progress=bar, on_epoch=on_epoch, on_init=on_init, on_fold=on_fold))
+                             T.Callbacks(save=save if main_rank else None, progress=bar, on_epoch=on_epoch, on_init=on_init, on_fold=on_fold,
+                                         on_plan=on_plan))
         except T.Stopped as stop:
             if saves or resume:
                 where = saves[-1] if saves else (resume_file.record.extra.get("progress") or {})

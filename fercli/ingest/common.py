@@ -30,6 +30,7 @@ from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
+from fercli import images
 from fercli.artifacts import Clips
 from fercli.errors import FercliError
 from fercli.progress import ProgressFn, report as _progress
@@ -50,7 +51,7 @@ ALIASES = {
     "neutral": "neutral", "ne": "neutral",
 }
 
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm", ".jp2"}
+IMAGE_EXTENSIONS = frozenset(images.IMAGE_EXTENSIONS)
 VIDEO_EXTENSIONS = {".avi", ".mp4", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".m4v", ".flv", ".3gp", ".ogv"}
 
 #: Operating-system litter found inside published archives (CK+ ships .DS_Store
@@ -470,7 +471,7 @@ class ClipList:
                 if color and f.ndim == 2:
                     f = cv2.cvtColor(f, cv2.COLOR_GRAY2RGB)
                 elif not color and f.ndim == 3:
-                    f = cv2.cvtColor(f, cv2.COLOR_RGB2GRAY)
+                    f = images.frame_to_gray(f)
                 frames[k, : f.shape[0], : f.shape[1]] = f
                 seq[j] = None  # type: ignore[call-overload]
                 k += 1
@@ -521,14 +522,11 @@ def source_to_frame_transforms(sequences: Sequence[Sequence[np.ndarray]], native
 
 
 def gray_or_rgb(frames: np.ndarray, color: bool) -> np.ndarray:
-    """Vectorised colour conversion of a whole (N, H, W[, 3]) block."""
-    cv2 = _cv2()
+    """Vectorised colour conversion of a whole (N, H, W[, 3]) block (:mod:`fercli.images`)."""
     if color and frames.ndim == 3:
-        return np.repeat(frames[..., None], 3, axis=-1)
+        return images.to_color(frames)
     if not color and frames.ndim == 4:
-        n, h, w, _ = frames.shape
-        # One cvtColor over a tall image converts every frame at once.
-        return cv2.cvtColor(np.ascontiguousarray(frames.reshape(n * h, w, 3)), cv2.COLOR_RGB2GRAY).reshape(n, h, w)
+        return images.to_gray(frames)
     return frames
 
 

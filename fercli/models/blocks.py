@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fercli.models.base import FercliModel
+
 
 def make_divisible(v: float, divisor: int = 8, min_value: Optional[int] = None) -> int:
     """Round channels to a multiple of ``divisor`` without dropping more than 10 %
@@ -191,17 +193,12 @@ class InvertedResidual(nn.Module):
         return x + y if self.use_residual else y
 
 
-def count_params(module: nn.Module, trainable_only: bool = True) -> int:
-    """Number of (trainable) parameters of a module."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
-
-
-class FrameClassifier(nn.Module):
+class FrameClassifier(FercliModel):
     """Base of every frame backbone: ``features(x)`` -> (B, D), then the classifier.
 
     Subclasses set ``in_channels``, ``input_size``, ``feature_dim``, ``drop`` and
     ``classifier`` and define ``features``; sequence models and the fusion
-    network reuse ``features``/``classify`` (registry contract).
+    network reuse ``features``/``classify`` (:class:`~fercli.models.base.FercliModel`).
     """
 
     inputs = ("image",)

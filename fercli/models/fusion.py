@@ -14,7 +14,7 @@ yt``, and each stream receives the ones it declares. Weights of stream *i* live
 under ``streams.<i>.``; :func:`multistream_from_records` builds the network
 from trained stream artifacts and loads them.
 
-Parameter count (default four streams, K = 7): 5,499,057 in all; the fusion
+Parameter count (default four streams, K = 7): 5,532,081 in all; the fusion
 classifier alone has 512 x 7 + 7 = 3,591 trainable (the rest frozen).
 """
 
@@ -25,16 +25,17 @@ import torch
 from torch import nn
 
 from fercli.errors import FercliError
+from fercli.models.base import FercliModel
 from fercli.models.registry import build, get_spec, register
 
 INPUT_ORDER = ("clip", "image", "xy", "xt", "yt")
 
-DEFAULT_STREAMS = [
+DEFAULT_STREAMS = (
     {"arch": "cnn-gru", "config": {"input": "features"}},
     {"arch": "cnn-gru", "config": {"input": "probs"}},
     {"arch": "lbptop-gru", "config": {"plane": "xt"}},
     {"arch": "lbptop-gru", "config": {"plane": "yt"}},
-]
+)
 
 
 def _stream_inputs(stream: dict) -> tuple[str, ...]:
@@ -48,23 +49,21 @@ def fusion_inputs(config: dict) -> tuple[str, ...]:
 
 
 def _check_streams(streams) -> list:
-    if not isinstance(streams, list) or not streams or not all(isinstance(s, dict) and "arch" in s for s in streams):
+    if not isinstance(streams, (list, tuple)) or not streams or not all(isinstance(s, dict) and "arch" in s for s in streams):
         raise FercliError("multistream needs 'streams': a non-empty list of {\"arch\": name, \"config\": {...}}")
-    return streams
+    return list(streams)
 
 
-class MultiStream(nn.Module):
+class MultiStream(FercliModel):
     """Concatenated stream features -> dropout -> linear classifier (3.2.5)."""
 
-    def __init__(self, num_classes: int, streams: list | None = None, freeze_streams: bool = True, dropout: float = 0.0):
+    def __init__(self, num_classes: int, streams: list | tuple = DEFAULT_STREAMS, freeze_streams: bool = True, dropout: float = 0.0):
         super().__init__()
-        streams = _check_streams(streams if streams is not None else DEFAULT_STREAMS)
+        streams = _check_streams(streams)
         self.streams = nn.ModuleList()
         self.stream_inputs: list[tuple[str, ...]] = []
         for s in streams:
             model, _ = build(s["arch"], num_classes, s.get("config") or {})
-            if not hasattr(model, "features"):
-                raise FercliError(f"stream '{s['arch']}' has no features() and cannot be fused")
             self.streams.append(model)
             self.stream_inputs.append(_stream_inputs(s))
         self.inputs = fusion_inputs({"streams": streams})
@@ -92,8 +91,9 @@ class MultiStream(nn.Module):
     def classify(self, f: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.drop(f))
 
-    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
-        return self.classify(self.features(*xs))
+    @classmethod
+    def input_names(cls, config: dict) -> tuple[str, ...]:
+        return fusion_inputs(config)
 
     def dummy_inputs(self, batch: int = 1) -> tuple[torch.Tensor, ...]:
         by_name: dict[str, torch.Tensor] = {}
@@ -102,10 +102,7 @@ class MultiStream(nn.Module):
         return tuple(by_name[n] for n in self.inputs)
 
 
-@register("multistream", inputs=fusion_inputs, defaults={"streams": DEFAULT_STREAMS, "freeze_streams": True, "dropout": 0.0})
-def multistream(num_classes: int, **config) -> MultiStream:
-    """Multi-stream fusion: concatenated 128-d stream features -> softmax (3.2.5)."""
-    return MultiStream(num_classes, **config)
+register("multistream", MultiStream, doc="Multi-stream fusion: concatenated 128-d stream features -> softmax (3.2.5).")
 
 
 def multistream_from_records(records: list, freeze_streams: bool = True, dropout: float = 0.0) -> tuple[MultiStream, dict]:

@@ -134,9 +134,4 @@ class LBMBNet(FrameClassifier):
         return self.top(x).mean((2, 3))
 
 
-@register("lb-mbnet", inputs=("image",), defaults={
-    "depth": 59, "expansion": 6, "in_channels": 3, "input_size": 32, "lbc_sparsity": 0.5, "lbc_seed": 0,
-    "se_ratio": 0.25, "act": "swish", "dropout": 0.0, "channels": list(DEFAULT_CHANNELS)})
-def lb_mbnet(num_classes: int, **config) -> LBMBNet:
-    """LB-MBNet: depthwise-LBC inverted bottlenecks with SE (chapter 5, Table 5.1)."""
-    return LBMBNet(num_classes, **config)
+register("lb-mbnet", LBMBNet, doc="LB-MBNet: depthwise-LBC inverted bottlenecks with SE (chapter 5, Table 5.1).")

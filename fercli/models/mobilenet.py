@@ -120,28 +120,7 @@ class MobileNet(FrameClassifier):
         return self.fc(f)
 
 
-_DEFAULTS = {"in_channels": 3, "input_size": 96, "width_mult": 1.0, "fc": 128, "dropout": 0.2, "last_point": 0}
-
-
-@register("mobilenet-v2", inputs=("image",), defaults=dict(_DEFAULTS))
-def mobilenet_v2(num_classes: int, **config) -> MobileNet:
-    """MobileNetV2 (Sandler et al. 2018) with the thesis's FC-128 head (chapter 4)."""
-    return MobileNet(num_classes, "v2", **config)
-
-
-@register("mobilenet-v3-large", inputs=("image",), defaults=dict(_DEFAULTS))
-def mobilenet_v3_large(num_classes: int, **config) -> MobileNet:
-    """MobileNetV3-Large (Howard et al. 2019) with the thesis's FC-128 head (chapter 4)."""
-    return MobileNet(num_classes, "v3-large", **config)
-
-
-@register("mobilenet-v3", inputs=("image",), defaults=dict(_DEFAULTS))
-def mobilenet_v3(num_classes: int, **config) -> MobileNet:
-    """MobileNetV3 as in the thesis = V3-Large (3.12 M parameters, Table 4.4)."""
-    return MobileNet(num_classes, "v3-large", **config)
-
-
-@register("mobilenet-v3-small", inputs=("image",), defaults=dict(_DEFAULTS))
-def mobilenet_v3_small(num_classes: int, **config) -> MobileNet:
-    """MobileNetV3-Small (Howard et al. 2019) with the thesis's FC-128 head (live system on CPU)."""
-    return MobileNet(num_classes, "v3-small", **config)
+register("mobilenet-v2", MobileNet, fixed={"variant": "v2"}, doc="MobileNetV2 (Sandler et al. 2018) with the thesis's FC-128 head (chapter 4).")
+register("mobilenet-v3-large", MobileNet, fixed={"variant": "v3-large"}, doc="MobileNetV3-Large (Howard et al. 2019) with the thesis's FC-128 head (chapter 4).")
+register("mobilenet-v3", MobileNet, fixed={"variant": "v3-large"}, doc="MobileNetV3 as in the thesis = V3-Large (3.12 M parameters, Table 4.4).")
+register("mobilenet-v3-small", MobileNet, fixed={"variant": "v3-small"}, doc="MobileNetV3-Small (Howard et al. 2019) with the thesis's FC-128 head (live system on CPU).")

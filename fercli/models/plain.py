@@ -98,7 +98,4 @@ class PlainCNN(FrameClassifier):
         return self.head(self.trunk(x))
 
 
-@register("plain-cnn", inputs=("image",), defaults={"in_channels": 1, "input_size": 64, "fc": 128, "dropout": 0.7, "batch_norm": True, "width": 1.0})
-def plain_cnn(num_classes: int, **config) -> PlainCNN:
-    """Plain 6-conv static CNN of chapter 3 (Fig 3.2), 64x64 input."""
-    return PlainCNN(num_classes, **config)
+register("plain-cnn", PlainCNN, doc="Plain 6-conv static CNN of chapter 3 (Fig 3.2), 64x64 input.")

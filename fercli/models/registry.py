@@ -1,50 +1,66 @@
-"""Model registry: ``name -> (input spec, default config, builder)``.
+"""Model registry: ``name -> (model class, default config)``.
 
 Every network of every chapter is built by name from a JSON-able config, so a
 model artifact (arch name + config JSON + weights as HDF5 datasets) rebuilds
 the exact module without pickle.
 
-Input convention (what the one training engine feeds ``forward``): a model
-declares ``inputs``, a tuple of names, and ``forward`` takes one float tensor
-per name, in that order, returning logits (B, K):
-
-    "image"   (B, C, H, W)        one frame per sample, values in [0, 1]
-    "clip"    (B, T, C, H, W)     a fixed-length frame sequence, values in [0, 1]
-    "xt"/"yt"/"xy"  (B, M, 1, h, w)  LBP-TOP code maps of a clip, codes / 255
-
-Frame models (backbones) also provide ``features(x) -> (B, D)``,
-``classify(features) -> logits`` and ``feature_dim`` so sequence models and the
-fusion network can reuse them; stream models provide ``features`` for fusion.
+A registered class implements :class:`fercli.models.base.FercliModel` (its
+``inputs``, ``features``/``classify``, ``dummy_inputs``); its default config is
+read once from its ``__init__`` signature (every keyword after ``num_classes``),
+so a default is written in exactly one place.  ``fixed`` keywords are set by the
+registration itself (``mobilenet-v2`` is :class:`MobileNet` with
+``variant='v2'``) and are not config keys.
 """
 
 from __future__ import annotations
 
 import copy
+import inspect
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any
 
 from torch import nn
 
 from fercli.errors import FercliError
 
 
+def _jsonable(value: Any) -> Any:
+    """Defaults as JSON values: tuples become lists (recursively)."""
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def signature_defaults(cls: type, exclude: set[str]) -> dict:
+    """Keyword defaults of ``cls.__init__`` after ``num_classes`` (minus ``exclude``)."""
+    out = {}
+    for name, p in inspect.signature(cls.__init__).parameters.items():
+        if name in ("self", "num_classes") or name in exclude or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        if p.default is inspect.Parameter.empty:
+            raise TypeError(f"{cls.__name__}.__init__ argument {name!r} needs a default to be a config key")
+        out[name] = _jsonable(p.default)
+    return out
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
-    builder: Callable[..., nn.Module]  # builder(num_classes: int, **config) -> nn.Module
-    inputs: tuple[str, ...]
+    cls: type
     defaults: dict = field(default_factory=dict)
+    fixed: dict = field(default_factory=dict)
     doc: str = ""
-    # Set when the inputs depend on the config (lbptop-gru's plane, multistream's
-    # streams): inputs_fn(resolved_config) -> tuple; ``inputs`` then holds the
-    # default config's inputs.
-    inputs_fn: Callable[[dict], tuple[str, ...]] | None = None
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The forward inputs with the default config."""
+        return self.input_names(None)
 
     def input_names(self, config: dict | None = None) -> tuple[str, ...]:
         """The forward inputs of this architecture for ``config`` (defaults overlaid)."""
-        if self.inputs_fn is None:
-            return self.inputs
-        return tuple(self.inputs_fn(self.resolve(config)))
+        return tuple(self.cls.input_names(self.resolve(config)))
 
     def resolve(self, config: dict | None) -> dict:
         """Defaults overlaid with ``config``; unknown keys are refused with a sentence."""
@@ -56,26 +72,23 @@ class ModelSpec:
         resolved.update(config)
         return resolved
 
+    def builder(self, num_classes: int, **config) -> nn.Module:
+        return self.cls(num_classes, **self.fixed, **config)
+
 
 _REGISTRY: dict[str, ModelSpec] = {}
 
 
-def register(name: str, inputs: tuple[str, ...] | Callable[[dict], tuple[str, ...]], defaults: dict | None = None, doc: str = "") -> Callable:
-    """Decorator: ``@register("plain-cnn", inputs=("image",), defaults={...})``.
+def register(name: str, cls: type, fixed: dict | None = None, doc: str = "") -> None:
+    """Register ``cls`` (a :class:`~fercli.models.base.FercliModel`) as architecture ``name``."""
+    from fercli.models.base import FercliModel
 
-    ``inputs`` may also be a callable of the resolved config returning the tuple,
-    for architectures whose inputs depend on their config.
-    """
-
-    def wrap(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in _REGISTRY:
-            raise ValueError(f"model {name!r} registered twice")
-        inputs_fn = inputs if callable(inputs) else None
-        fixed = tuple(inputs(copy.deepcopy(dict(defaults or {})))) if inputs_fn else tuple(inputs)
-        _REGISTRY[name] = ModelSpec(name, builder, fixed, dict(defaults or {}), doc or (builder.__doc__ or "").strip().split("\n")[0], inputs_fn)
-        return builder
-
-    return wrap
+    if name in _REGISTRY:
+        raise ValueError(f"model {name!r} registered twice")
+    if not issubclass(cls, FercliModel):
+        raise TypeError(f"{cls.__name__} does not implement FercliModel")
+    fixed = dict(fixed or {})
+    _REGISTRY[name] = ModelSpec(name, cls, signature_defaults(cls, set(fixed)), fixed, doc or (cls.__doc__ or "").strip().split("\n")[0])
 
 
 def _load_all() -> None:
@@ -84,6 +97,7 @@ def _load_all() -> None:
 
 
 def available() -> list[str]:
+    """Every registered architecture's name (``fercli train --help`` lists them)."""
     _load_all()
     return sorted(_REGISTRY)
 
@@ -93,6 +107,19 @@ def get_spec(name: str) -> ModelSpec:
     if name not in _REGISTRY:
         raise FercliError(f"unknown architecture '{name}' (known: {', '.join(sorted(_REGISTRY))})")
     return _REGISTRY[name]
+
+
+def stored_config(name: str, config: dict) -> dict:
+    """A config read from an artifact, with the values its (older) writer used for
+    keys added since (:attr:`FercliModel.legacy_config`); fusion streams too."""
+    spec = get_spec(name)
+    out = copy.deepcopy(dict(config or {}))
+    for key, value in spec.cls.legacy_config.items():
+        out.setdefault(key, copy.deepcopy(value))
+    if isinstance(out.get("streams"), list):
+        out["streams"] = [dict(s, config=stored_config(s["arch"], s.get("config") or {})) if isinstance(s, dict) and "arch" in s else s
+                          for s in out["streams"]]
+    return out
 
 
 def inputs_for(name: str, config: dict | None = None) -> tuple[str, ...]:
@@ -113,18 +140,23 @@ def from_record(record) -> nn.Module:
     Parameters and buffers come from the record's HDF5 datasets; a record that
     names an unknown architecture or does not fit it is refused with a sentence.
     """
+    model, _ = build(record.arch, num_classes=len(record.class_names), config=stored_config(record.arch, record.config))
+    load_state(model, record.state, record.arch)
+    return model
+
+
+def load_state(model: nn.Module, state: dict, arch: str = "") -> None:
+    """Load numpy weights into ``model`` exactly (every key, every shape), or refuse with a sentence."""
     import numpy as np
     import torch
 
-    model, _ = build(record.arch, num_classes=len(record.class_names), config=record.config)
-    state = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in record.state.items()}
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
     if missing or unexpected:
         raise FercliError(
-            f"the weights do not fit architecture '{record.arch}' "
+            f"the weights do not fit architecture '{arch or type(model).__name__}' "
             f"({len(missing)} missing, e.g. {missing[:1]}; {len(unexpected)} unexpected, e.g. {unexpected[:1]})"
         )
-    return model
 
 
 def state_to_numpy(model: nn.Module) -> dict:

@@ -9,8 +9,12 @@ feeds the per-frame vectors to a recurrent layer:
   distribution sequence; chapter 4's live system uses this);
 - ``rnn``: ``gru`` (128 hidden), ``lstm`` (Table 4.2), or ``max`` (temporal max
   pooling, Table 3.5's pooling variant: no recurrent parameters);
-- then FC 128 + ReLU + dropout 0.7 + classifier (3.2.3), or, with ``fc: 0``,
-  the classifier directly on the GRU state (chapter 4's GRU 128 + softmax).
+- then ``fc_layers`` (2) fully connected layers of ``fc`` (128) units, each with
+  ReLU and dropout 0.7, and the classifier (3.2.3: "2 fully connected layers with
+  128 nodes and a dropout layer with a 0.7 rate for each part"); with ``fc: 0``
+  (or ``fc_layers: 0``) the classifier sits directly on the GRU state with no
+  dropout (chapter 4, 4.2.4.3: "a single GRU layer with 128 hidden states and a
+  softmax layer").
 
 For the live system the two halves run separately: ``frame_vectors(images)``
 (B, D) per frame as it arrives, and ``sequence_logits(seq)`` (B, T, D) -> (B, K)
@@ -19,7 +23,7 @@ once per window; ``frame_probs`` is the backbone's softmax.
 ``lbptop-gru`` (3.2.4): for one LBP-TOP plane (``plane: xt | yt``) the same
 3-block CNN as the static network on each of the M = 8 code maps, a Bi-GRU of 128
 with the two directions' final states *summed* (Keras ``merge_mode='sum'``),
-FC 128, dropout 0.7, classifier. Trained from scratch. Its input name follows the
+one FC 128 (``fc_layers: 1``), dropout 0.7, classifier. Trained from scratch. Its input name follows the
 plane, so the registry resolves its inputs from the config.
 
 Parameter counts (K = 7, gray 64x64, BN on; T = 10 frames / M = 8 maps of 62x62):
@@ -27,9 +31,9 @@ Parameter counts (K = 7, gray 64x64, BN on; T = 10 frames / M = 8 maps of 62x62)
     =====================================  ===========  ========
     model                                  trainable    FLOPs
     =====================================  ===========  ========
-    cnn-gru  input=features rnn=gru fc=128   1,311,950   1.21e10
-    cnn-gru  input=probs    rnn=gru fc=128   1,265,486   1.21e10
-    cnn-gru  input=features rnn=max fc=128   1,212,878   1.21e10
+    cnn-gru  input=features rnn=gru fc=128x2 1,328,462   1.21e10
+    cnn-gru  input=probs    rnn=gru fc=128x2 1,281,998   1.21e10
+    cnn-gru  input=features rnn=max fc=128x2 1,229,390   1.21e10
     lbptop-gru plane=xt     rnn=gru fc=128   1,459,015   8.89e9
     =====================================  ===========  ========
 
@@ -43,6 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fercli.errors import FercliError
+from fercli.models.base import FercliModel, SequenceHalves
 from fercli.models.plain import PlainTrunk, plain_widths
 from fercli.models.registry import build, register
 
@@ -50,13 +55,18 @@ RNNS = ("gru", "lstm", "max")
 
 
 class TemporalHead(nn.Module):
-    """Sequence (B, T, D) -> 128-d clip feature: GRU/LSTM last state or max over time,
-    optionally bidirectional with summed directions, then optional FC + ReLU."""
+    """Sequence (B, T, D) -> clip feature: GRU/LSTM last state or max over time
+    (optionally bidirectional with summed directions), then ``fc_layers`` x
+    (FC ``fc`` + ReLU), dropout between them; ``drop`` is the dropout the owner
+    applies before its classifier (none without FC layers)."""
 
-    def __init__(self, in_dim: int, rnn: str = "gru", hidden: int = 128, bidirectional: bool = False, fc: int = 128, dropout: float = 0.7):
+    def __init__(self, in_dim: int, rnn: str = "gru", hidden: int = 128, bidirectional: bool = False, fc: int = 128,
+                 fc_layers: int = 1, dropout: float = 0.7):
         super().__init__()
         if rnn not in RNNS:
             raise FercliError(f"rnn must be one of {', '.join(RNNS)}, not {rnn!r}")
+        if fc_layers < 0:
+            raise FercliError(f"fc_layers must be 0 or more, not {fc_layers}")
         self.rnn_kind = rnn
         if rnn == "max":
             self.rnn = None
@@ -65,9 +75,15 @@ class TemporalHead(nn.Module):
             cls = nn.GRU if rnn == "gru" else nn.LSTM
             self.rnn = cls(in_dim, hidden, batch_first=True, bidirectional=bidirectional)
             out = hidden
-        self.fc = nn.Sequential(nn.Linear(out, fc), nn.ReLU(inplace=True)) if fc > 0 else None
-        self.out_dim = fc if fc > 0 else out
-        self.drop = nn.Dropout(dropout)
+        layers: list[nn.Module] = []
+        for i in range(fc_layers if fc > 0 else 0):
+            if i:
+                layers.append(nn.Dropout(dropout))
+            layers += [nn.Linear(out, fc), nn.ReLU(inplace=True)]
+            out = fc
+        self.fc = nn.Sequential(*layers) if layers else None
+        self.out_dim = out
+        self.drop = nn.Dropout(dropout) if layers else nn.Identity()
 
     def forward(self, seq: torch.Tensor) -> torch.Tensor:
         if self.rnn is None:
@@ -79,31 +95,41 @@ class TemporalHead(nn.Module):
         return self.fc(h) if self.fc is not None else h
 
 
-class CNNGRU(nn.Module):
-    """Frame backbone per frame -> SF or PD sequence -> GRU/LSTM/max -> FC -> classifier."""
+class CNNGRU(SequenceHalves):
+    """Frame backbone per frame -> SF or PD sequence -> GRU/LSTM/max -> FC layers -> classifier."""
 
     inputs = ("clip",)
+    legacy_config = {"fc_layers": 1}  # before 3.2.3's second FC 128 was added
 
     def __init__(self, num_classes: int, backbone: str = "plain-cnn", backbone_config: dict | None = None, input: str = "features",
-                 rnn: str = "gru", hidden: int = 128, fc: int = 128, dropout: float = 0.7, frames: int = 10):
+                 rnn: str = "gru", hidden: int = 128, fc: int = 128, fc_layers: int = 2, dropout: float = 0.7, frames: int = 10):
         super().__init__()
         if input not in ("features", "probs"):
             raise FercliError(f"input must be 'features' or 'probs', not {input!r}")
         self.backbone, _ = build(backbone, num_classes, backbone_config)
-        if not hasattr(self.backbone, "features") or tuple(getattr(self.backbone, "inputs", ())) != ("image",):
-            raise FercliError(f"'{backbone}' is not a frame model (it has no features()), so it cannot be a cnn-gru backbone")
+        if not isinstance(self.backbone, FercliModel) or tuple(self.backbone.inputs) != ("image",):
+            raise FercliError(f"'{backbone}' is not a frame model (it takes {', '.join(self.backbone.inputs)}), so it cannot be a cnn-gru backbone")
         self.input_kind = input
         self.frames = frames
         in_dim = self.backbone.feature_dim if input == "features" else num_classes
         self.frame_dim = in_dim
-        self.temporal = TemporalHead(in_dim, rnn, hidden, False, fc, dropout)
+        self.temporal = TemporalHead(in_dim, rnn, hidden, False, fc, fc_layers, dropout)
         self.classifier = nn.Linear(self.temporal.out_dim, num_classes)
         self.feature_dim = self.temporal.out_dim
 
     # -- the two halves, for the live system and export ----------------------------
+    def frame_model(self) -> FercliModel:
+        return self.backbone
+
     def frame_probs(self, images: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, K) softmax of the backbone."""
         return F.softmax(self.backbone(images), dim=1)
+
+    def frame_vectors_and_probs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One backbone pass: (what the recurrent part consumes, the backbone's softmax)."""
+        f = self.backbone.features(images)
+        probs = F.softmax(self.backbone.classify(f), dim=1)
+        return (f if self.input_kind == "features" else probs), probs
 
     def frame_vectors(self, images: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, D): what the recurrent part consumes per frame."""
@@ -114,7 +140,7 @@ class CNNGRU(nn.Module):
 
     def sequence_logits(self, seq: torch.Tensor) -> torch.Tensor:
         """(B, T, D) per-frame vectors -> (B, K) logits."""
-        return self.classifier(self.temporal.drop(self.temporal(seq)))
+        return self.classify(self.temporal(seq))
 
     # -- whole-clip interface ------------------------------------------------------
     def _per_frame(self, clip: torch.Tensor) -> torch.Tensor:
@@ -127,27 +153,19 @@ class CNNGRU(nn.Module):
     def classify(self, f: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.temporal.drop(f))
 
-    def forward(self, clip: torch.Tensor) -> torch.Tensor:
-        return self.classify(self.features(clip))
-
     def dummy_inputs(self, batch: int = 1) -> tuple[torch.Tensor, ...]:
         (frame,) = self.backbone.dummy_inputs(batch)
         return (frame.unsqueeze(1).expand(-1, self.frames, -1, -1, -1).contiguous(),)
 
 
-@register("cnn-gru", inputs=("clip",), defaults={
-    "backbone": "plain-cnn", "backbone_config": {}, "input": "features", "rnn": "gru",
-    "hidden": 128, "fc": 128, "dropout": 0.7, "frames": 10})
-def cnn_gru(num_classes: int, **config) -> CNNGRU:
-    """CNN-GRU: a frame backbone per frame, SF or PD sequence into GRU/LSTM/max pooling (Fig 3.3, 4.2.4.3)."""
-    return CNNGRU(num_classes, **config)
+register("cnn-gru", CNNGRU, doc="CNN-GRU: a frame backbone per frame, SF or PD sequence into GRU/LSTM/max pooling (Fig 3.3, 4.2.4.3).")
 
 
-class LBPTOPGRU(nn.Module):
+class LBPTOPGRU(FercliModel):
     """LBP-TOP stream (Fig 3.5): 3-block CNN per code map -> Bi-GRU (summed) -> FC 128 -> classifier."""
 
-    def __init__(self, num_classes: int, plane: str = "xt", rnn: str = "gru", hidden: int = 128, fc: int = 128, dropout: float = 0.7,
-                 maps: int = 8, input_size: int = 62, batch_norm: bool = True, width: float = 1.0):
+    def __init__(self, num_classes: int, plane: str = "xt", rnn: str = "gru", hidden: int = 128, fc: int = 128, fc_layers: int = 1,
+                 dropout: float = 0.7, maps: int = 8, input_size: int = 62, batch_norm: bool = True, width: float = 1.0):
         super().__init__()
         if plane not in ("xt", "yt", "xy"):
             raise FercliError(f"plane must be xt, yt or xy, not {plane!r}")
@@ -156,9 +174,13 @@ class LBPTOPGRU(nn.Module):
         self.inputs = (plane,)
         self.maps, self.input_size = maps, input_size
         self.trunk = PlainTrunk(1, plain_widths(width), batch_norm)
-        self.temporal = TemporalHead(self.trunk.out_dim, rnn, hidden, True, fc, dropout)
+        self.temporal = TemporalHead(self.trunk.out_dim, rnn, hidden, True, fc, fc_layers, dropout)
         self.classifier = nn.Linear(self.temporal.out_dim, num_classes)
         self.feature_dim = self.temporal.out_dim
+
+    @classmethod
+    def input_names(cls, config: dict) -> tuple[str, ...]:
+        return (config["plane"],)
 
     def features(self, maps: torch.Tensor) -> torch.Tensor:
         b, m = maps.shape[:2]
@@ -168,15 +190,8 @@ class LBPTOPGRU(nn.Module):
     def classify(self, f: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.temporal.drop(f))
 
-    def forward(self, maps: torch.Tensor) -> torch.Tensor:
-        return self.classify(self.features(maps))
-
     def dummy_inputs(self, batch: int = 1) -> tuple[torch.Tensor, ...]:
         return (torch.zeros(batch, self.maps, 1, self.input_size, self.input_size),)
 
 
-@register("lbptop-gru", inputs=lambda c: (c["plane"],), defaults={
-    "plane": "xt", "rnn": "gru", "hidden": 128, "fc": 128, "dropout": 0.7, "maps": 8, "input_size": 62, "batch_norm": True, "width": 1.0})
-def lbptop_gru(num_classes: int, **config) -> LBPTOPGRU:
-    """LBP-TOP stream: plain CNN per XT/YT code map + Bi-GRU with summed directions (Fig 3.5)."""
-    return LBPTOPGRU(num_classes, **config)
+register("lbptop-gru", LBPTOPGRU, doc="LBP-TOP stream: plain CNN per XT/YT code map + Bi-GRU with summed directions (Fig 3.5).")

@@ -85,16 +85,22 @@ def complexity(model: nn.Module, inputs: Sequence[torch.Tensor] | None = None) -
 
 def model_summary(record) -> dict:
     """What ``fercli info MODEL`` adds for a model artifact: counts, FLOPs, input shape(s)."""
-    from fercli.models.registry import from_record, get_spec
+    from fercli.models.registry import from_record
 
-    model = from_record(record)
+    model = freeze_as_trained(from_record(record), record)
+    c = complexity(model)
+    c["inputs"] = list(model.inputs)
+    return c
+
+
+def freeze_as_trained(model: nn.Module, record) -> nn.Module:
+    """Mark the parameters ``--init-from ... --freeze`` froze as frozen again, so the
+    counts of a rebuilt model say what its training actually trained."""
     frozen = frozen_by_init(record, [name for name, _ in model.named_parameters()])
     for name, p in model.named_parameters():
         if name in frozen:
             p.requires_grad_(False)
-    c = complexity(model)
-    c["inputs"] = list(getattr(model, "inputs", get_spec(record.arch).input_names(record.config)))
-    return c
+    return model
 
 
 def frozen_by_init(record, parameter_names: Sequence[str]) -> set[str]:

@@ -1,10 +1,11 @@
-"""The one training engine (thesis 3.3.1, 4.2.6, 4.3.1, 5.3.1): data -> tensors
-(:mod:`.data`), on-device augmentation (:mod:`.augment`), the loop with DDP and
-checkpoints (:mod:`.engine`, :mod:`.checkpoint`), weight transfer (:mod:`.init`),
-and the experiment driver :func:`train` (:mod:`.run`)."""
+"""The one training engine (thesis 3.3.1, 4.2.6, 4.3.1, 5.3.1): on-device
+augmentation (:mod:`.augment`), the loop with DDP and checkpoints
+(:mod:`.engine`), weight transfer (:mod:`.init`), and the experiment driver
+:func:`train` (:mod:`.run`).  Which clips train and how they become tensors is the
+experiment protocol's (:mod:`fercli.protocol`)."""
 
+from fercli.protocol.modelfile import ModelFile, load_model_file  # re-exported: the library API before the protocol layer
 from fercli.train.augment import AugmentConfig
-from fercli.train.checkpoint import ModelFile, load_model_file
 from fercli.train.engine import FitOptions, Stopped
 from fercli.train.run import RECIPES, Callbacks, RunOptions, recipe_for, train
 

@@ -35,9 +35,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fercli.errors import FercliError, Interrupted
+from fercli.device import resolve_device as _resolve_device
+from fercli.errors import FercliError
+from fercli.protocol.samples import PLANE_INPUTS, Samples, to_float
 from fercli.train import augment as aug
-from fercli.train.data import PLANE_INPUTS, Samples
 
 SEED_STRIDE_FOLD = 1_000_003
 SEED_STRIDE_EPOCH = 7_919
@@ -117,14 +118,8 @@ def dist_from_env() -> Dist:
 
 
 def resolve_device(name: str, dist: Dist) -> torch.device:
-    name = (name or "auto").lower()
-    if name not in ("auto", "cpu", "cuda"):
-        raise FercliError(f"--device must be auto, cpu or cuda (got '{name}')")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise FercliError("--device cuda was asked for but no CUDA GPU is available")
-    if name == "cpu" or not torch.cuda.is_available():
-        return torch.device("cpu")
-    return torch.device("cuda", dist.local_rank if dist.world > 1 else torch.cuda.current_device())
+    """The device of this process: :func:`fercli.device.resolve_device` on its own GPU under torchrun."""
+    return _resolve_device(name, dist.local_rank if dist.world > 1 else None)
 
 
 def init_distributed(dist: Dist, device: torch.device) -> None:
@@ -198,11 +193,6 @@ class Stopped(Exception):
         self.signum = signum
 
 
-def _to_float(name: str, x: torch.Tensor) -> torch.Tensor:
-    # Images/clips are pixel values, code maps are codes: both / 255 to [0, 1].
-    return x.float().div_(255.0)
-
-
 @dataclass
 class DeviceData:
     """A sample set held whole on the device as uint8."""
@@ -264,7 +254,7 @@ class Engine:
     def _batch_inputs(self, data: DeviceData, idx: torch.Tensor, params: Optional[torch.Tensor]) -> list[torch.Tensor]:
         out = []
         for name in self.input_names:
-            x = _to_float(name, data.inputs[name].index_select(0, idx))
+            x = to_float(data.inputs[name].index_select(0, idx))
             if params is not None and name not in PLANE_INPUTS:
                 x = aug.apply(x, params)
             if self.cuda and x.ndim == 4:
@@ -348,13 +338,3 @@ class Engine:
             correct += float((logits.argmax(1) == y).sum())
         loss, correct, n = _allreduce([loss, correct, float(len(idx_all))], dist, self.device)
         return {"loss": loss / max(n, 1), "acc": correct / max(n, 1), "n": int(n)}
-
-    @torch.no_grad()
-    def predict(self, data: DeviceData) -> np.ndarray:
-        self.model.eval()
-        out = []
-        for start in range(0, data.n, self.opts.eval_batch_size):
-            idx = torch.arange(start, min(data.n, start + self.opts.eval_batch_size), device=self.device)
-            with self._autocast():
-                out.append(self.model(*self._batch_inputs(data, idx, None)).float().cpu())
-        return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)

@@ -1,17 +1,23 @@
 """``train``: one experiment = build, initialise, train and checkpoint a model on
-one or every partition of the data (thesis 3.3.1, 4.2.6, 4.3.1, 5.3.1).
+one or every run (fold) of the data (thesis 3.3.1, 4.2.6, 4.3.1, 5.3.1).
 
-The CLI loads artifacts and passes them in; this function never parses argv or
-prints: it reports through callbacks (``progress``, ``on_epoch``, ``on_init``) and
-writes checkpoints through ``save(record, arrays)`` (the CLI's atomic writer with
-lineage), called after every epoch on rank 0.
+What trains and what is held out, the model's classes and how clips become
+samples are the experiment protocol's (:mod:`fercli.protocol`): :class:`Experiment`
+asks it once, before the first epoch, and writes its partition record into every
+checkpoint.  :func:`train` is then a loop over the runs, :class:`FoldRun` one
+run's epochs.
+
+The CLI loads artifacts and passes them in; nothing here parses argv or prints:
+it reports through callbacks (``progress``, ``on_epoch``, ``on_init``,
+``on_fold``) and writes checkpoints through ``save(record, arrays)`` (the CLI's
+atomic writer with lineage), called after every epoch on rank 0.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import platform
-import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Optional, Sequence
 
@@ -19,13 +25,15 @@ import numpy as np
 import torch
 
 from fercli.artifacts import Clips, ModelRecord
-from fercli.errors import FercliError, Interrupted
+from fercli.errors import FercliError, Interrupted, clear_interrupted
 from fercli.models import registry
-from fercli.train import data as D
-from fercli.train.augment import AugmentConfig
-from fercli.train.checkpoint import ModelFile, fold_state
-from fercli.train.engine import (DeviceData, Dist, Engine, FitOptions, Stopped, dist_from_env, epoch_seed, init_distributed,
-                                 load_optimizer, optimizer_arrays, parse_schedule, resolve_device)
+from fercli.protocol import partition as P
+from fercli.protocol.join import class_key
+from fercli.protocol.modelfile import ModelFile, check_transfer, fold_state
+from fercli.protocol.samples import (PLANE_INPUTS, Samples, SampleSpec, build_samples, check_layout, choose_classes, clip_labels,
+                                     sample_labels)
+from fercli.train.engine import (DeviceData, Engine, FitOptions, Stopped, dist_from_env, epoch_seed, init_distributed, load_optimizer,
+                                 optimizer_arrays, parse_schedule, resolve_device)
 from fercli.train.init import InitReport, find_stream_prefix, freeze, load_matching
 
 # Per-architecture defaults for options the user did not give.  Chapter 5 (5.3.1):
@@ -58,6 +66,7 @@ class RunOptions:
     all_folds: bool = False
     n_folds: int = 10
     val: float = 0.0
+    classes: Optional[list[str]] = None  # --classes (None: the protocol's default)
     device: str = "auto"
     freeze: bool = False
     fit: FitOptions = field(default_factory=FitOptions)
@@ -68,13 +77,7 @@ class RunOptions:
         d.pop("device")
         d["fit"].pop("epochs")
         d["fit"].pop("eval_batch_size")
-        return _jsonable(d)
-
-
-def _jsonable(value):
-    import json
-
-    return json.loads(json.dumps(value, default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
+        return json.loads(json.dumps(d, default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
 
 
 @dataclass
@@ -84,13 +87,10 @@ class Callbacks:
     on_epoch: Optional[Callable[[str, dict], None]] = None
     on_init: Optional[Callable[[InitReport], None]] = None
     on_fold: Optional[Callable[[str, dict], None]] = None
+    on_plan: Optional[Callable[[P.PartitionRecord], None]] = None  # the partition, before anything trains
 
 
 # --------------------------------------------------------------------------- config
-
-
-def _side(clips: Clips, size) -> int:
-    return int(size[1]) if size else int(clips.frame_shape[0])
 
 
 def resolve_config(opts: RunOptions, clips: Clips, init: Optional[ModelFile], streams: Sequence[ModelFile]) -> dict:
@@ -99,10 +99,9 @@ def resolve_config(opts: RunOptions, clips: Clips, init: Optional[ModelFile], st
     cfg = copy.deepcopy(opts.config)
     defaults = spec.defaults
     channels = 3 if clips.is_color else 1
-    side = _side(clips, opts.size)
+    side = int(opts.size[1]) if opts.size else int(clips.frame_shape[0])
     if init is not None and "backbone" in defaults and "backbone" not in cfg and init.record.arch != opts.arch:
-        src_spec = registry.get_spec(init.record.arch)
-        if tuple(src_spec.inputs) == ("image",):
+        if registry.get_spec(init.record.arch).inputs == ("image",):
             # ch4: the CNN given to --init-from becomes the GRU's frame model.
             cfg["backbone"] = init.record.arch
             cfg.setdefault("backbone_config", copy.deepcopy(init.record.config))
@@ -119,7 +118,7 @@ def resolve_config(opts: RunOptions, clips: Clips, init: Optional[ModelFile], st
         cfg.setdefault("streams", [{"arch": s.record.arch, "config": copy.deepcopy(s.record.config)} for s in streams])
     if "in_channels" in defaults and "in_channels" not in cfg:
         cfg["in_channels"] = channels
-    if "input_size" in defaults and "input_size" not in cfg and not set(spec.input_names(cfg) if hasattr(spec, "input_names") else spec.inputs) & set(D.PLANE_INPUTS):
+    if "input_size" in defaults and "input_size" not in cfg and not set(spec.input_names(cfg)) & set(PLANE_INPUTS):
         cfg["input_size"] = side
     if "backbone_config" in defaults:
         bspec = registry.get_spec(cfg.get("backbone", defaults.get("backbone")))
@@ -134,8 +133,7 @@ def resolve_config(opts: RunOptions, clips: Clips, init: Optional[ModelFile], st
             cfg["frames"] = opts.frames
         elif clips.is_fixed_length():
             cfg["frames"] = int(clips.lengths[0])
-    names = _input_names(spec, cfg)
-    plane_names = [n for n in names if n in D.PLANE_INPUTS]
+    plane_names = [n for n in spec.input_names(cfg) if n in PLANE_INPUTS]
     if plane_names and plane_names[0] in clips.planes and clips.plane_offsets is not None and len(clips):
         maps = clips.planes[plane_names[0]]
         if "maps" in defaults and "maps" not in cfg:
@@ -145,49 +143,212 @@ def resolve_config(opts: RunOptions, clips: Clips, init: Optional[ModelFile], st
     return spec.resolve(cfg)
 
 
-def _input_names(spec, cfg: dict) -> tuple[str, ...]:
-    if hasattr(spec, "input_names"):
-        return tuple(spec.input_names(cfg))
-    return tuple(spec.inputs)
+# --------------------------------------------------------------------------- the experiment
 
 
-def model_channels(model: torch.nn.Module, names: Sequence[str], fallback: int) -> int:
-    """Channels the built model expects for frames (from its dummy inputs)."""
-    dummy = getattr(model, "dummy_inputs", None)
-    if dummy is None:
-        return fallback
-    try:
-        xs = dummy(1)
-    except Exception:  # a model without a usable dummy: trust the data
-        return fallback
-    for name, x in zip(names, xs):
-        if name == "image":
-            return int(x.shape[1])
-        if name == "clip":
-            return int(x.shape[2])
-    return fallback
+class Experiment:
+    """Everything fixed before the first epoch: data, classes, config, sample spec,
+    the partition record (leak-checked), the transferred weights' sources, the run record."""
+
+    def __init__(self, opts: RunOptions, datasets: Sequence[tuple[Clips, dict]], init: Optional[ModelFile],
+                 streams: Sequence[ModelFile], device: torch.device, dist):
+        self.opts, self.init, self.streams, self.device, self.dist = opts, init, list(streams), device, dist
+        if not datasets:
+            raise FercliError("train needs at least one data artifact")
+        clips0 = datasets[0][0]
+        SampleSpec.check_options(opts.frame, opts.task)
+        self.choice = choose_classes([c for c, _ in datasets], opts.task, opts.frame, opts.classes)
+        self.class_names = self.choice.names
+        self.data = [P.DataSet(c, ident, clip_labels(c, self.class_names, opts.task)) for c, ident in datasets]
+        if not any(np.any(d.labels >= 0) for d in self.data):
+            raise FercliError("the data has no labelled clips to train on")
+        self.config = resolve_config(opts, clips0, init, streams)
+        with torch.device("meta"):  # the input layout only: no memory, no random draws
+            probe_model, _ = registry.build(opts.arch, len(self.class_names), self.config)
+        self.spec = SampleSpec.for_model(probe_model, opts.frame, opts.frames, opts.size, opts.task)
+        for d in self.data:
+            self.spec.check(d.clips, d.name)
+        shapes = {d.clips.frame_shape[:2] for d in self.data if len(d.clips)}
+        if len(shapes) > 1 and not opts.size and {"image", "clip"} & set(self.spec.input_names):
+            raise FercliError(f"the data artifacts have different frame sizes ({', '.join('x'.join(map(str, s[::-1])) for s in sorted(shapes))}): "
+                              "give --size to resize them all")
+        for s in self.streams:
+            if [class_key(c) for c in s.record.class_names] != [class_key(c) for c in self.class_names]:
+                raise FercliError(f"stream {s.path} was trained for classes {s.record.class_names}, the data has {self.class_names}")
+        self.partition = P.plan(self.data, self.class_names, opts.fold, opts.all_folds, opts.n_folds, opts.fit.seed, opts.val,
+                                self.choice.as_json())
+        for a, d in zip(self.partition.data, self.data):  # every data error before anything trains
+            check_layout(d.clips, a.rows, self.spec)
+        P.sample_counts(self.partition, self.data, lambda i, rows: sample_labels(self.data[i].clips, rows, self.data[i].labels,
+                                                                                 self.class_names, self.spec))
+        for r, run in enumerate(self.partition.runs):  # refuse leaking sources before anything trains
+            if init is not None:
+                fold_state(init, run.fold, "--init-from")
+                check_transfer(init, run.fold, self.partition, r, "--init-from")
+            for si, s in enumerate(self.streams):
+                fold_state(s, run.fold, f"stream {si + 1}")
+                check_transfer(s, run.fold, self.partition, r, f"stream {si + 1}")
+        self.run_info = {
+            "options": opts.fingerprint(), "epochs": opts.fit.epochs, "device": str(device), "world_size": dist.world,
+            "data": [ident for _, ident in datasets], "init_from": init.identity if init else None,
+            "streams": [s.identity for s in self.streams], "seed": opts.fit.seed, "torch": torch.__version__,
+            "numpy": np.__version__, "python": platform.python_version(), "host": platform.node(),
+            "cuda_device": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        }
+
+    def samples(self, run: int, part: int) -> Optional[Samples]:
+        """The uint8 samples of one part of one run, over every data artifact (None: empty)."""
+        pieces = []
+        for a, d in zip(self.partition.data, self.data):
+            rows = a.rows_in(run, part)
+            if len(rows):
+                pieces.append(build_samples(d.clips, rows, d.labels, self.class_names, self.spec))
+        return Samples.concat(pieces) if pieces else None
 
 
-# --------------------------------------------------------------------------- helpers
+@dataclass
+class Progress:
+    """Where a (resumed) job stands: the run and epoch to continue, finished folds."""
+
+    run: int = 0
+    epoch: int = 0
+    folds: list[dict] = field(default_factory=list)
+    fold_arrays: dict[str, dict] = field(default_factory=dict)
+    resume: Optional[ModelFile] = None
+    steps: int = 0
+
+    @classmethod
+    def of(cls, resume: Optional[ModelFile], opts: RunOptions, exp: Experiment) -> "Progress":
+        if resume is None:
+            return cls()
+        rec, name = resume.record, resume.path
+        old = rec.extra.get("run") or {}
+        prog = rec.extra.get("progress")
+        if rec.arch != opts.arch or not prog:
+            raise FercliError(f"{name} is not a checkpoint of a '{opts.arch}' training run, so --resume cannot continue it")
+        if [d.get("id") for d in old.get("data", [])] != [d.get("id") for d in exp.run_info["data"]]:
+            raise FercliError(f"{name} was trained on other data artifacts: resume with the same DATA")
+        diff = sorted(k for k in set(old.get("options", {})) | set(exp.run_info["options"])
+                      if old.get("options", {}).get(k) != exp.run_info["options"].get(k))
+        if diff:
+            raise FercliError(f"{name} was trained with other options ({', '.join(diff)}): resume with the same command line")
+        fold_arrays = {g: a for g, a in resume.arrays.items() if g.startswith("folds/")}
+        run, epoch = int(prog.get("partition", 0)), int(prog.get("epoch", 0))
+        folds = list(rec.extra.get("folds", []))
+        if prog.get("complete"):
+            if epoch >= opts.fit.epochs:
+                return cls(10**9, 0, folds, fold_arrays, resume)  # nothing left to do
+            if opts.all_folds:
+                raise FercliError(f"{name} is a finished --folds all run; train a new one to change --epochs")
+        return cls(run, epoch, folds, fold_arrays, resume)
 
 
-def _subset(samples: D.Samples, clip_idx: np.ndarray) -> D.Samples:
-    rows = np.flatnonzero(np.isin(samples.clip_index, clip_idx))
-    return D.Samples({k: v[rows] for k, v in samples.inputs.items()}, samples.labels[rows], samples.clip_index[rows])
+class FoldRun:
+    """One run (fold) of an experiment: its model, engine, data on the device, history."""
 
+    def __init__(self, exp: Experiment, index: int, progress: Progress, cb: Callbacks):
+        self.exp, self.index, self.progress, self.cb = exp, index, progress, cb
+        opts = exp.opts
+        self.run = exp.partition.runs[index]
+        self.fold_id = self.run.fold if self.run.fold is not None else 0
+        torch.manual_seed(epoch_seed(opts.fit.seed, self.fold_id, -1))
+        model, _ = registry.build(opts.arch, len(exp.class_names), exp.config)
+        self.extra_init: dict = {}
+        if exp.init is not None:
+            report = load_matching(model, fold_state(exp.init, self.run.fold, "--init-from"), exp.init.path)
+            if opts.freeze:
+                freeze(model, report.loaded)
+            self.extra_init = report.as_json() | {"frozen": opts.freeze}
+            if cb.on_init and index == progress.run:
+                cb.on_init(report)
+        for si, s in enumerate(exp.streams):
+            state = fold_state(s, self.run.fold, f"stream {si + 1}")
+            rep = load_matching(model, state, s.path, prefix=find_stream_prefix(model, si, state))
+            if exp.config.get("freeze_streams", True):
+                freeze(model, rep.loaded)  # 3.2.5: the fusion is trained on top of the trained streams
+        self.resuming = progress.resume is not None and index == progress.run and progress.epoch > 0
+        self.history: list[dict] = list(progress.resume.record.history)[:progress.epoch] if self.resuming else []
+        if self.resuming:
+            registry.load_state(model, progress.resume.record.state, opts.arch)
+        self.train_s = exp.samples(index, P.TRAIN)
+        self.test_s = exp.samples(index, P.TEST)
+        self.val_s = exp.samples(index, P.VAL)
+        self.engine = Engine(model, exp.spec.input_names, opts.fit, exp.device, exp.dist, self.fold_id)
+        if self.resuming and "optimizer" in progress.resume.arrays:
+            load_optimizer(self.engine.optimizer, progress.resume.arrays["optimizer"],
+                           progress.resume.record.extra.get("optimizer_groups", []), exp.device)
+        self.data = {name: DeviceData.put(s, exp.device) for name, s in (("train", self.train_s), ("test", self.test_s), ("val", self.val_s))
+                     if s is not None}
+        self.steps_per_epoch = -(-len(self.train_s) // opts.fit.batch_size)
+        if self.resuming:
+            progress.steps = self.steps_per_epoch * progress.epoch
 
-def prepare(clips: Clips, opts: RunOptions, config: dict, model: torch.nn.Module, labels: np.ndarray, class_names: list[str],
-            index: Optional[np.ndarray] = None) -> tuple[D.Samples, tuple[str, ...], dict]:
-    """Model-ready uint8 samples for the labelled clips (or ``index``)."""
-    spec = registry.get_spec(opts.arch)
-    names = tuple(getattr(model, "inputs", None) or _input_names(spec, config))
-    channels = model_channels(model, names, 3 if clips.is_color else 1)
-    if index is None:
-        index = np.flatnonzero(labels >= 0)
-    samples = D.build_samples(clips, index, labels, class_names, names, channels, opts.frame, opts.frames, opts.size)
-    prep = {"input_names": list(names), "channels": channels, "frame": opts.frame, "frames": opts.frames,
-            "size": list(opts.size) if opts.size else None, "task": opts.task}
-    return samples, names, prep
+    def _step(self) -> None:
+        self.progress.steps += 1
+        if self.cb.progress:
+            total = self.steps_per_epoch * self.exp.opts.fit.epochs * (len(self.exp.partition.runs) - self.progress.run)
+            self.cb.progress(self.progress.steps, total)
+
+    def snapshot(self, epochs_done: int, complete: bool) -> tuple[ModelRecord, dict]:
+        """The checkpoint after ``epochs_done`` epochs of this run (``complete``: its last)."""
+        exp, opts, progress = self.exp, self.exp.opts, self.progress
+        state = registry.state_to_numpy(self.engine.model)
+        opt_arrays, groups = optimizer_arrays(self.engine.optimizer)
+        arrays = {"optimizer": opt_arrays, **progress.fold_arrays, **exp.partition.arrays()}
+        last_run = self.index == len(exp.partition.runs) - 1
+        if complete and not last_run:  # --folds all: the next fold starts at epoch 0 with a fresh optimizer
+            where = {"partition": self.index + 1, "epoch": 0, "complete": False}
+            arrays["optimizer"] = {}
+        else:
+            where = {"partition": self.index, "epoch": epochs_done, "complete": complete and last_run}
+        folds = list(progress.folds)
+        if opts.all_folds and complete:
+            arrays[f"folds/{self.run.fold}"] = state
+            folds.append(self.fold_entry())
+        extra = {
+            "run": exp.run_info, "partition": exp.partition.summary(), "data_prep": exp.spec.as_json(),
+            "fold": self.run.fold if not opts.all_folds else None, "folds": folds, "progress": where,
+            "optimizer_groups": groups, "init": self.extra_init,
+            "n_train": len(self.train_s), "n_test": len(self.test_s) if self.test_s is not None else 0,
+            "class_counts_train": np.bincount(self.train_s.labels, minlength=len(exp.class_names)).tolist(),
+        }
+        return ModelRecord(opts.arch, exp.config, state, list(exp.class_names), list(self.history), extra), arrays
+
+    def fold_entry(self) -> dict:
+        last = self.history[-1] if self.history else {}
+        clips = {name: sum(len(a.rows_in(self.index, code)) for a in self.exp.partition.data) for name, code in (("train", P.TRAIN), ("test", P.TEST))}
+        return {"fold": self.run.fold, "name": self.run.name, "history": list(self.history), "test_acc": last.get("test_acc"),
+                "test_loss": last.get("test_loss"), "n_train": clips["train"], "n_test": clips["test"]}
+
+    def fit(self) -> ModelRecord:
+        """Train the remaining epochs, checkpointing each; returns the run's final record."""
+        exp, cb, epochs = self.exp, self.cb, self.exp.opts.fit.epochs
+        save = cb.save if exp.dist.is_main else None
+        saved = len(self.history) if self.resuming else -1
+        try:
+            for epoch in range(len(self.history), epochs):
+                entry = self.engine.train_epoch(self.data["train"], epoch, self._step)
+                for label in ("test", "val"):
+                    if label in self.data:
+                        r = self.engine.evaluate(self.data[label])
+                        entry[f"{label}_loss"], entry[f"{label}_acc"] = r["loss"], r["acc"]
+                self.history.append({k: (round(v, 6) if isinstance(v, float) else v) for k, v in entry.items()})
+                if cb.on_epoch:
+                    cb.on_epoch(self.run.name, self.history[-1])
+                if save:  # a checkpoint every epoch (atomic replace)
+                    save(*self.snapshot(epoch + 1, epoch + 1 == epochs))
+                    saved = epoch + 1
+            if epochs == 0 and save:
+                save(*self.snapshot(0, True))
+        except Interrupted as exc:
+            clear_interrupted()  # handled here: the checkpoint below must be able to commit
+            done = len(self.history)
+            if save and done > 0 and saved != done:
+                # The interrupted step is abandoned; the model of the last completed epoch is
+                # what a resume continues from (re-saved when the signal hit its write).
+                save(*self.snapshot(done, done == epochs))
+            raise Stopped(done, exc.signum) from exc
+        return self.snapshot(len(self.history), True)[0]
 
 
 # --------------------------------------------------------------------------- train
@@ -215,191 +376,26 @@ def train(
     if opts.fit.batch_size < dist.world:
         raise FercliError(f"--batch-size {opts.fit.batch_size} is the global batch and must be at least the {dist.world} processes")
     parse_schedule(opts.fit.schedule)
-
-    parts_in = [c for c, _ in datasets]
-    if len(parts_in) > 1 and opts.size and len({p.frame_shape[:2] for p in parts_in}) > 1:
-        # cross-database data of different sizes: bring them to --size before joining
-        import dataclasses
-
-        parts_in = [dataclasses.replace(p, frames=D.resize_frames(p.frames, opts.size)) for p in parts_in]
-    clips = D.concat_clips(parts_in, [str(i) for i in range(len(datasets))])
-    labels, class_names = D.task_labels(clips, opts.task)
-    clips.labels = labels
-    if not np.any(labels >= 0):
-        raise FercliError("the data has no labelled clips to train on")
-    config = resolve_config(opts, clips, init, streams)
-    parts, part_info = D.partitions(clips, opts.fold, opts.all_folds, opts.n_folds, opts.fit.seed, opts.val)
-    for s in streams:
-        if [c.lower() for c in s.record.class_names] != [c.lower() for c in class_names]:
-            raise FercliError(f"stream {s.path} was trained for classes {s.record.class_names}, the data has {class_names}")
-
-    run_info = {
-        "options": opts.fingerprint(), "epochs": opts.fit.epochs, "device": str(device), "world_size": dist.world,
-        "data": [ident for _, ident in datasets], "init_from": init.identity if init else None,
-        "streams": [s.identity for s in streams], "seed": opts.fit.seed, "torch": torch.__version__,
-        "numpy": np.__version__, "python": platform.python_version(), "host": platform.node(),
-        "cuda_device": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-    }
-    # ---- resume bookkeeping
-    done_folds: list[dict] = []
-    fold_arrays: dict[str, dict] = {}
-    start_part, start_epoch = 0, 0
-    if resume is not None:
-        start_part, start_epoch, done_folds, fold_arrays = _check_resume(resume, opts, run_info, config)
-
-    total_steps = sum(len(p.train) for p in parts) * max(opts.fit.epochs, 1)  # rough; refined per fold
-    steps_done = [0]
-
+    exp = Experiment(opts, datasets, init, streams, device, dist)
+    progress = Progress.of(resume, opts, exp)
+    if cb.on_plan:
+        cb.on_plan(exp.partition)
     record: Optional[ModelRecord] = None
     try:
-        for pi, part in enumerate(parts):
-            if pi < start_part:
-                continue
-            fold_id = part.fold if part.fold is not None else 0
-            torch.manual_seed(epoch_seed(opts.fit.seed, fold_id, -1))
-            model, _ = registry.build(opts.arch, len(class_names), config)
-            init_report = None
-            extra_init: dict = {}
-            if init is not None:
-                init_report = load_matching(model, fold_state(init, part.fold, "--init-from"), init.path)
-                if opts.freeze:
-                    freeze(model, init_report.loaded)
-                extra_init = init_report.as_json() | {"frozen": opts.freeze}
-                if cb.on_init and pi == start_part:
-                    cb.on_init(init_report)
-            for si, s in enumerate(streams):
-                state = fold_state(s, part.fold, f"stream {si + 1}")
-                prefix = find_stream_prefix(model, si, state)
-                rep = load_matching(model, state, s.path, prefix=prefix)
-                if config.get("freeze_streams", True):
-                    freeze(model, rep.loaded)  # 3.2.5: the fusion is trained on top of the trained streams
-            history: list[dict] = []
-            resuming_here = resume is not None and pi == start_part and start_epoch > 0
-            if resuming_here:
-                history = list(resume.record.history)[:start_epoch]
-                model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in resume.record.state.items()}, strict=True)
-            samples, names, prep = prepare(clips, opts, config, model, labels, class_names)
-            train_s = _subset(samples, part.train)
-            test_s = _subset(samples, part.test) if len(part.test) else None
-            val_s = _subset(samples, part.val) if len(part.val) else None
-            engine = Engine(model, names, opts.fit, device, dist, fold_id)
-            if resuming_here and "optimizer" in resume.arrays:
-                load_optimizer(engine.optimizer, resume.arrays["optimizer"], resume.record.extra.get("optimizer_groups", []), device)
-            train_d = DeviceData.put(train_s, device)
-            test_d = DeviceData.put(test_s, device) if test_s is not None else None
-            val_d = DeviceData.put(val_s, device) if val_s is not None else None
-            steps_per_epoch = -(-len(train_s) // opts.fit.batch_size)
-            total = steps_per_epoch * opts.fit.epochs * (len(parts) - start_part)
-
-            def step_cb() -> None:
-                steps_done[0] += 1
-                if cb.progress:
-                    cb.progress(steps_done[0], total)
-
-            if cb.progress and resuming_here:
-                steps_done[0] = steps_per_epoch * start_epoch
-
-            def snapshot(epochs_done: int, complete_fold: bool) -> tuple[ModelRecord, dict]:
-                from fercli.models.registry import state_to_numpy
-
-                state = state_to_numpy(engine.model)
-                opt_arrays, groups = optimizer_arrays(engine.optimizer)
-                arrays = {"optimizer": opt_arrays, **fold_arrays}
-                folds_list = list(done_folds)
-                all_complete = complete_fold and pi == len(parts) - 1
-                if complete_fold and not all_complete:  # --folds all: the next fold starts at epoch 0
-                    progress = {"partition": pi + 1, "epoch": 0, "complete": False}
-                else:
-                    progress = {"partition": pi, "epoch": epochs_done, "complete": all_complete}
-                if opts.all_folds and complete_fold:
-                    arrays[f"folds/{part.fold}"] = state
-                extra = {
-                    "run": run_info, "partition": part_info, "data_prep": prep,
-                    "fold": part.fold if not opts.all_folds else None,
-                    "folds": folds_list + ([_fold_entry(part, history)] if complete_fold and opts.all_folds else []),
-                    "progress": progress,
-                    "optimizer_groups": groups, "init": extra_init,
-                    "n_train": len(train_s), "n_test": len(test_s) if test_s is not None else 0,
-                    "class_counts_train": np.bincount(train_s.labels, minlength=len(class_names)).tolist(),
-                }
-                if complete_fold and opts.all_folds and not all_complete:
-                    # The next fold starts fresh: the optimizer state belongs to this one.
-                    arrays["optimizer"] = {}
-                rec = ModelRecord(opts.arch, config, state, list(class_names), list(history), extra)
-                return rec, arrays
-
-            saved_epoch = start_epoch if resuming_here else -1
-            epoch = start_epoch if resuming_here else 0
-            try:
-                for epoch in range(start_epoch if resuming_here else 0, opts.fit.epochs):
-                    entry = engine.train_epoch(train_d, epoch, step_cb)
-                    for label, dd in (("test", test_d), ("val", val_d)):
-                        if dd is not None:
-                            r = engine.evaluate(dd)
-                            entry[f"{label}_loss"], entry[f"{label}_acc"] = r["loss"], r["acc"]
-                    history.append(_rounded(entry))
-                    if cb.on_epoch:
-                        cb.on_epoch(part.name, history[-1])
-                    last = epoch + 1 == opts.fit.epochs
-                    if dist.is_main and cb.save:  # a checkpoint every epoch (atomic replace)
-                        cb.save(*snapshot(epoch + 1, last))
-                        saved_epoch = epoch + 1
-                if opts.fit.epochs == 0 and dist.is_main and cb.save:
-                    cb.save(*snapshot(0, True))
-            except Interrupted as exc:
-                done = len(history)
-                if dist.is_main and cb.save and saved_epoch != done:
-                    # The interrupted step is abandoned; the model of the last completed
-                    # epoch is what a resume must continue from.
-                    if done == epoch + 1:  # interrupted while saving a finished epoch
-                        cb.save(*snapshot(done, done == opts.fit.epochs))
-                raise Stopped(done, exc.signum) from exc
-            record, _ = snapshot(len(history), True)
-            entry = _fold_entry(part, history)
-            done_folds.append(entry)
+        for index in range(progress.run, len(exp.partition.runs)):
+            run = FoldRun(exp, index, progress, cb)
+            record = run.fit()
+            progress.folds.append(run.fold_entry())
             if opts.all_folds:
-                fold_arrays[f"folds/{part.fold}"] = registry.state_to_numpy(engine.model)
+                progress.fold_arrays[f"folds/{run.run.fold}"] = registry.state_to_numpy(run.engine.model)
             if cb.on_fold:
-                cb.on_fold(part.name, entry)
+                cb.on_fold(run.run.name, progress.folds[-1])
     except Interrupted as exc:
         # between epochs (building the next fold's model, moving data): the
         # checkpoint on disk is already the last completed epoch
+        clear_interrupted()
         raise Stopped(0, exc.signum) from exc
-    assert record is not None or resume is not None
     if record is None:  # resumed an already complete run
+        assert resume is not None
         record = resume.record
     return record
-
-
-def _rounded(entry: dict) -> dict:
-    return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in entry.items()}
-
-
-def _fold_entry(part: D.Partition, history: list[dict]) -> dict:
-    last = history[-1] if history else {}
-    return {"fold": part.fold, "name": part.name, "history": list(history), "test_acc": last.get("test_acc"),
-            "test_loss": last.get("test_loss"), "n_train": int(len(part.train)), "n_test": int(len(part.test))}
-
-
-def _check_resume(resume: ModelFile, opts: RunOptions, run_info: dict, config: dict):
-    rec = resume.record
-    name = resume.path
-    old = rec.extra.get("run") or {}
-    prog = rec.extra.get("progress")
-    if rec.arch != opts.arch or not prog:
-        raise FercliError(f"{name} is not a checkpoint of a '{opts.arch}' training run, so --resume cannot continue it")
-    if [d.get("id") for d in old.get("data", [])] != [d.get("id") for d in run_info["data"]]:
-        raise FercliError(f"{name} was trained on other data artifacts: resume with the same DATA")
-    diff = sorted(k for k in set(old.get("options", {})) | set(run_info["options"])
-                  if old.get("options", {}).get(k) != run_info["options"].get(k))
-    if diff:
-        raise FercliError(f"{name} was trained with other options ({', '.join(diff)}): resume with the same command line")
-    done = [int(f["fold"]) for f in rec.extra.get("folds", []) if f.get("fold") is not None]
-    fold_arrays = {g: a for g, a in resume.arrays.items() if g.startswith("folds/")}
-    part, epoch = int(prog.get("partition", 0)), int(prog.get("epoch", 0))
-    if prog.get("complete"):
-        if epoch >= opts.fit.epochs:
-            return 10**9, 0, list(rec.extra.get("folds", [])), fold_arrays  # nothing left to do
-        if opts.all_folds:
-            raise FercliError(f"{name} is a finished --folds all run; train a new one to change --epochs")
-    return part, epoch, list(rec.extra.get("folds", [])), fold_arrays

@@ -74,3 +74,17 @@ def test_flops_scale_with_batch_and_input():
     one = complexity(m)["flops"]
     assert complexity(m, (torch.zeros(4, 1, 32, 32),))["flops"] == one  # per sample
     assert complexity(m, (torch.zeros(1, 1, 64, 64),))["flops"] > 3.9 * one * 0.99
+
+
+def test_cnn_gru_heads_of_chapters_3_and_4():
+    """3.2.3: two FC 128 layers (dropout 0.7 each) after the GRU; 4.2.4.3: the GRU's 128
+    states go straight to the softmax, no dropout between."""
+    ch3, n3 = _trainable("cnn-gru", 7, {})
+    _, n1 = _trainable("cnn-gru", 7, {"fc_layers": 1})
+    assert n3 - n1 == 128 * 128 + 128 and n3 == 1_328_462
+    assert sum(isinstance(m, torch.nn.Linear) for m in ch3.temporal.fc) == 2
+    assert sum(isinstance(m, torch.nn.Dropout) for m in ch3.modules()) >= 3  # FC1 -> dropout -> FC2 -> dropout
+    ch4, _ = registry.build("cnn-gru", 7, {"input": "probs", "fc": 0, "frames": 3, "backbone_config": {"input_size": 32}})
+    ch4.train()
+    f = torch.rand(4, 128)
+    assert torch.equal(ch4.classify(f), ch4.classify(f)) and torch.equal(ch4.classify(f), ch4.classifier(f))
