@@ -171,6 +171,8 @@ def train(
             record = T.train(opts, datasets, init, stream_files, resume_file,
                              T.Callbacks(save=save if main_rank else None, progress=bar, on_epoch=on_epoch, on_init=on_init, on_fold=on_fold))
         except T.Stopped as stop:
+            if not main_rank:  # only rank 0 writes the checkpoint, so only it reports where it stands
+                raise typer.Exit(code=128 + stop.signum)
             if saves or resume:
                 where = saves[-1] if saves else (resume_file.record.extra.get("progress") or {})
                 part = f"fold run {where.get('partition', 0) + 1}, " if all_folds else ""
