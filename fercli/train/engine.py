@@ -20,12 +20,17 @@ Design (why it looks like this):
   is scaled so DDP's gradient average equals the single-process mean over the
   global batch, metrics are summed over ranks, and only rank 0 saves.
 - bf16 autocast and channels-last on CUDA; float32 on CPU (exact resume).
+- ``--compile``: only the training forward/backward goes through ``torch.compile``
+  (``self.net``); ``self.model`` stays the plain module, so checkpoints, evaluation and
+  the optimizer see the usual parameter names (no ``_orig_mod.`` prefix).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import platform
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -58,6 +63,7 @@ class FitOptions:
     seed: int = 0
     augment: aug.AugmentConfig = field(default_factory=aug.AugmentConfig)
     eval_batch_size: int = 256
+    compile: bool = False  # torch.compile the training forward/backward (--compile)
 
 
 def parse_schedule(text: str) -> tuple[str, list[int], float]:
@@ -198,6 +204,47 @@ class Stopped(Exception):
         self.signum = signum
 
 
+def check_compile(device: torch.device) -> None:
+    """Fail before training, in one sentence, where torch.compile cannot work."""
+    import torch._dynamo
+
+    if not torch._dynamo.is_dynamo_supported():
+        raise FercliError(f"--compile: torch.compile does not support this Python ({platform.python_version()}); train without --compile")
+    if device.type == "cuda":
+        from torch.utils._triton import has_triton
+
+        if not has_triton():
+            raise FercliError("--compile on CUDA needs Triton (pip install triton); train without --compile")
+        return
+    try:
+        from torch._inductor.cpp_builder import get_cpp_compiler
+    except ImportError:  # another torch layout: the first compiled step reports any problem
+        return
+    try:
+        get_cpp_compiler()
+    except Exception:
+        raise FercliError("--compile on the CPU needs a C++ compiler (install g++ or set CXX); train without --compile") from None
+
+
+@contextlib.contextmanager
+def compile_errors(active: bool):
+    """torch.compile fails at the first compiled forward or backward: one sentence, not its traceback."""
+    try:
+        yield
+    except Exception as exc:
+        import torch._dynamo.exc
+
+        if not active or not isinstance(exc, torch._dynamo.exc.TorchDynamoException):
+            raise
+        cause: Optional[BaseException] = exc
+        while cause is not None:  # a signal during compilation is a stop, not a compile failure
+            if isinstance(cause, Interrupted):
+                raise cause from None
+            cause = cause.__cause__ or cause.__context__
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise FercliError(f"--compile: torch.compile failed on this model/machine ({first[:200]}); train without --compile") from exc
+
+
 def _to_float(name: str, x: torch.Tensor) -> torch.Tensor:
     # Images/clips are pixel values, code maps are codes: both / 255 to [0, 1].
     return x.float().div_(255.0)
@@ -252,13 +299,14 @@ class Engine:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             self.net = DDP(self.model, device_ids=[device.index] if self.cuda else None)
+        if opts.compile:
+            check_compile(device)
+            self.net = torch.compile(self.net)  # wraps, shares the parameters of self.model
 
     # -- helpers -----------------------------------------------------------------
     def _autocast(self):
         if self.cuda:
             return torch.autocast("cuda", dtype=torch.bfloat16)
-        import contextlib
-
         return contextlib.nullcontext()
 
     def _batch_inputs(self, data: DeviceData, idx: torch.Tensor, params: Optional[torch.Tensor]) -> list[torch.Tensor]:
@@ -308,14 +356,15 @@ class Engine:
             idx = gidx.to(self.device)
             inputs = self._batch_inputs(data, idx, params if opts.augment.active else None)
             y = data.labels.index_select(0, idx)
-            with self._autocast():
-                logits = self.net(*inputs)
-            losses = F.cross_entropy(logits.float(), y, reduction="none")
-            # Sum over the local slice / global batch size; DDP averages over ranks,
-            # hence * world: the gradient equals the mean over the global batch.
-            loss = losses.sum() * (weight * dist.world / n_global)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            with compile_errors(opts.compile):
+                with self._autocast():
+                    logits = self.net(*inputs)
+                losses = F.cross_entropy(logits.float(), y, reduction="none")
+                # Sum over the local slice / global batch size; DDP averages over ranks,
+                # hence * world: the gradient equals the mean over the global batch.
+                loss = losses.sum() * (weight * dist.world / n_global)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()  # (the compiled backward is built here, at the first step)
             self.optimizer.step()
             with torch.no_grad():
                 loss_t += losses.detach().double().sum() * weight
