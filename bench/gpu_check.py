@@ -396,13 +396,24 @@ class Check:
     # -- throughput ----------------------------------------------------------------------------
     def throughput(self, label: str, arch: str, size: int, batch: int, cfg: dict, compile: bool):
         p = self.plan
-        r = measure(arch, size, batch, p.steps, p.rounds, device=p.device, config=cfg, compile=compile)
+        compile_error = None
+        try:
+            r = measure(arch, size, batch, p.steps, p.rounds, device=p.device, config=cfg, compile=compile)
+        except Exception as exc:
+            if not compile:
+                raise
+            compile_error = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+            if p.device == "cuda":
+                torch.cuda.empty_cache()
+            r = measure(arch, size, batch, p.steps, p.rounds, device=p.device, config=cfg)  # the eager figures still count
         text = f"batch {batch}: bare {r['bare']:.0f} img/s, train {r['engine']:.0f} img/s = {100 * r['ratio']:.0f} % of bare"
-        if compile:
+        if compile_error:
+            text += f"; train --compile FAILED: {compile_error}"
+        elif compile:
             text += f"; train --compile {r['compiled']:.0f} img/s ({r['compiled'] / r['bare']:.2f}x bare; compiling took {r['compile_s']:.0f} s)"
         elif p.compile_throughput:
             text += "; --compile not measured: time budget"
-        status = "PASS" if p.smoke or r["ratio"] >= GOAL else "BELOW GOAL"
+        status = "FAIL" if compile_error else "PASS" if p.smoke or r["ratio"] >= GOAL else "BELOW GOAL"
         if p.smoke:
             text += " (CPU smoke: speed not judged)"
         return status, text, r
