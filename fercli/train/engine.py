@@ -27,10 +27,8 @@ Design (why it looks like this):
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import platform
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -42,6 +40,7 @@ from torch import nn
 
 from fercli.errors import FercliError, Interrupted
 from fercli.train import augment as aug
+from fercli.train.compile import check_compile, compile_errors
 from fercli.train.data import PLANE_INPUTS, Samples
 
 SEED_STRIDE_FOLD = 1_000_003
@@ -204,47 +203,6 @@ class Stopped(Exception):
         self.signum = signum
 
 
-def check_compile(device: torch.device) -> None:
-    """Fail before training, in one sentence, where torch.compile cannot work."""
-    import torch._dynamo
-
-    if not torch._dynamo.is_dynamo_supported():
-        raise FercliError(f"--compile: torch.compile does not support this Python ({platform.python_version()}); train without --compile")
-    if device.type == "cuda":
-        from torch.utils._triton import has_triton
-
-        if not has_triton():
-            raise FercliError("--compile on CUDA needs Triton (pip install triton); train without --compile")
-        return
-    try:
-        from torch._inductor.cpp_builder import get_cpp_compiler
-    except ImportError:  # another torch layout: the first compiled step reports any problem
-        return
-    try:
-        get_cpp_compiler()
-    except Exception:
-        raise FercliError("--compile on the CPU needs a C++ compiler (install g++ or set CXX); train without --compile") from None
-
-
-@contextlib.contextmanager
-def compile_errors(active: bool):
-    """torch.compile fails at the first compiled forward or backward: one sentence, not its traceback."""
-    try:
-        yield
-    except Exception as exc:
-        import torch._dynamo.exc
-
-        if not active or not isinstance(exc, torch._dynamo.exc.TorchDynamoException):
-            raise
-        cause: Optional[BaseException] = exc
-        while cause is not None:  # a signal during compilation is a stop, not a compile failure
-            if isinstance(cause, Interrupted):
-                raise cause from None
-            cause = cause.__cause__ or cause.__context__
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise FercliError(f"--compile: torch.compile failed on this model/machine ({first[:200]}); train without --compile") from exc
-
-
 def _to_float(name: str, x: torch.Tensor) -> torch.Tensor:
     # Images/clips are pixel values, code maps are codes: both / 255 to [0, 1].
     return x.float().div_(255.0)
@@ -307,6 +265,8 @@ class Engine:
     def _autocast(self):
         if self.cuda:
             return torch.autocast("cuda", dtype=torch.bfloat16)
+        import contextlib
+
         return contextlib.nullcontext()
 
     def _batch_inputs(self, data: DeviceData, idx: torch.Tensor, params: Optional[torch.Tensor]) -> list[torch.Tensor]:
