@@ -40,7 +40,6 @@ from torch import nn
 
 from fercli.errors import FercliError, Interrupted
 from fercli.train import augment as aug
-from fercli.train.compile import check_compile, compile_errors
 from fercli.train.data import PLANE_INPUTS, Samples
 
 SEED_STRIDE_FOLD = 1_000_003
@@ -258,6 +257,8 @@ class Engine:
 
             self.net = DDP(self.model, device_ids=[device.index] if self.cuda else None)
         if opts.compile:
+            from fercli.train.compile import check_compile  # torch._dynamo loads only when asked for
+
             check_compile(device)
             self.net = torch.compile(self.net)  # wraps, shares the parameters of self.model
 
@@ -287,6 +288,8 @@ class Engine:
 
     # -- one epoch ---------------------------------------------------------------
     def train_epoch(self, data: DeviceData, epoch: int, step_cb: Optional[Callable[[], None]] = None) -> dict:
+        from fercli.train.compile import compile_errors  # passes everything through unless --compile
+
         opts, dist = self.opts, self.dist
         lr = lr_at(opts.schedule, opts.lr, epoch, opts.epochs)
         for g in self.optimizer.param_groups:
