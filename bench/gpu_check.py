@@ -280,7 +280,8 @@ class Check:
         e = ["--epochs", str(p.chain_epochs)]
         data = self.path("c32.h5")
         self.cli.run("train", "lb-mbnet", data, "--expansion", str(big), *p.chain, *e, "--size", "32", *self.fold, *self.dev, "-q", "-o", self.path("large.h5"))
-        self.cli.run("prune", self.path("large.h5"), data, "--expansion", str(small), *self.fold, *self.dev, "-o", self.path("pruning.h5"))
+        # no --fold: prune reads the model's own training part (or, in older versions, every clip)
+        self.cli.run("prune", self.path("large.h5"), data, "--expansion", str(small), *self.dev, "-o", self.path("pruning.h5"))
         self.cli.run("rebuild", self.path("pruning.h5"), "-o", self.path("rebuilt.h5"))
         self.cli.run("train", "lb-mbnet", data, "--init-from", self.path("rebuilt.h5"), "--expansion", str(small), *p.chain, *e, "--size", "32",
                      *self.fold, *self.dev, "-q", "-o", self.path("re-small.h5"))
