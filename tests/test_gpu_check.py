@@ -44,7 +44,7 @@ def test_without_a_gpu_it_says_so(tmp_path):
 def test_compile_without_a_compiler_is_one_sentence(tmp_path):
     data = write(tmp_path / "ck.h5", tiny_clips())
     proc = fercli("train", "plain-cnn", data, "--fold", "0", "--size", "8", "--epochs", "1", "--device", "cpu", "--compile",
-                  "-o", tmp_path / "m.h5", env={"CXX": str(tmp_path / "no-such-compiler")})
+                  "-o", tmp_path / "m.h5", env={"CXX": str(tmp_path / "no-such-compiler")})  # refused before reading data
     assert_user_error(proc, "--compile", "C++ compiler")
     assert not (tmp_path / "m.h5").exists()
 
@@ -56,7 +56,7 @@ def test_compile_failing_at_the_first_step_is_one_sentence(tmp_path):
     fake.write_text('#!/bin/sh\nif [ "$1" = --version ]; then echo "g++ (fake) 12"; exit 0; fi\nexit 1\n')
     fake.chmod(0o755)
     data = write(tmp_path / "ck.h5", tiny_clips())
-    proc = fercli("train", "plain-cnn", data, "--fold", "0", "--size", "8", "--epochs", "1", "--device", "cpu", "--compile",
+    proc = fercli("train", "plain-cnn", data, "--fold", "0", "--size", "8", "--epochs", "1", "--device", "cpu", "--compile", "-q",
                   "-o", tmp_path / "m.h5", env={"CXX": str(fake), "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "cache")})
     assert_user_error(proc, "--compile", "torch.compile failed")
     assert not (tmp_path / "m.h5").exists()
