@@ -92,6 +92,11 @@ def train(
             raise FercliError("--frames must be positive")
         if "frames" in spec.defaults:
             cfg["frames"] = frames
+    if compile_model:  # before any data is read: no compiler, no Triton = one sentence at once
+        from fercli.train.compile import check_compile
+        from fercli.train.engine import resolve_device
+
+        check_compile(resolve_device(device, dist_from_env()))
     if fold is not None and folds is not None:
         raise FercliError("give --fold K or --folds all, not both")
     all_folds = folds is not None
@@ -116,11 +121,6 @@ def train(
     )
     if fit.batch_size <= 0 or fit.lr <= 0:
         raise FercliError("--batch-size and --lr must be positive")
-    if compile_model:  # before any data is read: no compiler, no Triton = one sentence at once
-        from fercli.train.compile import check_compile
-        from fercli.train.engine import resolve_device
-
-        check_compile(resolve_device(device, dist_from_env()))
     opts = T.RunOptions(arch=arch, config=cfg, task=task, frame=frame, frames=frames, size=parse_size(size) if size else None,
                         fold=fold, all_folds=all_folds, n_folds=n_folds, val=val, device=device, freeze=freeze_loaded, fit=fit)
 
