@@ -4,6 +4,7 @@
 #   make test            the whole test suite
 #   make chapter3|4|5    reproduce a thesis chapter (DATA=... for a real dataset)
 #   make bench           the speed benchmarks in bench/
+#   make gpu-check       one table of what the CUDA path does on this machine's GPU (5-8 min)
 #
 # A GPU user installs a CUDA torch first and skips the CPU pin:  make install TORCH=
 
@@ -21,7 +22,7 @@ FERCLI   := $(BIN)/fercli
 OUT      ?= out
 STAMP    := $(VENV)/.fercli-installed
 
-.PHONY: install demo test bench clean chapter3 chapter4 chapter5
+.PHONY: install demo test bench gpu-check clean chapter3 chapter4 chapter5
 .DELETE_ON_ERROR:
 
 install: $(STAMP)
@@ -290,6 +291,11 @@ chapter5: $(foreach r,small large $(addprefix re-r,$(CH5_SEGMENTS)) re-small,$(C
 
 bench: install
 	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# One GPU, one command (a CUDA torch first: make install TORCH=): engine vs bare loop and
+# --compile img/s per model, chapter 5 on CUDA, resume, DDP/NCCL, evaluate, live -- a table.
+gpu-check: install
+	$(BIN)/python bench/gpu_check.py --require-gpu
 
 clean:
 	rm -rf $(OUT)

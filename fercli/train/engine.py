@@ -20,6 +20,9 @@ Design (why it looks like this):
   is scaled so DDP's gradient average equals the single-process mean over the
   global batch, metrics are summed over ranks, and only rank 0 saves.
 - bf16 autocast and channels-last on CUDA; float32 on CPU (exact resume).
+- ``--compile``: only the training forward/backward goes through ``torch.compile``
+  (``self.net``); ``self.model`` stays the plain module, so checkpoints, evaluation and
+  the optimizer see the usual parameter names (no ``_orig_mod.`` prefix).
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ class FitOptions:
     seed: int = 0
     augment: aug.AugmentConfig = field(default_factory=aug.AugmentConfig)
     eval_batch_size: int = 256
+    compile: bool = False  # torch.compile the training forward/backward (--compile)
 
 
 def parse_schedule(text: str) -> tuple[str, list[int], float]:
@@ -242,6 +246,11 @@ class Engine:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             self.net = DDP(self.model, device_ids=[device.index] if self.cuda else None)
+        if opts.compile:
+            from fercli.train.compile import check_compile  # torch._dynamo loads only when asked for
+
+            check_compile(device)
+            self.net = torch.compile(self.net)  # wraps, shares the parameters of self.model
 
     # -- helpers -----------------------------------------------------------------
     def _autocast(self):
@@ -269,6 +278,8 @@ class Engine:
 
     # -- one epoch ---------------------------------------------------------------
     def train_epoch(self, data: DeviceData, epoch: int, step_cb: Optional[Callable[[], None]] = None) -> dict:
+        from fercli.train.compile import compile_errors  # passes everything through unless --compile
+
         opts, dist = self.opts, self.dist
         lr = lr_at(opts.schedule, opts.lr, epoch, opts.epochs)
         for g in self.optimizer.param_groups:
@@ -298,14 +309,15 @@ class Engine:
             idx = gidx.to(self.device)
             inputs = self._batch_inputs(data, idx, params if opts.augment.active else None)
             y = data.labels.index_select(0, idx)
-            with self._autocast():
-                logits = self.net(*inputs)
-            losses = F.cross_entropy(logits.float(), y, reduction="none")
-            # Sum over the local slice / global batch size; DDP averages over ranks,
-            # hence * world: the gradient equals the mean over the global batch.
-            loss = losses.sum() * (weight * dist.world / n_global)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            with compile_errors(opts.compile):
+                with self._autocast():
+                    logits = self.net(*inputs)
+                losses = F.cross_entropy(logits.float(), y, reduction="none")
+                # Sum over the local slice / global batch size; DDP averages over ranks,
+                # hence * world: the gradient equals the mean over the global batch.
+                loss = losses.sum() * (weight * dist.world / n_global)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()  # (the compiled backward is built here, at the first step)
             self.optimizer.step()
             with torch.no_grad():
                 loss_t += losses.detach().double().sum() * weight
