@@ -16,51 +16,20 @@ between steps; one-shot is a single ratio). The result, with the source model
 embedded (arch, config, weights), is a ``pruning`` artifact that
 :mod:`fercli.rebuild` turns into the smaller model.
 
-Artifact layout (kind ``pruning``)::
-
-    source/                  the source model (attrs arch/config/class_names/..., weights/)
-    blocks/<i>/mean          (C,) float64 mean SE weight per LBC kernel
-    blocks/<i>/std           (C,) float64
-    blocks/<i>/hist          (bins,) int64 histogram of every gate value in [0, 1]
-    kept/<step>/<i>          sorted kept channel indices of block i for schedule[step]
-    attrs pruning (JSON)     schedule, blocks [{name, in_chs, mid_chs, kept: [...]}],
-                             samples, data (how they were chosen), bins
+The artifact's layout (kind ``pruning``) is in :mod:`fercli.artifacts`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
 from fercli import artifacts
-from fercli.artifacts import ModelRecord
+# The pruning artifact's records and its reader/writer live with the other layouts.
+from fercli.artifacts import BlockStats, ModelRecord, Pruning, load_pruning, save_pruning  # noqa: F401
 from fercli.errors import FercliError
 from fercli.progress import ProgressFn
-
-
-@dataclass
-class BlockStats:
-    name: str
-    in_chs: int
-    mid_chs: int
-    mean: np.ndarray
-    std: np.ndarray
-    hist: np.ndarray
-
-
-@dataclass
-class Pruning:
-    source: ModelRecord
-    schedule: list[float]
-    blocks: list[BlockStats]
-    kept: list[list[np.ndarray]]  # [step][block] -> sorted channel indices
-    samples: int
-    data: dict = field(default_factory=dict)
-
-    def kept_counts(self, step: int) -> list[int]:
-        return [len(k) for k in self.kept[step]]
 
 
 # --------------------------------------------------------------------------- statistics
@@ -227,47 +196,6 @@ def batches_of(samples, batch_size: int, device: str = "cpu"):
     n = len(samples)
     for start in range(0, n, batch_size):
         yield [torch.from_numpy(np.ascontiguousarray(samples.inputs[k][start:start + batch_size])).to(device).float().div_(255.0) for k in names]
-
-
-# --------------------------------------------------------------------------- artifact
-
-
-def save_pruning(path: str, p: Pruning, lineage: Sequence[dict]) -> None:
-    meta = {"schedule": p.schedule, "samples": p.samples, "source_arch": p.source.arch}
-    with artifacts.create_artifact(path, "pruning", lineage, meta) as f:
-        artifacts.write_model(f.create_group("source"), p.source)
-        g = f.create_group("blocks")
-        for i, s in enumerate(p.blocks):
-            b = g.create_group(str(i))
-            b.create_dataset("mean", data=s.mean)
-            b.create_dataset("std", data=s.std)
-            b.create_dataset("hist", data=s.hist)
-        k = f.create_group("kept")
-        for step, kept in enumerate(p.kept):
-            sg = k.create_group(str(step))
-            for i, idx in enumerate(kept):
-                sg.create_dataset(str(i), data=idx)
-        artifacts.write_json_attr(f, "pruning", {
-            "schedule": p.schedule, "samples": p.samples, "data": p.data,
-            "blocks": [{"name": s.name, "in_chs": s.in_chs, "mid_chs": s.mid_chs, "kept": [len(kk[i]) for kk in p.kept]} for i, s in enumerate(p.blocks)],
-        })
-
-
-def load_pruning(path: str, stage: str) -> tuple[Pruning, dict, list[dict]]:
-    name = artifacts.display_name(path)
-    with artifacts.open_artifact(path, "pruning", stage) as f:
-        try:
-            info = artifacts.read_json_attr(f, "pruning", None)
-            source = artifacts.read_model(f["source"], name)
-            blocks = []
-            for i, b in enumerate(info["blocks"]):
-                g = f["blocks"][str(i)]
-                blocks.append(BlockStats(b["name"], int(b["in_chs"]), int(b["mid_chs"]), g["mean"][()], g["std"][()], g["hist"][()]))
-            kept = [[f["kept"][str(s)][str(i)][()].astype(np.int64) for i in range(len(blocks))] for s in range(len(info["schedule"]))]
-        except (KeyError, TypeError) as exc:
-            raise FercliError(f"{name} is a damaged 'pruning' artifact ({exc})") from None
-        return (Pruning(source, list(info["schedule"]), blocks, kept, int(info["samples"]), info.get("data") or {}),
-                artifacts.artifact_identity(f, path), artifacts.read_lineage(f))
 
 
 # --------------------------------------------------------------------------- figure

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Optional
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -56,11 +55,7 @@ def evaluate(
                 fh.write(buf.tobytes())
     if output is not None:
         entry = artifacts.lineage_entry("evaluate", {"fold": fold, "split": split}, [mf.identity, ident])
-        with artifacts.create_artifact(output, "report", artifacts.combine_lineage([mf.lineage, lineage], entry), {"stage": "evaluate"}) as f:
-            artifacts.write_json_attr(f, "report", result)
-            f.create_dataset("confusion", data=np.asarray(result["pooled"]["confusion"], np.int64))
-            f.create_dataset("confusion_normalised", data=np.asarray(result["pooled"]["confusion_normalised"], np.float64))
-            f.create_dataset("fold_accuracy", data=np.asarray([r["accuracy"] for r in result["folds"]], np.float64))
+        artifacts.save_report(output, result, artifacts.combine_lineage([mf.lineage, lineage], entry))
     if as_json:
         print_json(result)
         return

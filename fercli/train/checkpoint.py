@@ -1,12 +1,9 @@
 """Model artifacts as checkpoints: weights, optimizer state and per-fold weights
 as HDF5 datasets, everything else JSON -- no pickle, ``torch.load`` never used.
 
-Layout of a model artifact written by ``fercli train`` (schema: model v1)::
+The artifact's layout is :data:`fercli.artifacts.MODEL_LAYOUT`; ``fercli train``
+fills its JSON ``extra`` attribute with:
 
-    weights/<state key>          the model (last fold trained for --folds all)
-    optimizer/<param>.<name>     optimizer state for --resume (momentum, Adam moments, step)
-    folds/<k>/<state key>        --folds all: every completed fold's weights
-    attrs: arch, config, class_names, history (current fold), extra (JSON):
         extra.run        resolved run configuration (every option, data ids, seed,
                          torch version, device, world size)
         extra.progress   {partition, epoch, complete} -- where --resume continues
@@ -47,12 +44,7 @@ def load_model_file(path: str, stage: str) -> ModelFile:
     name = artifacts.display_name(path)
     with artifacts.open_artifact(path, "model", stage) as f:
         record = artifacts.read_model(f, name)
-        arrays: dict[str, dict[str, np.ndarray]] = {}
-        if "optimizer" in f:
-            arrays["optimizer"] = artifacts.read_array_group(f, "optimizer")
-        if "folds" in f:
-            for k in f["folds"].keys():
-                arrays[f"folds/{k}"] = artifacts.read_array_group(f, f"folds/{k}")
+        arrays = artifacts.read_model_arrays(f)
         return ModelFile(record, artifacts.artifact_identity(f, path), artifacts.read_lineage(f), arrays, path)
 
 
