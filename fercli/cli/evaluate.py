@@ -10,7 +10,7 @@ from rich.table import Table
 
 from fercli import artifacts
 from fercli.cli.app import app
-from fercli.cli.common import err, print_json, progress_bar
+from fercli.cli.common import bold, check_outputs, err, number_opt, out as stdout, print_json, progress_bar
 from fercli.errors import FercliError
 
 
@@ -18,7 +18,7 @@ from fercli.errors import FercliError
 def evaluate(
     model: str = typer.Argument(..., help="Model artifact from `fercli train`."),
     data: str = typer.Argument(..., help="Clips artifact ('-' = standard input)."),
-    fold: Optional[int] = typer.Option(None, "--fold", help="Evaluate fold K only (default: the fold(s) the model held out)."),
+    fold: Optional[int] = number_opt(None, "--fold", help="Evaluate fold K only (default: the fold(s) the model held out).", min=0, max=100_000),
     split: str = typer.Option("test", "--split", help="test (held-out part) | all (every labelled clip)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON to stdout."),
     output: Optional[str] = typer.Option(None, "-o", "--output", help="Also write the results as a 'report' artifact."),
@@ -26,12 +26,9 @@ def evaluate(
     device: str = typer.Option("cpu", "--device", help="Device for the predictions: cpu | cuda | auto (latency is always CPU)."),
     no_latency: bool = typer.Option(False, "--no-latency", help="Skip the CPU latency measurement."),
 ) -> None:
-    if output is not None:
-        artifacts.check_output_path(output)
-    if figure is not None:
-        if not figure.lower().endswith(".png"):
-            raise FercliError(f"--figure writes a PNG: give a name ending in .png (got '{figure}')")
-        artifacts.check_output_path(figure)
+    if figure is not None and not figure.lower().endswith(".png"):
+        raise FercliError(f"--figure writes a PNG: give a name ending in .png (got '{figure}')")
+    check_outputs([model, data], [output, figure])
     if as_json and output == "-":
         raise FercliError("--json and -o - both want standard output: write the report to a file")
     from fercli.evaluate import confusion_figure, evaluate as run_evaluate
@@ -59,22 +56,22 @@ def evaluate(
     if as_json:
         print_json(result)
         return
-    _show(result, err if output == "-" else Console(highlight=False))
+    _show(result, err if output == "-" else stdout)
 
 
 def _show(r: dict, out: Console) -> None:
     names = r["class_names"]
     pooled = r["pooled"]
     head = Table(show_header=False, box=None, pad_edge=False)
-    head.add_row("[bold]model", f"{r['arch']} ({r['model']['path']})")
+    head.add_row(bold("model"), f"{r['arch']} ({r['model']['path']})")
     for f in r["folds"]:
-        head.add_row(f"[bold]{f['part']}", f"accuracy {f['accuracy']:.4f} on {f['n']} samples")
+        head.add_row(bold(f["part"]), f"accuracy {f['accuracy']:.4f} on {f['n']} samples")
     if len(r["folds"]) > 1:
-        head.add_row("[bold]mean ± std", f"{r['accuracy_mean']:.4f} ± {r['accuracy_std']:.4f} over {len(r['folds'])} folds")
-    head.add_row("[bold]parameters", f"{r['trainable_params']:,} trainable, {r.get('frozen_params', 0):,} frozen, {r['fixed_params']:,} fixed")
-    head.add_row("[bold]FLOPs", f"{r['flops']:,} per sample" if r.get("flops") is not None else "unknown")
+        head.add_row(bold("mean ± std"), f"{r['accuracy_mean']:.4f} ± {r['accuracy_std']:.4f} over {len(r['folds'])} folds")
+    head.add_row(bold("parameters"), f"{r['trainable_params']:,} trainable, {r.get('frozen_params', 0):,} frozen, {r['fixed_params']:,} fixed")
+    head.add_row(bold("FLOPs"), f"{r['flops']:,} per sample" if r.get("flops") is not None else "unknown")
     if r.get("cpu_latency_ms") is not None:
-        head.add_row("[bold]CPU latency", f"{r['cpu_latency_ms']:.2f} ms per sample (median)")
+        head.add_row(bold("CPU latency"), f"{r['cpu_latency_ms']:.2f} ms per sample (median)")
     out.print(head)
     t = Table(title="per class")
     for col in ("class", "precision", "recall", "F1", "support"):

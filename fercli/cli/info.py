@@ -7,7 +7,7 @@ from rich.table import Table
 
 from fercli import artifacts
 from fercli.cli.app import app
-from fercli.cli.common import err, print_json
+from fercli.cli.common import bold, out as stdout, print_json
 
 
 @app.command(help="Show an artifact's kind, shapes, class and subject counts, and lineage.")
@@ -28,16 +28,16 @@ def info(
 
 
 def _show(s: dict) -> None:
-    out = err.__class__(highlight=False)  # tables go to stdout
+    out = stdout  # tables go to stdout, printed literally (names come from data)
     head = Table(show_header=False, box=None, pad_edge=False)
-    head.add_row("[bold]artifact", s["path"])
-    head.add_row("[bold]kind", f"{s['kind']} (schema {s['schema']}, fercli {s['fercli_version']}, {s['created']})")
+    head.add_row(bold("artifact"), s["path"])
+    head.add_row(bold("kind"), f"{s['kind']} (schema {s['schema']}, fercli {s['fercli_version']}, {s['created']})")
     for key in ("clips", "frames", "frame_shape", "clip_length", "subjects", "face_found_rate", "arch", "epochs_trained",
                 "trainable_params", "fixed_params", "flops"):
         if key in s and s[key] not in (None, {}, []):
-            head.add_row(f"[bold]{key.replace('_', ' ')}", str(s[key]))
+            head.add_row(bold(key.replace("_", " ")), str(s[key]))
     if s.get("meta"):
-        head.add_row("[bold]meta", ", ".join(f"{k}={v}" for k, v in s["meta"].items()))
+        head.add_row(bold("meta"), ", ".join(f"{k}={v}" for k, v in s["meta"].items()))
     out.print(head)
     if s.get("class_counts"):
         t = Table(title="classes")
@@ -48,7 +48,7 @@ def _show(s: dict) -> None:
         out.print(t)
     for key in ("folds", "split", "planes"):
         if s.get(key):
-            out.print(f"[bold]{key}:[/] " + ", ".join(f"{k}: {v}" for k, v in s[key].items()))
+            out.print(bold(f"{key}:") + " " + ", ".join(f"{k}: {v}" for k, v in s[key].items()))
     t = Table(title="datasets")
     t.add_column("name")
     t.add_column("shape")

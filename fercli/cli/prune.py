@@ -8,7 +8,7 @@ import typer
 
 from fercli import artifacts
 from fercli.cli.app import app
-from fercli.cli.common import OutputOpt, err, progress_bar
+from fercli.cli.common import OutputOpt, check_outputs, err, number_opt, progress_bar
 
 
 @app.command(help="Score every LBC kernel by its mean SE weight over DATA and keep the best r'·c per block (thesis 5.2.3, Fig 5.4).")
@@ -18,12 +18,12 @@ def prune(
     output: str = OutputOpt,
     expansion: str = typer.Option(..., "--expansion", help="Target ratio r', or a decreasing list for segmented pruning (e.g. 40,20,10,6)."),
     split: str = typer.Option("train", "--split", help="Part of DATA to use: train (thesis 5.3.2), val, test or all."),
-    fold: Optional[int] = typer.Option(None, "--fold", help="Use the training part of subject-independent fold K (and the model's fold-K weights)."),
-    n_folds: int = typer.Option(10, "--n-folds", help="Folds to compute by subject when the data has none."),
-    seed: int = typer.Option(0, "--seed", help="Seed for computed folds and --limit sampling."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="At most N clips (random, seeded); default all."),
-    batch_size: int = typer.Option(256, "--batch-size", help="Samples per forward pass."),
-    bins: int = typer.Option(50, "--bins", help="Histogram bins of the stored SE-weight distribution."),
+    fold: Optional[int] = number_opt(None, "--fold", help="Use the training part of subject-independent fold K (and the model's fold-K weights).", min=0, max=100_000),
+    n_folds: int = number_opt(10, "--n-folds", help="Folds to compute by subject when the data has none.", min=2, max=100_000),
+    seed: int = number_opt(0, "--seed", help="Seed for computed folds and --limit sampling.", min=0, max=2**63 - 1),
+    limit: Optional[int] = number_opt(None, "--limit", help="At most N clips (random, seeded); default all.", min=1),
+    batch_size: int = number_opt(256, "--batch-size", help="Samples per forward pass.", min=1, max=65_536),
+    bins: int = number_opt(50, "--bins", help="Histogram bins of the stored SE-weight distribution.", min=1, max=100_000),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when available), cpu, cuda, cuda:N."),
     plot: Optional[str] = typer.Option(None, "--plot", help="Also draw the SE-weight histograms of Fig 5.4 to this PNG."),
 ) -> None:
@@ -34,9 +34,7 @@ def prune(
     from fercli.models import registry
     from fercli.train.checkpoint import fold_state, load_model_file
 
-    artifacts.check_output_path(output)
-    if plot:
-        artifacts.check_output_path(plot)
+    check_outputs([model_path, data_path], [output, plot])
     schedule = P.parse_schedule(expansion)
     if batch_size <= 0 or bins <= 0 or (limit is not None and limit <= 0):
         raise FercliError("--batch-size, --bins and --limit must be positive")

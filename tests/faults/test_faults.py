@@ -457,7 +457,7 @@ def fewer_subjects_than_folds(d):
 @case
 def bad_option_frames(d):
     valid_clips(d / "c.h5")
-    return {"args": ["resample", "c.h5", "-n", "0", "-o", "out.h5"], "expect": ["-n"]}
+    return {"args": ["resample", "c.h5", "-n", "0", "-o", "out.h5"], "expect": ["--frames must be at least 2"]}
 
 
 @case
