@@ -181,7 +181,7 @@ def evaluate(mf: ModelFile, clips: Clips, fold: Optional[int] = None, split: str
     first_inputs = None
     for i, (k, state, index, what) in enumerate(jobs):
         model, _ = registry.build(rec.arch, len(class_names), rec.config)
-        model.load_state_dict({key: torch.from_numpy(np.ascontiguousarray(v)) for key, v in state.items()}, strict=True)
+        registry.load_weights(model, rec.arch, state)  # names, shapes, finite values checked
         model.eval().to(dev)
         samples, names, _ = prepare(clips, opts, rec.config, model, labels, class_names, index=index)
         if not len(samples):

@@ -34,7 +34,7 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from fercli import align as _align
+from fercli import align as _align, untrusted
 from fercli.artifacts import ModelRecord
 from fercli.errors import FercliError
 
@@ -121,7 +121,8 @@ class FolderSource(Source):
         while self._i < len(self._paths):
             path = self._paths[self._i]
             self._i += 1
-            frame = cv2.imread(path, cv2.IMREAD_COLOR)
+            data = untrusted.read_image_file(path)  # no FIFO, pixel limit from the header
+            frame = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
             if frame is not None:
                 return frame
         return None
@@ -135,6 +136,7 @@ def open_source(spec: str) -> Source:
         return FolderSource(spec)
     if not os.path.exists(spec):
         raise FercliError(f"source {spec} does not exist (give a camera index, a video file or a folder of images)")
+    untrusted.input_path(spec, "a video file, a folder of images or a camera index")
     return CaptureSource(spec, spec)
 
 

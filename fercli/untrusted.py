@@ -164,6 +164,20 @@ def check_image_header(data: bytes, name: str) -> None:
                           f"{limit / 1e6:g}-megapixel limit (set {PIXELS_ENV} to allow larger images)")
 
 
+def read_image_file(path: str) -> bytes:
+    """The bytes of an image file, after :func:`regular_file`, the memory budget
+    and :func:`check_image_header` -- what to hand a decoder."""
+    regular_file(path, "an image file")
+    try:
+        check_budget(os.path.getsize(path), f"reading {one_line(path)} needs")
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise FercliError(f"cannot read {one_line(path)}: {exc.strerror or exc}") from None
+    check_image_header(data, one_line(path))
+    return data
+
+
 # --------------------------------------------------------------------------- paths
 
 

@@ -181,6 +181,14 @@ def train(
                 err.print(f"fercli: stopped by signal {stop.signum} before the first epoch finished; nothing was written",
                           highlight=False, soft_wrap=True)
             raise typer.Exit(code=128 + stop.signum)
+        except T.Diverged as bad:  # the diverged epoch was never saved: say what -o holds
+            if saves:
+                kept = f"{output} keeps the checkpoint of epoch {(saves[-1] or {}).get('epoch', bad.epoch - 1)}, the last finite one"
+            elif resume:
+                kept = f"{output} keeps the checkpoint --resume started from"
+            else:
+                kept = "nothing was written"
+            raise FercliError(f"training diverged in epoch {bad.epoch} ({bad.what}): {kept}; lower --lr") from None
     if show and resume_file is not None and record is resume_file.record:
         err.print(f"{output} already holds the finished run ({fit.epochs} epochs): nothing to do")
         return

@@ -87,7 +87,7 @@ def model_summary(record) -> dict:
     """What ``fercli info MODEL`` adds for a model artifact: counts, FLOPs, input shape(s)."""
     from fercli.models.registry import from_record, get_spec
 
-    model = from_record(record)
+    model = from_record(record, finite=False)  # info shows a diverged model too
     c = complexity(model)
     c["inputs"] = list(getattr(model, "inputs", get_spec(record.arch).input_names(record.config)))
     return c

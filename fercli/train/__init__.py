@@ -5,7 +5,7 @@ and the experiment driver :func:`train` (:mod:`.run`)."""
 
 from fercli.train.augment import AugmentConfig
 from fercli.train.checkpoint import ModelFile, load_model_file
-from fercli.train.engine import FitOptions, Stopped
+from fercli.train.engine import Diverged, FitOptions, Stopped
 from fercli.train.run import RECIPES, Callbacks, RunOptions, recipe_for, train
 
-__all__ = ["AugmentConfig", "Callbacks", "FitOptions", "ModelFile", "RECIPES", "RunOptions", "Stopped", "load_model_file", "recipe_for", "train"]
+__all__ = ["AugmentConfig", "Callbacks", "Diverged", "FitOptions", "ModelFile", "RECIPES", "RunOptions", "Stopped", "load_model_file", "recipe_for", "train"]

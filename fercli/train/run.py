@@ -277,7 +277,7 @@ def train(
             resuming_here = resume is not None and pi == start_part and start_epoch > 0
             if resuming_here:
                 history = list(resume.record.history)[:start_epoch]
-                model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in resume.record.state.items()}, strict=True)
+                registry.load_weights(model, opts.arch, resume.record.state)  # a damaged checkpoint: one sentence
             samples, names, prep = prepare(clips, opts, config, model, labels, class_names)
             train_s = _subset(samples, part.train)
             test_s = _subset(samples, part.test) if len(part.test) else None
