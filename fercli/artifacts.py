@@ -431,16 +431,14 @@ def check_outputs(inputs: Iterable[Optional[str]], outputs: Iterable[Optional[st
     for out in outs:
         if out == "-":
             continue
-        key = _file_key(out)
-        if key is not None and key in known:
-            same = "" if os.path.abspath(known[key]) == os.path.abspath(out) else f" (as {untrusted.one_line(known[key])})"
-            raise FercliError(f"the output {untrusted.one_line(out)} is also an input{same}: refusing to overwrite it, write elsewhere")
         real = os.path.realpath(out)
         if real in named:
             raise FercliError(f"{untrusted.one_line(named[real])} and {untrusted.one_line(out)} name the same output file")
         named[real] = out
-        if key is not None:
-            known[key] = out
+        key = _file_key(out)
+        if key is not None and key in known:
+            same = "" if os.path.abspath(known[key]) == os.path.abspath(out) else f" (as {untrusted.one_line(known[key])})"
+            raise FercliError(f"the output {untrusted.one_line(out)} is also an input{same}: refusing to overwrite it, write elsewhere")
 
 
 TEMP_PREFIX = ".fercli-tmp-"

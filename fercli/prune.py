@@ -21,6 +21,7 @@ The artifact's layout (kind ``pruning``) is in :mod:`fercli.artifacts`.
 
 from __future__ import annotations
 
+import math
 from typing import Iterable, Optional, Sequence
 
 import numpy as np
@@ -118,6 +119,8 @@ def parse_schedule(text: str) -> list[float]:
         values = [float(v) for v in str(text).split(",") if v.strip()]
     except ValueError:
         raise FercliError(f"--expansion takes a ratio or a comma-separated list of ratios (got '{text}')") from None
+    if any(not math.isfinite(v) for v in values):
+        raise FercliError(f"--expansion ratios must be finite numbers (got '{text}')")
     if not values or any(v <= 0 for v in values):
         raise FercliError(f"--expansion ratios must be positive (got '{text}')")
     if any(b >= a for a, b in zip(values, values[1:])):

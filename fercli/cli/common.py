@@ -66,7 +66,8 @@ def number_opt(default: Any, *flags: str, help: str, min: Optional[float] = None
         if min is not None and value < min:
             raise FercliError(f"{flag} must be at least {min:g} (got {shown})")
         if above is not None and not value > above:
-            raise FercliError(f"{flag} must be greater than {above:g} (got {shown})")
+            raise FercliError(f"{flag} must be a positive number (got {shown})" if above == 0 else
+                              f"{flag} must be greater than {above:g} (got {shown})")
         if max is not None and value > max:
             raise FercliError(f"{flag} must be at most {max:g} (got {shown})")
         if below is not None and not value < below:

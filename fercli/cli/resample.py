@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import typer
 
-from fercli import artifacts
+from fercli import artifacts, untrusted
 from fercli.cli.app import app
 from fercli.cli.common import OutputOpt, check_outputs, err, number_opt, progress_bar
 
@@ -22,6 +23,8 @@ def resample(
 
     check_outputs([path], [output])
     clips, identity, lineage = artifacts.load_clips(path, "resample")
+    per_frame = int(np.prod(clips.frame_shape, dtype=np.int64)) if len(clips) else 0
+    untrusted.check_budget(len(clips) * n * per_frame * (3 if ckplus_split else 1), f"-n {n} makes {len(clips)} clips that need")
     params = {"n": n, "method": method, "ckplus_split": ckplus_split}
     with progress_bar("resample") as progress:
         if ckplus_split:

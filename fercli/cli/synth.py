@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from fercli import artifacts
+from fercli import artifacts, untrusted
 from fercli.cli.app import app
 from fercli.cli.common import OutputOpt, check_outputs, number_opt, parse_range, parse_size, progress_bar
 from fercli.errors import FercliError
@@ -39,6 +39,9 @@ def synth(
         class_list = [c.strip() for c in classes.split(",") if c.strip()]
     if faces is not None and not os.path.isdir(faces):
         raise FercliError(f"--faces {faces} is not a folder")
+    n_classes = len(class_list) if class_list is not None else 7
+    untrusted.check_budget(subjects * clips_per_class * n_classes * frame_range[1] * size_wh[0] * size_wh[1] * (3 if color else 1),
+                           f"{subjects} subjects x {clips_per_class} clips x {n_classes} classes of up to {frame_range[1]} frames need up to")
 
     from fercli.synth import render_video, synthesize  # numpy/cv2 work only after the options are fine
 

@@ -44,7 +44,7 @@ class Rule:
 RULES: dict[str, Rule] = {
     "width": Rule("float", above=0, max=8),
     "width_mult": Rule("float", above=0, max=8),
-    "fc": Rule("int", min=1, max=16384),
+    "fc": Rule("int", min=0, max=16384),  # 0: no FC layer
     "hidden": Rule("int", min=1, max=16384),
     "dropout": Rule("float", min=0, below=1),
     "in_channels": Rule("int", min=1, max=4),
@@ -81,19 +81,19 @@ def _kind_of(value: Any) -> str:
 def _number(arch: str, key: str, value: Any, rule: Rule, integer: bool) -> None:
     shown = repr(value) if not isinstance(value, (int, float)) else f"{value:g}" if isinstance(value, float) else str(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise FercliError(f"model '{arch}' option '{key}' must be a {'whole number' if integer else 'number'}, not {_kind_of(value)} {shown}")
+        raise FercliError(f"model '{arch}': {key} must be a {'whole number' if integer else 'number'}, not {_kind_of(value)} {shown}")
     if integer and isinstance(value, float) and not value.is_integer():
-        raise FercliError(f"model '{arch}' option '{key}' must be a whole number (got {shown})")
+        raise FercliError(f"model '{arch}': {key} must be a whole number (got {shown})")
     if not math.isfinite(value):
-        raise FercliError(f"model '{arch}' option '{key}' must be finite (got {shown})")
+        raise FercliError(f"model '{arch}': {key} must be finite (got {shown})")
     if rule.min is not None and value < rule.min:
-        raise FercliError(f"model '{arch}' option '{key}' must be at least {rule.min:g} (got {shown})")
+        raise FercliError(f"model '{arch}': {key} must be at least {rule.min:g} (got {shown})")
     if rule.above is not None and not value > rule.above:
-        raise FercliError(f"model '{arch}' option '{key}' must be greater than {rule.above:g} (got {shown})")
+        raise FercliError(f"model '{arch}': {key} must be greater than {rule.above:g} (got {shown})")
     if rule.max is not None and value > rule.max:
-        raise FercliError(f"model '{arch}' option '{key}' must be at most {rule.max:g} (got {shown})")
+        raise FercliError(f"model '{arch}': {key} must be at most {rule.max:g} (got {shown})")
     if rule.below is not None and not value < rule.below:
-        raise FercliError(f"model '{arch}' option '{key}' must be less than {rule.below:g} (got {shown})")
+        raise FercliError(f"model '{arch}': {key} must be less than {rule.below:g} (got {shown})")
 
 
 def _check_value(arch: str, key: str, value: Any, rule: Rule, depth: int) -> None:
@@ -104,18 +104,18 @@ def _check_value(arch: str, key: str, value: Any, rule: Rule, depth: int) -> Non
             _number(arch, key, item, rule, False)
     elif rule.kind == "bool":
         if not isinstance(value, bool):
-            raise FercliError(f"model '{arch}' option '{key}' must be true or false, not {_kind_of(value)} {value!r}")
+            raise FercliError(f"model '{arch}': {key} must be true or false, not {_kind_of(value)} {value!r}")
     elif rule.kind == "str":
         if not isinstance(value, str):
-            raise FercliError(f"model '{arch}' option '{key}' must be a string, not {_kind_of(value)} {value!r}")
+            raise FercliError(f"model '{arch}': {key} must be a string, not {_kind_of(value)} {value!r}")
         if rule.choices and value not in rule.choices:
-            raise FercliError(f"model '{arch}' option '{key}' must be one of {', '.join(rule.choices)} (got '{value}')")
+            raise FercliError(f"model '{arch}': {key} must be one of {', '.join(rule.choices)} (got '{value}')")
     elif rule.kind == "dict":
         if not isinstance(value, dict):
-            raise FercliError(f"model '{arch}' option '{key}' must be a JSON object, not {_kind_of(value)}")
+            raise FercliError(f"model '{arch}': {key} must be a JSON object, not {_kind_of(value)}")
     elif rule.kind == "list":
         if not isinstance(value, list) or len(value) > 1000:
-            raise FercliError(f"model '{arch}' option '{key}' must be a JSON list (of at most 1000 entries)")
+            raise FercliError(f"model '{arch}': {key} must be a JSON list (of at most 1000 entries)")
         if key == "channels":
             for item in value:
                 _number(arch, key, item, rule, True)
@@ -142,7 +142,7 @@ def check_config(arch: str, config: Optional[dict], defaults: Optional[dict] = N
         if rule is not None:
             _check_value(arch, key, value, rule, _depth)
         elif key in defaults and defaults[key] is not None and not _same_json_type(value, defaults[key]):
-            raise FercliError(f"model '{arch}' option '{key}' must be a {_kind_of(defaults[key])}, not {_kind_of(value)} {value!r}")
+            raise FercliError(f"model '{arch}': {key} must be a {_kind_of(defaults[key])}, not {_kind_of(value)} {value!r}")
     if "backbone" in config or "backbone_config" in config:
         backbone = config.get("backbone", defaults.get("backbone"))
         if isinstance(backbone, str):

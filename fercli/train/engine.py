@@ -74,6 +74,8 @@ def parse_schedule(text: str) -> tuple[str, list[int], float]:
                 gamma = float(g)
             except ValueError:
                 raise FercliError(f"--schedule step factor must be a number (got '{g}')") from None
+            if not math.isfinite(gamma) or gamma <= 0:
+                raise FercliError(f"--schedule step factor must be a finite positive number (got '{g}')")
         try:
             milestones = sorted(int(x) for x in body.split(",") if x.strip())
         except ValueError:
