@@ -122,7 +122,8 @@ class FolderSource(Source):
             path = self._paths[self._i]
             self._i += 1
             data = untrusted.read_image_file(path)  # no FIFO, pixel limit from the header
-            frame = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+            with untrusted.quiet_native_stderr():  # libpng warnings
+                frame = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
             if frame is not None:
                 return frame
         return None

@@ -302,7 +302,8 @@ def load_faces(folder: str) -> list[Texture]:
     for name in names:
         path = os.path.join(folder, name)
         data = untrusted.read_image_file(path)  # no FIFO, pixel limit from the header
-        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+        with untrusted.quiet_native_stderr():  # libpng warnings
+            bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
         if bgr is None:
             raise FercliError(f"--faces: cannot read image {path}")
         rgb = np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))

@@ -22,11 +22,13 @@ This module is the bottom layer: it imports nothing of fercli but the errors.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
 import stat
-from typing import Optional
+import threading
+from typing import Iterator, Optional
 
 from fercli.errors import FercliError
 
@@ -243,3 +245,36 @@ _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 def one_line(text: str) -> str:
     """``text`` with control characters escaped (a newline in a path stays on one line)."""
     return _CONTROL.sub(lambda m: _NAMED.get(m.group(), f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256 else f"\\u{ord(m.group()):04x}"), str(text))
+
+
+# --------------------------------------------------------------------------- native noise
+
+_QUIET_LOCK = threading.Lock()
+_QUIET = {"depth": 0, "saved": -1}
+
+
+@contextlib.contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """File descriptor 2 on /dev/null while C libraries run (libpng prints
+    "libpng warning: ..." there whatever OpenCV's log level; a broken file then
+    gets fercli's one sentence, not the decoder's lines).  Re-entrant and
+    thread-safe: decoding threads share one redirection, undone by the last."""
+    with _QUIET_LOCK:
+        if _QUIET["depth"] == 0:
+            try:
+                _QUIET["saved"] = os.dup(2)
+                null = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(null, 2)
+                os.close(null)
+            except OSError:
+                _QUIET["saved"] = -1
+        _QUIET["depth"] += 1
+    try:
+        yield
+    finally:
+        with _QUIET_LOCK:
+            _QUIET["depth"] -= 1
+            if _QUIET["depth"] == 0 and _QUIET["saved"] >= 0:
+                os.dup2(_QUIET["saved"], 2)
+                os.close(_QUIET["saved"])
+                _QUIET["saved"] = -1

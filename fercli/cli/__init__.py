@@ -7,6 +7,7 @@ code 2.  ``--debug`` anywhere on the line (or FERCLI_DEBUG=1) shows tracebacks.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import signal
@@ -85,6 +86,12 @@ def _interrupted_message(signum: int) -> str:
     return f"{name}; nothing was written"
 
 
+@functools.lru_cache(maxsize=1)
+def _command():
+    """The click command tree, built once per process (library callers run main() many times)."""
+    return typer.main.get_command(app)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("FERCLI_DEBUG", "") not in ("", "0")
@@ -96,7 +103,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     signal.signal(signal.SIGINT, _on_signal)
     if not debug:
         sys.unraisablehook = _quiet_unraisable
-    command = typer.main.get_command(app)
+    command = _command()
     try:
         # make_context + invoke rather than command.main(): click's main turns a
         # broken pipe into a silent exit 1 and Ctrl-C into a silent exit 130.

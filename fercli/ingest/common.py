@@ -271,7 +271,8 @@ def decode_image(path: str) -> Optional[np.ndarray]:
     untrusted.check_image_header(data, path)
     buf = np.frombuffer(data, dtype=np.uint8)
     # ANYCOLOR: gray files stay 2-D, alpha is dropped, 16-bit becomes 8-bit.
-    img = cv2.imdecode(buf, cv2.IMREAD_ANYCOLOR)
+    with untrusted.quiet_native_stderr():
+        img = cv2.imdecode(buf, cv2.IMREAD_ANYCOLOR)
     if img is None or img.size == 0:
         return None
     return to_rgb_or_gray(img)
@@ -342,7 +343,8 @@ class Reader:
         """
         cv2 = _cv2()
         untrusted.regular_file(path, "a video file")
-        cap = cv2.VideoCapture(path, _video_backend(cv2))
+        with untrusted.quiet_native_stderr():
+            cap = cv2.VideoCapture(path, _video_backend(cv2))
         try:
             if not cap.isOpened():
                 return [], -1
@@ -354,7 +356,8 @@ class Reader:
             frames: list[np.ndarray] = []
             held = 0
             while True:
-                ok, frame = cap.read()
+                with untrusted.quiet_native_stderr():
+                    ok, frame = cap.read()
                 if not ok or frame is None:
                     break
                 frames.append(scale_frame(to_rgb_or_gray(frame), self.options))

@@ -13,7 +13,6 @@ from typing import Optional
 
 import h5py
 import numpy as np
-import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVER = Path(__file__).with_name("fork_server.py")
@@ -68,13 +67,6 @@ class Runner:
             self.proc.stdin.close()
         self.proc.wait(timeout=30)
         self.tmp.cleanup()
-
-
-@pytest.fixture(scope="session")
-def runner():
-    r = Runner()
-    yield r
-    r.close()
 
 
 # --------------------------------------------------------------------------- builders

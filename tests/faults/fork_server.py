@@ -117,15 +117,47 @@ def serve() -> None:
         reply.flush()
 
 
+def _warm_up() -> None:
+    """Parse one command line (refused at its options) so what typer and click
+    import lazily on first use (about 0.4 s) is loaded before the forks."""
+    import contextlib
+    import io
+
+    from fercli.cli import main
+
+    try:  # what a training run and a face tracker load on first use (seconds each)
+        import torch
+
+        net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2), torch.nn.Flatten(), torch.nn.LazyLinear(2))
+        opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+        torch.nn.functional.cross_entropy(net(torch.zeros(2, 1, 8, 8)), torch.zeros(2, dtype=torch.long)).backward()
+        opt.step()
+        torch.optim.Adam(net.parameters())
+        from fercli.align import AlignOptions, make_tracker
+
+        make_tracker(AlignOptions())
+    except ImportError:
+        pass
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    hook = sys.unraisablehook
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+        main(["split", "warm-up.h5", "--folds", "0", "-o", "warm-up-out.h5"])
+    for signum, handler in handlers.items():
+        signal.signal(signum, handler)
+    sys.unraisablehook = hook
+
+
 if __name__ == "__main__":
     # Everything a command may import, loaded once before forking.
     import fercli.cli  # noqa: F401  (all command modules)
-    import fercli.lbptop, fercli.merge, fercli.split  # noqa: E401,F401
+    import fercli.lbptop, fercli.merge, fercli.split, fercli.temporal, fercli.ingest, fercli.align  # noqa: E401,F401
     try:
         import cv2  # noqa: F401
         import torch  # noqa: F401
 
         torch.set_num_threads(1)
+        import fercli.train, fercli.evaluate, fercli.prune, fercli.rebuild, fercli.export, fercli.live, fercli.models  # noqa: E401,F401
     except ImportError:
         pass
+    _warm_up()
     serve()

@@ -27,7 +27,7 @@ import h5py
 import numpy as np
 import pytest
 
-from fault_harness import ROOT, check_refusal, clips, mutate, replace_dataset, runner, save, valid_clips  # noqa: F401
+from fault_harness import ROOT, check_refusal, clips, mutate, replace_dataset, save, valid_clips  # noqa: F401
 
 CASES: dict[str, Callable[[Path], dict]] = {}
 
@@ -488,13 +488,13 @@ def test_corpus_is_large_enough():
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_malformed_input_is_one_sentence_and_writes_nothing(name, tmp_path, runner):  # noqa: F811
+def test_malformed_input_is_one_sentence_and_writes_nothing(name, tmp_path, runner):
     spec = CASES[name](tmp_path)
     # Half the cases have a previous good output that must survive byte for byte.
     check_refusal(runner, tmp_path, spec, keep_old=sorted(CASES).index(name) % 2 == 0)
 
 
-def test_fork_harness_matches_a_real_process(tmp_path, runner):  # noqa: F811
+def test_fork_harness_matches_a_real_process(tmp_path, runner):
     """The warm fork server is only a faster way to run the same command."""
     spec = CASES["future_schema"](tmp_path)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
