@@ -1165,6 +1165,18 @@ def sigint_while_aligning_with_workers(d):
             "expect": ["interrupted", "nothing was written"]}
 
 
+@case("signal")
+def sigterm_while_aligning_with_workers(d):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from face_video import face_clips
+
+    save(d / "c.h5", face_clips(lengths=(4,) * 12))
+    return {"args": ["align", "c.h5", "--workers", "2", "-o", "out.h5"], "signal": (signal.SIGTERM, 2.5), "rc": 143,
+            "expect": ["stopped by signal 15", "nothing was written"]}
+
+
 # --------------------------------------------------------------------------- the checks
 
 
@@ -1180,3 +1192,153 @@ def test_every_category_has_several_cases():
 def test_hostile_input_is_refused_in_one_sentence(name, tmp_path, runner):
     spec = CASES[name](tmp_path)
     check_refusal(runner, tmp_path, spec, keep_old=sorted(CASES).index(name) % 2 == 1)
+
+
+# --------------------------------------------------------------------------- runs that are not one refusal
+
+TRAIN = ["--config", "width=0.25", "--config", "input_size=32", "--batch-size", "2", "--quiet"]
+
+
+def one_line(proc) -> str:
+    err = proc.stderr.decode(errors="replace").strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1 and err.startswith("fercli: "), err
+    return err
+
+
+def test_sigterm_during_training_says_what_is_on_disk(tmp_path, runner):
+    small_clips(tmp_path, n=60)
+    proc = runner.run("train", "plain-cnn", "c.h5", "--epochs", "200", *TRAIN, "-o", "out.h5", cwd=tmp_path,
+                      signal=(signal.SIGTERM, 2.0), timeout=60)
+    assert proc.returncode == 143 and not proc.timed_out
+    err = one_line(proc)
+    if "checkpoint saved to out.h5" in err:
+        from fercli.artifacts import load_model
+
+        record, _, _ = load_model(str(tmp_path / "out.h5"), "test")
+        epoch = record.extra["progress"]["epoch"]
+        assert f"epoch {epoch} of 200" in err and len(record.history) == epoch >= 1
+    else:
+        assert "nothing was written" in err and not (tmp_path / "out.h5").exists()
+
+
+def test_damaged_resume_checkpoint_is_one_sentence(tmp_path, runner):
+    small_clips(tmp_path)
+    args = ["train", "plain-cnn", "c.h5", "--epochs", "3", *TRAIN, "-o", "out.h5"]
+    assert runner.run(*args, cwd=tmp_path, signal=None).returncode == 0
+    from fercli.artifacts import load_model
+
+    key = sorted(load_model(str(tmp_path / "out.h5"), "test")[0].state)[0]
+    mutate(tmp_path / "out.h5", replace_dataset(f"weights/{key}", np.zeros((1, 1), np.float32)))
+    before = (tmp_path / "out.h5").read_bytes()
+    proc = runner.run(*args[:4], "5", *args[5:], "--resume", cwd=tmp_path)
+    assert proc.returncode == 2 and "shape (1, 1)" in one_line(proc)
+    assert (tmp_path / "out.h5").read_bytes() == before
+
+
+def test_divergence_keeps_the_last_finite_checkpoint(tmp_path, runner):
+    from fercli.artifacts import load_model
+    from fercli.models.checks import non_finite
+
+    small_clips(tmp_path, n=8)
+    proc = runner.run("train", "plain-cnn", "c.h5", "--epochs", "8", "--optimizer", "sgd", "--lr", "1000", *TRAIN, "-o", "out.h5",
+                      cwd=tmp_path)
+    err = one_line(proc)
+    assert proc.returncode == 2 and "diverged in epoch" in err, err
+    epoch = int(err.split("diverged in epoch ")[1].split()[0])
+    if epoch == 1:
+        assert "nothing was written" in err and not (tmp_path / "out.h5").exists()
+    else:
+        record, _, _ = load_model(str(tmp_path / "out.h5"), "test")
+        assert f"checkpoint of epoch {epoch - 1}" in err and len(record.history) == epoch - 1
+        assert non_finite(record.state) is None
+
+
+def test_info_still_shows_a_diverged_model(tmp_path, runner):
+    tiny_model(tmp_path / "m.h5", state_fn=lambda s: s[sorted(s)[0]].fill(np.nan))
+    proc = runner.run("info", "m.h5", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert b'"arch": "plain-cnn"' in proc.stdout
+
+
+def test_markup_from_data_prints_literally(tmp_path, runner):
+    names = ["[/b]", "[bold red]x", "a\\[b"]
+    c = clips(n=3, classes=names)
+    c.subjects = np.array(["[/]", "[link=x]s", "S"], dtype=object)
+    save(tmp_path / "c.h5", c)
+    for args in (["info", "c.h5"], ["merge", "c.h5", "-o", "m.h5"], ["info", "m.h5"]):
+        proc = runner.run(*args, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr.decode()
+        assert b"Traceback" not in proc.stderr
+    shown = runner.run("info", "c.h5", cwd=tmp_path).stdout.decode()
+    assert all(name in shown for name in names), shown
+    (tmp_path / "fer.csv").write_text(f"emotion,pixels,Usage\n0,{' '.join(['7'] * 2304)},[/b]Training\n")
+    proc = runner.run("ingest", "fer2013", "fer.csv", "-o", "f.h5", cwd=tmp_path)
+    assert proc.returncode == 0 and b"Traceback" not in proc.stderr, proc.stderr.decode()
+    assert "[/b]Training" in runner.run("info", "f.h5", cwd=tmp_path).stdout.decode()
+
+
+def test_closed_reader_downstream_is_a_quiet_141(tmp_path):
+    import subprocess
+    import sys
+
+    from fault_harness import ROOT
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    script = (f"set -o pipefail; {sys.executable} -m fercli synth -o - --subjects 3 --size 160x120 --seed 1 2>{tmp_path}/err"
+              " | head -c 100 >/dev/null; echo ${PIPESTATUS[0]}")
+    out = subprocess.run(["bash", "-c", script], capture_output=True, env=env, timeout=300, cwd=tmp_path)
+    assert out.stdout.decode().strip() == "141", out
+    assert (tmp_path / "err").read_bytes() == b""
+
+
+def test_sigterm_is_one_sentence_every_time(tmp_path, runner):
+    valid_clips(tmp_path / "c.h5", n=200, frames=10, size=(64, 64))
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        proc = runner.run("lbptop", "c.h5", "--planes", "xy,xt,yt", "--histogram", "-o", "out.h5", cwd=tmp_path,
+                          signal=(signal.SIGTERM, float(rng.uniform(0.05, 1.0))), timeout=60)
+        if proc.returncode == 0:  # finished before the signal
+            (tmp_path / "out.h5").unlink()
+            continue
+        assert proc.returncode == 143, proc.stderr.decode()
+        assert "stopped by signal 15" in one_line(proc)
+        assert not (tmp_path / "out.h5").exists()
+
+
+def test_native_decoder_noise_stays_off_stderr(tmp_path, runner):
+    import cv2
+
+    ok, buf = cv2.imencode(".png", np.random.default_rng(0).integers(0, 255, (16, 16), dtype=np.uint8))
+    data = buf.tobytes()
+
+    def chunk(kind: bytes, body: bytes, crc: bool = True) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + (struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF) if crc else b"\0" * 4)
+
+    noisy = data[:33] + chunk(b"iCCP", b"icc\0\0" + zlib.compress(b"not a profile")) + chunk(b"tEXt", b"k\0v", crc=False) + data[33:]
+    (tmp_path / "imgs" / "happy").mkdir(parents=True)
+    (tmp_path / "imgs" / "happy" / "a.png").write_bytes(noisy)
+    (tmp_path / "imgs" / "happy" / "b.png").write_bytes(data)
+    proc = runner.run("ingest", "images", "imgs", "-o", "out.h5", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode()
+    lines = proc.stderr.decode().strip().splitlines()
+    assert lines and all(line.startswith("ingest") for line in lines), lines
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root (the RLIMIT_FSIZE cases cover the rest)")
+def test_a_really_full_disk_keeps_the_previous_output(tmp_path, runner):
+    import subprocess
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)], capture_output=True).returncode != 0:
+        pytest.skip("this machine does not allow mounting a tmpfs")
+    try:
+        valid_clips(tmp_path / "c.h5", n=30, size=(64, 64))
+        (disk / "out.h5").write_bytes(b"previous")
+        spec = {"args": ["resample", "c.h5", "-n", "12", "-o", "disk/out.h5"], "output": None,
+                "expect": ["cannot write disk/out.h5", "no space left", "the disk is full"]}
+        check_refusal(runner, tmp_path, spec, keep_old=False)
+        assert (disk / "out.h5").read_bytes() == b"previous"
+        assert [p.name for p in disk.iterdir()] == ["out.h5"]
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)
