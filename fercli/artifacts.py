@@ -398,7 +398,8 @@ def check_output_path(path: str) -> None:
         except OSError:
             mode = None  # a dangling link: the rename replaces the link itself
         if mode is not None and not stat.S_ISREG(mode):
-            raise FercliError(f"cannot write {shown}: it is {untrusted._kind_of(mode)}, not a regular file, and would be replaced")
+            hint = " (-o - writes to standard output)" if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode) else ""
+            raise FercliError(f"cannot write {shown}: it is {untrusted.kind_of(mode)}, not a regular file, and would be replaced{hint}")
     if not os.access(folder, os.W_OK):
         raise FercliError(f"cannot write {shown}: folder {untrusted.one_line(folder)} is not writable")
 

@@ -26,7 +26,6 @@ over a source.  Nothing here prints: the CLI shows, records or prints JSON.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -76,7 +75,7 @@ class CaptureSource(Source):
 
         # FFmpeg prints its own complaints about unreadable files on fd 2; the
         # user gets our one sentence instead.
-        with _quiet_stderr():
+        with untrusted.quiet_native_stderr():
             self._cap = cv2.VideoCapture(spec)
         if not self._cap.isOpened():
             raise FercliError(f"cannot open {name} as a video source")
@@ -89,22 +88,6 @@ class CaptureSource(Source):
 
     def close(self):
         self._cap.release()
-
-
-@contextlib.contextmanager
-def _quiet_stderr():
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 class FolderSource(Source):

@@ -183,7 +183,8 @@ def read_image_file(path: str) -> bytes:
 # --------------------------------------------------------------------------- paths
 
 
-def _kind_of(mode: int) -> str:
+def kind_of(mode: int) -> str:
+    """'a FIFO (named pipe)', 'a character device', ... for a stat mode."""
     if stat.S_ISFIFO(mode):
         return "a FIFO (named pipe)"
     if stat.S_ISCHR(mode):
@@ -203,15 +204,7 @@ def regular_file(path: str, what: str = "a file") -> str:
     Checked with ``stat`` before anything opens it: opening a FIFO blocks until
     a writer appears, and a device can stream without end.
     """
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise FercliError(f"{one_line(path)} does not exist") from None
-    except OSError as exc:
-        raise FercliError(f"cannot read {one_line(path)}: {exc.strerror or exc}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise FercliError(f"{one_line(path)} is {_kind_of(st.st_mode)}, not {what}")
-    return path
+    return input_path(path, what)
 
 
 def input_path(path: str, what: str = "a file", folder_ok: bool = False) -> str:
@@ -224,7 +217,7 @@ def input_path(path: str, what: str = "a file", folder_ok: bool = False) -> str:
         raise FercliError(f"cannot read {one_line(path)}: {exc.strerror or exc}") from None
     if stat.S_ISREG(st.st_mode) or (folder_ok and stat.S_ISDIR(st.st_mode)):
         return path
-    raise FercliError(f"{one_line(path)} is {_kind_of(st.st_mode)}, not {what}")
+    raise FercliError(f"{one_line(path)} is {kind_of(st.st_mode)}, not {what}")
 
 
 def is_special(path: str) -> bool:

@@ -15,7 +15,7 @@ def info(
     path: str = typer.Argument(..., help="Artifact file ('-' = standard input)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON to stdout instead of tables."),
 ) -> None:
-    with artifacts.open_artifact(path, None, "info") as f:
+    with artifacts.open_artifact(path, None, "info", whole=False) as f:  # info never reads frames or code maps
         summary = artifacts.summarize(f, path)
         if summary["kind"] == "model":
             from fercli.models.summary import model_summary  # torch only when needed

@@ -1163,28 +1163,36 @@ def sigint_while_computing(d):
             "rc": 130, "expect": ["interrupted", "nothing was written"]}
 
 
-@case("signal")
-def sigint_while_aligning_with_workers(d):
+@functools.lru_cache(maxsize=1)
+def _faces():
+    """60 gray clips of 8 frames of a real face (10 distinct clips repeated)."""
     import sys
+
+    from fercli.artifacts import Clips
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from face_video import face_clips
 
-    save(d / "c.h5", face_clips(lengths=(4,) * 12))
-    return {"args": ["align", "c.h5", "--workers", "2", "-o", "out.h5"], "signal": (signal.SIGINT, 2.0), "rc": 130,
-            "expect": ["interrupted", "nothing was written"]}
+    base = face_clips(lengths=(8,) * 10)
+    gray = [base.clip(i % 10).mean(axis=-1).astype(np.uint8) for i in range(60)]
+    return Clips.from_sequences(gray, [0] * 60, ["happy"], [f"S{i}" for i in range(60)])
+
+
+def _aligning(d: Path, signum: int, when: float, rc: int, expect: list) -> dict:
+    save(d / "c.h5", _faces())
+    # detecting on every frame, upsampled: many seconds of work, so the signal lands mid-run
+    return {"args": ["align", "c.h5", "--workers", "2", "--redetect-every", "1", "--upsample", "1", "-o", "out.h5"],
+            "signal": (signum, when), "rc": rc, "expect": expect}
+
+
+@case("signal")
+def sigint_while_aligning_with_workers(d):
+    return _aligning(d, signal.SIGINT, 0.5, 130, ["interrupted", "nothing was written"])  # the fork server starting
 
 
 @case("signal")
 def sigterm_while_aligning_with_workers(d):
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from face_video import face_clips
-
-    save(d / "c.h5", face_clips(lengths=(4,) * 12))
-    return {"args": ["align", "c.h5", "--workers", "2", "-o", "out.h5"], "signal": (signal.SIGTERM, 2.5), "rc": 143,
-            "expect": ["stopped by signal 15", "nothing was written"]}
+    return _aligning(d, signal.SIGTERM, 3.0, 143, ["stopped by signal 15", "nothing was written"])  # workers at work
 
 
 # --------------------------------------------------------------------------- the checks
