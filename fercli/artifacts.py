@@ -42,7 +42,7 @@ import h5py
 import numpy as np
 
 from fercli import __version__, untrusted
-from fercli.errors import FercliError, check_interrupted
+from fercli.errors import FercliError, check_interrupted, deferred_signals
 
 #: Current schema version of each kind.  Readers accept versions <= these.
 SCHEMA = {"clips": 1, "model": 1, "report": 1, "pruning": 1}
@@ -494,7 +494,7 @@ _COMMITTED: list[str] = []
 
 
 def committed_outputs() -> list[str]:
-    return list(_COMMITTED)
+    return list(dict.fromkeys(_COMMITTED))  # a checkpoint rewritten every epoch counts once
 
 
 @contextlib.contextmanager
@@ -644,8 +644,11 @@ def create_artifact(path: str, kind: str, lineage: Sequence[dict], meta: Optiona
         raise ValueError(f"unknown artifact kind {kind!r}")
     with atomic_path(path) as tmp:
         guard = _GuardedFile(tmp)
+        # HDF5 calls back into Python (the guard) to write: a signal raising there
+        # would leave HDF5 half-way; it is remembered instead, and atomic_path
+        # acts on it before committing (check_interrupted).
         try:
-            with h5py.File(guard, "w", libver="latest") as f:
+            with deferred_signals(), h5py.File(guard, "w", libver="latest") as f:
                 f.attrs["fercli_kind"] = kind
                 f.attrs["fercli_schema"] = SCHEMA[kind]
                 f.attrs["fercli_id"] = str(uuid.uuid4())

@@ -1314,7 +1314,7 @@ def test_sigterm_is_one_sentence_every_time(tmp_path, runner):
     rng = np.random.default_rng(0)
     for _ in range(6):
         proc = runner.run("lbptop", "c.h5", "--planes", "xy,xt,yt", "--histogram", "-o", "out.h5", cwd=tmp_path,
-                          signal=(signal.SIGTERM, float(rng.uniform(0.05, 1.0))), timeout=60)
+                          signal=(signal.SIGTERM, float(rng.uniform(0.3, 1.2))), timeout=60)
         if proc.returncode == 0:  # finished before the signal
             (tmp_path / "out.h5").unlink()
             continue
