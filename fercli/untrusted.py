@@ -139,7 +139,7 @@ def image_size(head: bytes) -> Optional[tuple[int, int]]:
 
     try:
         from PIL import Image
-    except ImportError:  # pragma: no cover - Pillow comes with scikit-image
+    except ImportError:  # pragma: no cover - a declared dependency (pyproject.toml)
         return None
     try:
         with warnings.catch_warnings():
