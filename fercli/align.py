@@ -33,6 +33,7 @@ correlation), which is what happens when the face leaves or the frame blanks.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import multiprocessing
 import os
@@ -497,17 +498,117 @@ def _boxes_to_source(boxes: np.ndarray, to_input: np.ndarray) -> np.ndarray:
     return np.concatenate([back.min(1), back.max(1)], axis=1)
 
 
-# Worker processes inherit these through fork (no pickling of the frames).
+# --------------------------------------------------------------------------- worker processes
+#
+# --workers N runs clips in N processes started by a fork server (a clean
+# single-threaded process that imported this module and loaded the default
+# landmark model once, :mod:`fercli.align_preload`): forking the CLI process
+# itself, whose OpenCV/OpenMP thread pools may hold locks at that moment, is
+# the classic multiprocessing hang.  Workers ignore SIGINT/SIGTERM (Ctrl-C
+# reaches the whole process group); the parent kills them on any exception,
+# including the Interrupted of its own signal handler, so a stop is one
+# sentence and never a hang.  Each clip is tracked from a reset tracker, so the
+# output does not depend on which worker ran which clip: it is byte-identical
+# to --workers 1.
+
+#: This process's worker state: the options and the tracker (built once per worker).
 _JOB: dict[str, Any] = {}
+#: Clips in flight per worker (bounds the frames held in the pipes).
+_IN_FLIGHT = 2
 
 
 def _work(i: int, on_frame: Optional[Callable[[], None]] = None) -> ClipResult:
+    """Align clip ``i`` of the clips held in ``_JOB`` (the single-process path)."""
+    clips: Clips = _JOB["clips"]
+    truth = clips.landmarks[clips.offsets[i]: clips.offsets[i + 1]] if clips.landmarks is not None else None
+    return _work_frames(clips.clip(i), truth, on_frame)
+
+
+def _work_frames(frames: np.ndarray, truth: Optional[np.ndarray], on_frame: Optional[Callable[[], None]] = None) -> ClipResult:
     tracker = _JOB.get("tracker")
     if tracker is None:
         tracker = _JOB["tracker"] = make_tracker(_JOB["options"])
-    clips: Clips = _JOB["clips"]
-    truth = clips.landmarks[clips.offsets[i]: clips.offsets[i + 1]] if clips.landmarks is not None else None
-    return align_clip(clips.clip(i), _JOB["options"], tracker, truth, on_frame)
+    return align_clip(frames, _JOB["options"], tracker, truth, on_frame)
+
+
+def _init_worker(options: AlignOptions) -> None:
+    import signal
+
+    # The parent decides when to stop; a worker never prints a traceback for Ctrl-C.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _JOB.clear()
+    _JOB["options"] = options
+
+
+def _pooled(clips: Clips, index: np.ndarray, options: AlignOptions, tick: Callable[[int], None]) -> list[ClipResult]:
+    """Align clips ``index`` in ``options.workers`` processes, results in clip order."""
+    import collections
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["fercli.align_preload"])
+    _start_quiet_forkserver()
+    n = min(options.workers, len(index))
+    executor = ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_worker, initargs=(options,))
+    results: list[ClipResult] = []
+    try:
+        todo = iter(index.tolist())
+        pending: collections.deque = collections.deque()
+
+        def submit() -> None:
+            i = next(todo, None)
+            if i is not None:
+                truth = clips.landmarks[clips.offsets[i]: clips.offsets[i + 1]] if clips.landmarks is not None else None
+                pending.append(executor.submit(_work_frames, clips.clip(i), truth))
+
+        for _ in range(n * _IN_FLIGHT):
+            submit()
+        while pending:
+            results.append(pending.popleft().result())
+            submit()
+            tick(int(clips.lengths[index[len(results) - 1]]))
+    except BrokenProcessPool:
+        _stop(executor)
+        raise FercliError(f"an align worker process died (killed, or out of memory?): try fewer --workers than {options.workers}") from None
+    except BaseException:
+        _stop(executor)
+        raise
+    executor.shutdown(wait=True)
+    return results
+
+
+def _start_quiet_forkserver() -> None:
+    """Start the fork server with stderr on /dev/null: workers report through their
+    results, and a worker cut off while it starts (the parent stopping) must not
+    print a traceback under fercli's one sentence."""
+    from multiprocessing import forkserver
+
+    try:
+        saved = os.dup(2)
+    except OSError:
+        forkserver.ensure_running()
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            forkserver.ensure_running()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _stop(executor) -> None:
+    """Kill the workers (they ignore SIGTERM) and let the executor wind down."""
+    processes = list(getattr(executor, "_processes", {}).values())
+    for p in processes:
+        with contextlib.suppress(Exception):
+            p.kill()
+    executor.shutdown(wait=False, cancel_futures=True)
+    for p in processes:
+        with contextlib.suppress(Exception):
+            p.join(5)
 
 
 def align(clips: Clips, options: AlignOptions, shard: Optional[tuple[int, int]] = None,
@@ -528,8 +629,6 @@ def align(clips: Clips, options: AlignOptions, shard: Optional[tuple[int, int]] 
         make_tracker(options)  # fail on a missing/bad model file before any work
     index = shard_indices(len(clips), shard)
     stats = AlignStats(clips_in=len(index), frames_in=int(clips.lengths[index].sum()))
-    global _JOB
-    _JOB = {"clips": clips, "options": options}
     results: list[ClipResult] = []
     # Progress counts frames, so a single long video moves the bar too.
     done = [0]
@@ -538,18 +637,16 @@ def align(clips: Clips, options: AlignOptions, shard: Optional[tuple[int, int]] 
         done[0] += n
         report(progress, done[0], stats.frames_in)
 
-    try:
-        if options.workers > 1 and len(index) > 1:
-            ctx = multiprocessing.get_context("fork")
-            with ctx.Pool(min(options.workers, len(index))) as pool:
-                for i, r in zip(index.tolist(), pool.imap(_work, index.tolist(), chunksize=1)):
-                    results.append(r)
-                    tick(int(clips.lengths[i]))
-        else:
+    if options.workers > 1 and len(index) > 1:
+        results = _pooled(clips, index, options, tick)
+    else:
+        _JOB.clear()
+        _JOB.update(clips=clips, options=options)
+        try:
             for i in index.tolist():
                 results.append(_work(i, tick))
-    finally:
-        _JOB = {}
+        finally:
+            _JOB.clear()
     keep = [k for k, r in enumerate(results) if r.frames is not None]
     stats.dropped_clips = [str(clips.clip_ids[index[k]]) for k, r in enumerate(results) if r.frames is None]
     for r in results:

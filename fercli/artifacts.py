@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as _dt
+import errno
 import io
 import json
 import os
@@ -30,6 +31,7 @@ import platform
 import re
 import shlex
 import shutil
+import stat
 import sys
 import tempfile
 import time
@@ -40,8 +42,8 @@ from typing import Any, Iterable, Iterator, Optional, Sequence
 import h5py
 import numpy as np
 
-from fercli import __version__
-from fercli.errors import FercliError, Interrupted, check_interrupted, clear_interrupted
+from fercli import __version__, untrusted
+from fercli.errors import FercliError, Interrupted, check_interrupted, clear_interrupted, deferred_signals
 
 #: Current schema version of each kind.  Readers accept versions <= these.
 SCHEMA = {"clips": 1, "model": 1, "report": 1, "pruning": 1}
@@ -68,10 +70,20 @@ def _read_stdin() -> io.BytesIO:
     stream = sys.stdin.buffer
     if stream.isatty():
         raise FercliError("no input on standard input: give a file, or pipe another fercli stage into '-'")
-    data = stream.read()
-    if not data:
+    # Read in blocks against the memory budget: a pipe can stream without end.
+    budget = untrusted.memory_budget()
+    blocks, size = [], 0
+    while True:
+        block = stream.read(1 << 22)
+        if not block:
+            break
+        size += len(block)
+        if size > budget:
+            untrusted.check_budget(size, "standard input holds more than")
+        blocks.append(block)
+    if not size:
         raise FercliError("standard input is empty (did the stage before this one in the pipe fail?)")
-    return io.BytesIO(data)
+    return io.BytesIO(b"".join(blocks))
 
 
 def open_h5(path: str) -> h5py.File:
@@ -80,10 +92,7 @@ def open_h5(path: str) -> h5py.File:
     if path == "-":
         source: Any = _read_stdin()
     else:
-        if not os.path.exists(path):
-            raise FercliError(f"{name} does not exist")
-        if os.path.isdir(path):
-            raise FercliError(f"{name} is a folder, not an artifact file")
+        untrusted.regular_file(path, "an artifact file")
         source = path
     try:
         return h5py.File(source, "r")
@@ -124,19 +133,168 @@ def check_kind(f: h5py.File, path: str, kinds: Sequence[str] | str | None, stage
 
 
 @contextlib.contextmanager
-def open_artifact(path: str, kinds: Sequence[str] | str | None, stage: str) -> Iterator[h5py.File]:
-    """Open and validate an artifact; errors while reading become one sentence."""
+def open_artifact(path: str, kinds: Sequence[str] | str | None, stage: str, whole: bool = True) -> Iterator[h5py.File]:
+    """Open and validate an artifact; errors while reading become one sentence.
+
+    The file is checked before anything is read from it (:func:`validate`):
+    only datasets stored inside the file, the layout of its kind, and the
+    declared sizes within the memory budget -- all of them, or with
+    ``whole=False`` (what ``fercli info`` reads) all but the bulk arrays.
+    """
     f = open_h5(path)
     try:
-        check_kind(f, path, kinds, stage)
+        kind = check_kind(f, path, kinds, stage)
+        validate(f, kind, display_name(path), whole)
         try:
             yield f
         except (KeyError, OSError) as exc:
-            kind = _as_str(f.attrs.get("fercli_kind"))
             raise FercliError(f"{display_name(path)} is a damaged '{kind}' artifact: {_short(exc)}") from exc
     finally:
         with contextlib.suppress(Exception):
             f.close()
+
+
+# --------------------------------------------------------------------------- validation
+#
+# An artifact from someone else's machine is untrusted: HDF5 can point a
+# dataset at any file on this machine (external storage, external links,
+# virtual datasets), loop links, or declare a dataset of terabytes that
+# compresses to kilobytes.  :func:`validate` refuses all of that, and checks
+# the layout of the artifact's kind (the readers below then only meet
+# datasets of the right type and shape), before anything is allocated.
+
+#: More objects than this in one artifact is not something fercli wrote.
+MAX_OBJECTS = 100_000
+#: Memory charged per element of a variable-length string dataset (the
+#: pointer plus a small Python string; the text itself is bounded by the file).
+STRING_ELEMENT_BYTES = 64
+
+
+def _damaged(name: str, kind: str, why: str) -> FercliError:
+    return FercliError(f"{name} is a damaged '{kind}' artifact: {why}")
+
+
+def stored_datasets(f: h5py.File, name: str, kind: str) -> dict[str, h5py.Dataset]:
+    """Every dataset of ``f`` by path, after refusing what is not stored inside the file.
+
+    Soft and external links, external raw storage, virtual datasets, named
+    datatypes and objects linked twice (hard-link loops) are refused: fercli
+    writes none of them, and each can make a reader touch another file or loop.
+    """
+    datasets: dict[str, h5py.Dataset] = {}
+    seen: set[int] = set()
+    stack: list[tuple[str, h5py.Group]] = [("", f)]
+    while stack:
+        prefix, group = stack.pop()
+        try:
+            keys = list(group.keys())
+        except (OSError, RuntimeError) as exc:
+            raise _damaged(name, kind, f"group '/{prefix}' cannot be listed ({_short(exc)})") from None
+        for key in keys:
+            where = f"{prefix}/{key}" if prefix else key
+            link = group.get(key, getlink=True)
+            if isinstance(link, h5py.SoftLink):
+                raise FercliError(f"{name} holds a soft link '/{where}' -> '{link.path}': refused (fercli artifacts hold no links)")
+            if isinstance(link, h5py.ExternalLink):
+                raise FercliError(f"{name} holds an external link '/{where}' to {link.filename}: refused, an artifact may not read other files")
+            if not isinstance(link, h5py.HardLink):
+                raise FercliError(f"{name} holds a link '/{where}' of an unknown type: refused")
+            try:
+                obj = group[key]
+                addr = h5py.h5o.get_info(obj.id).addr
+            except (KeyError, OSError, RuntimeError, ValueError) as exc:
+                raise _damaged(name, kind, f"'/{where}' cannot be opened ({_short(exc)})") from None
+            if addr in seen:
+                raise FercliError(f"{name} links one object twice ('/{where}'): refused (a loop or an alias)")
+            seen.add(addr)
+            if len(seen) > MAX_OBJECTS:
+                raise FercliError(f"{name} holds more than {MAX_OBJECTS} objects: not a fercli artifact")
+            if isinstance(obj, h5py.Group):
+                stack.append((where, obj))
+            elif isinstance(obj, h5py.Dataset):
+                if obj.is_virtual:
+                    raise FercliError(f"{name}: dataset '/{where}' is a virtual dataset (data from other files): refused")
+                if obj.id.get_create_plist().get_external_count():
+                    raise FercliError(f"{name}: dataset '/{where}' keeps its data in external files: refused, an artifact may not read other files")
+                datasets[where] = obj
+            else:
+                raise FercliError(f"{name} holds '/{where}', which is neither a group nor a dataset: refused")
+    return datasets
+
+
+def declared_bytes(ds: h5py.Dataset) -> int:
+    """Memory reading ``ds`` whole takes, from its shape and type (compressed or not)."""
+    size = int(np.prod(ds.shape, dtype=object)) if ds.shape else 1
+    item = STRING_ELEMENT_BYTES if ds.dtype.kind == "O" else ds.dtype.itemsize
+    return size * item
+
+
+# Expected dataset types, as _check_dataset names them.
+_KIND_TEST = {
+    "uint8": lambda dt: dt == np.uint8,
+    "int": lambda dt: dt.kind in "iu",
+    "float": lambda dt: dt.kind == "f",
+    "flag": lambda dt: dt.kind in "biu",
+    "number": lambda dt: dt.kind in "biuf",
+    "str": lambda dt: h5py.check_string_dtype(dt) is not None,
+}
+
+
+def _check_dataset(ds: Optional[h5py.Dataset], where: str, kind: str, name: str, art: str,
+                   ndim: Sequence[int] | int, length: Optional[int] = None, required: bool = True) -> None:
+    """One dataset of a layout: present (if required), its type, rank and first dimension."""
+    if ds is None:
+        if required:
+            raise _damaged(name, art, f"the dataset '{where}' is missing")
+        return
+    ndims = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+    if ds.ndim not in ndims:
+        raise _damaged(name, art, f"'{where}' must have {' or '.join(map(str, ndims))} dimension(s), found shape {ds.shape}")
+    if not _KIND_TEST[kind](ds.dtype):
+        shown = "str" if ds.dtype.kind == "O" else str(ds.dtype)
+        want = {"flag": "bool", "number": "numbers"}.get(kind, kind)
+        raise _damaged(name, art, f"'{where}' must hold {want} values, found {shown}")
+    if length is not None and ds.shape[0] != length:
+        raise _damaged(name, art, f"'{where}' has {ds.shape[0]} entries where {length} are needed")
+
+
+def _json(f: h5py.File | h5py.Group, attr: str, name: str, art: str, want: type, default: Any, required: bool = False,
+          items: Optional[type] = None) -> Any:
+    """A JSON attribute of the expected type (and item type for lists)."""
+    if attr not in f.attrs:
+        if required:
+            raise _damaged(name, art, f"the attribute '{attr}' is missing")
+        return default
+    value = read_json_attr(f, attr, default)
+    if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+        raise _damaged(name, art, f"'{attr}' must be a JSON {_JSON_NAMES[want]}, found {_JSON_NAMES.get(type(value), type(value).__name__)}")
+    if items is not None:
+        bad = next((v for v in value if not isinstance(v, items)), _MISSING)
+        if bad is not _MISSING:
+            raise _damaged(name, art, f"every entry of '{attr}' must be a JSON {_JSON_NAMES[items]}, found {_JSON_NAMES.get(type(bad), type(bad).__name__)}")
+    return value
+
+
+_MISSING = object()
+_JSON_NAMES = {list: "list", dict: "object", str: "string", int: "integer", float: "number", bool: "boolean", type(None): "null"}
+
+
+def validate(f: h5py.File, kind: str, name: str, whole: bool = True) -> None:
+    """Check an open artifact of ``kind`` before anything is read (see the section comment)."""
+    datasets = stored_datasets(f, name, kind)
+    total = sum(declared_bytes(ds) for path, ds in datasets.items() if whole or not _is_bulk(kind, path))
+    untrusted.check_budget(total, f"reading {name} needs")
+    _json(f, "fercli_lineage", name, kind, list, [], items=dict)
+    _json(f, "fercli_meta", name, kind, dict, {})
+    _LAYOUTS[kind](f, datasets, name)
+
+
+#: Arrays ``fercli info`` does not read (left out of its budget): kind -> path prefixes.
+_BULK = {"clips": ("frames", "landmarks", "histograms", "planes/"), "model": (), "report": (), "pruning": ()}
+
+
+def _is_bulk(kind: str, path: str) -> bool:
+    return any(path == b or (b.endswith("/") and path.startswith(b) and path != "planes/offsets") for b in _BULK.get(kind, ()))
 
 
 def _as_str(value: Any) -> str:
@@ -153,6 +311,8 @@ def read_json_attr(f: h5py.File | h5py.Group, name: str, default: Any = None) ->
         return json.loads(_as_str(raw))
     except json.JSONDecodeError as exc:
         raise FercliError(f"attribute '{name}' is not valid JSON: {exc}") from exc
+    except RecursionError:
+        raise FercliError(f"attribute '{name}' nests JSON too deeply to be read") from None
 
 
 def write_json_attr(f: h5py.File | h5py.Group, name: str, value: Any) -> None:
@@ -180,7 +340,7 @@ def artifact_identity(f: h5py.File, path: str) -> dict:
 
 def read_lineage(f: h5py.File) -> list[dict]:
     value = read_json_attr(f, "fercli_lineage", [])
-    return value if isinstance(value, list) else []
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
 # --------------------------------------------------------------------------- lineage
@@ -217,18 +377,70 @@ def combine_lineage(parents: Sequence[Sequence[dict]], entry: dict) -> list[dict
 
 
 def check_output_path(path: str) -> None:
-    """Fail before any work if the output cannot be written."""
+    """Fail before any work if the output cannot be written.
+
+    An existing output must be a regular file (or a link to one): the temporary
+    file is renamed over it, which would replace a device, a FIFO or a link to
+    ``/dev/stdout`` instead of writing into it.
+    """
     if path == "-":
         if sys.stdout.isatty():
             raise FercliError("refusing to write a binary HDF5 artifact to a terminal: redirect it (-o FILE) or pipe it")
         return
+    shown = untrusted.one_line(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise FercliError(f"cannot write {path}: folder {folder} does not exist")
+        raise FercliError(f"cannot write {shown}: folder {untrusted.one_line(folder)} does not exist")
     if os.path.isdir(path):
-        raise FercliError(f"cannot write {path}: it is a folder")
+        raise FercliError(f"cannot write {shown}: it is a folder")
+    if os.path.lexists(path):
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            mode = None  # a dangling link: the rename replaces the link itself
+        if mode is not None and not stat.S_ISREG(mode):
+            hint = " (-o - writes to standard output)" if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode) else ""
+            raise FercliError(f"cannot write {shown}: it is {untrusted.kind_of(mode)}, not a regular file, and would be replaced{hint}")
     if not os.access(folder, os.W_OK):
-        raise FercliError(f"cannot write {path}: folder {folder} is not writable")
+        raise FercliError(f"cannot write {shown}: folder {untrusted.one_line(folder)} is not writable")
+
+
+def _file_key(path: str) -> Optional[tuple[int, int]]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def check_outputs(inputs: Iterable[Optional[str]], outputs: Iterable[Optional[str]]) -> None:
+    """Before any work: every output writable (:func:`check_output_path`), none of them an input.
+
+    "The same file" is judged by device and inode, so a hard link, a symbolic
+    link or another spelling of an input's path is refused as well; two
+    outputs naming one file are refused too.  ``None`` entries are skipped.
+    """
+    outs = [o for o in outputs if o is not None]
+    for out in outs:
+        check_output_path(out)
+    known: dict[tuple[int, int], str] = {}
+    for path in inputs:
+        if path is not None and path != "-":
+            key = _file_key(path)
+            if key is not None:
+                known.setdefault(key, path)
+    named: dict[str, str] = {}
+    for out in outs:
+        if out == "-":
+            continue
+        real = os.path.realpath(out)
+        if real in named:
+            raise FercliError(f"{untrusted.one_line(named[real])} and {untrusted.one_line(out)} name the same output file")
+        named[real] = out
+        key = _file_key(out)
+        if key is not None and key in known:
+            same = "" if os.path.abspath(known[key]) == os.path.abspath(out) else f" (as {untrusted.one_line(known[key])})"
+            raise FercliError(f"the output {untrusted.one_line(out)} is also an input{same}: refusing to overwrite it, write elsewhere")
 
 
 TEMP_PREFIX = ".fercli-tmp-"
@@ -278,6 +490,14 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
+#: Outputs this process has committed (an interruption message says which).
+_COMMITTED: list[str] = []
+
+
+def committed_outputs() -> list[str]:
+    return list(dict.fromkeys(_COMMITTED))  # a checkpoint rewritten every epoch counts once
+
+
 @contextlib.contextmanager
 def atomic_path(path: str, suffix: str = "") -> Iterator[str]:
     """Yield a temporary path; on success it atomically becomes ``path``.
@@ -299,18 +519,24 @@ def atomic_path(path: str, suffix: str = "") -> Iterator[str]:
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)
     try:
-        yield tmp
-        check_interrupted()  # a SIGTERM swallowed mid-write must not commit the file
-        if path == "-":
-            with open(tmp, "rb") as src:
-                out = sys.stdout.buffer
-                shutil.copyfileobj(src, out, length=1 << 20)
-                out.flush()
-            os.unlink(tmp)
-        else:
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
+        try:
+            yield tmp
+            check_interrupted()  # a SIGTERM swallowed mid-write must not commit the file
+            if path == "-":
+                with open(tmp, "rb") as src:
+                    out = sys.stdout.buffer
+                    shutil.copyfileobj(src, out, length=1 << 20)
+                    out.flush()
+                os.unlink(tmp)
+            else:
+                with open(tmp, "rb+") as fh:
+                    os.fsync(fh.fileno())
+                os.replace(tmp, path)
+            _COMMITTED.append(display_name(path) if path != "-" else "standard output")
+        except OSError as exc:
+            if isinstance(exc, BrokenPipeError) or exc.errno not in WRITE_ERRNOS:
+                raise
+            raise write_error(path, exc) from None
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -319,21 +545,125 @@ def atomic_path(path: str, suffix: str = "") -> Iterator[str]:
         raise
 
 
+#: errno values of a failed write that are the machine's state, not a bug: one sentence.
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG, errno.EROFS, errno.ENOMEM, errno.EACCES, errno.EPERM}
+
+
+def write_error(path: str, exc: OSError) -> FercliError:
+    hint = {errno.ENOSPC: " (the disk is full)", errno.EDQUOT: " (the disk quota is used up)",
+            errno.EFBIG: " (the file size limit was reached)", errno.EIO: " (an I/O error: check the disk)"}.get(exc.errno or 0, "")
+    return FercliError(f"cannot write {untrusted.one_line(display_name(path) if path != '-' else 'standard output')}: "
+                       f"{exc.strerror or exc}{hint}; nothing was written and the previous file is intact")
+
+
+class _GuardedFile(io.RawIOBase):
+    """The temporary file as HDF5 writes it, with write errors kept out of HDF5.
+
+    HDF5 does not survive a failed write: a full disk gives pages of error
+    stacks and then a crash while h5py closes its objects.  So h5py writes
+    through this object (its file-object driver): the first failing write is
+    remembered, it and later writes are kept in memory instead (HDF5 may read
+    its metadata back), HDF5 sees success and closes cleanly, and
+    :func:`create_artifact` then reports the remembered error.
+    """
+
+    def __init__(self, path: str):
+        self._fh = open(path, "r+b", buffering=0)
+        self.error: Optional[OSError] = None
+        self._pos = 0
+        self._size = 0  # what the file would hold: HDF5 finds its end by seeking there
+        self._unwritten: dict[tuple[int, int], bytes] = {}  # (offset, length) -> data, in write order
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        self._pos = pos if whence == 0 else (self._pos + pos if whence == 1 else self._size + pos)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def readinto(self, buffer) -> int:
+        view = memoryview(buffer).cast("B")
+        n = max(0, min(len(view), self._size - self._pos))
+        self._fh.seek(self._pos)
+        got = self._fh.readinto(view[:n]) or 0
+        view[got:n] = bytes(n - got)
+        for (start, length), data in self._unwritten.items():  # later writes win
+            lo, hi = max(start, self._pos), min(start + length, self._pos + n)
+            if lo < hi:
+                view[lo - self._pos:hi - self._pos] = data[lo - start:hi - start]
+        self._pos += n
+        return n
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        if self.error is None:
+            try:
+                self._fh.seek(self._pos)
+                done = 0
+                while done < len(view):
+                    done += self._fh.write(view[done:]) or 0
+            except OSError as exc:
+                self.error = exc
+        if self.error is not None:
+            key = (self._pos, len(view))
+            self._unwritten.pop(key, None)
+            self._unwritten[key] = bytes(view)
+        self._pos += len(view)
+        self._size = max(self._size, self._pos)
+        return len(view)
+
+    def truncate(self, size: Optional[int] = None) -> int:
+        size = self._pos if size is None else size
+        self._size = size
+        if self.error is None:
+            try:
+                self._fh.truncate(size)
+            except OSError as exc:
+                self.error = exc
+        return size
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._fh.close()
+        super().close()
+
+
 @contextlib.contextmanager
 def create_artifact(path: str, kind: str, lineage: Sequence[dict], meta: Optional[dict] = None) -> Iterator[h5py.File]:
     """Create an artifact of ``kind`` atomically; yields the open h5py file to fill."""
     if kind not in SCHEMA:
         raise ValueError(f"unknown artifact kind {kind!r}")
     with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w", libver="latest") as f:
-            f.attrs["fercli_kind"] = kind
-            f.attrs["fercli_schema"] = SCHEMA[kind]
-            f.attrs["fercli_id"] = str(uuid.uuid4())
-            f.attrs["fercli_version"] = __version__
-            f.attrs["fercli_created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-            write_json_attr(f, "fercli_lineage", list(lineage))
-            write_json_attr(f, "fercli_meta", meta or {})
-            yield f
+        guard = _GuardedFile(tmp)
+        # HDF5 calls back into Python (the guard) to write: a signal raising there
+        # would leave HDF5 half-way; it is remembered instead, and atomic_path
+        # acts on it before committing (check_interrupted).
+        try:
+            with deferred_signals(), h5py.File(guard, "w", libver="latest") as f:
+                f.attrs["fercli_kind"] = kind
+                f.attrs["fercli_schema"] = SCHEMA[kind]
+                f.attrs["fercli_id"] = str(uuid.uuid4())
+                f.attrs["fercli_version"] = __version__
+                f.attrs["fercli_created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+                write_json_attr(f, "fercli_lineage", list(lineage))
+                write_json_attr(f, "fercli_meta", meta or {})
+                yield f
+        finally:
+            guard.close()
+        if guard.error is not None:
+            raise write_error(path, guard.error)
 
 
 def _chunks_for(shape: tuple[int, ...]) -> Optional[tuple[int, ...]]:
@@ -718,6 +1048,64 @@ def read_clip_subset(f: h5py.File, index: Sequence[int], name: str = "clips") ->
     return sub
 
 
+def _check_partition(offsets: np.ndarray, total: int, what: str, items: str, name: str) -> None:
+    if offsets[0] != 0 or np.any(np.diff(offsets) < 0) or offsets[-1] != total:
+        raise _damaged(name, "clips", f"'{what}' do not partition the {total} {items} (they must start at 0, never decrease and end at {total})")
+
+
+def _clips_layout(f: h5py.File, ds: dict[str, h5py.Dataset], name: str) -> None:
+    """The 'clips' layout (see :class:`Clips`): types, shapes, offsets, labels, class names."""
+    art = "clips"
+    _check_dataset(ds.get("offsets"), "offsets", "int", name, art, 1)
+    offsets = ds["offsets"][()].astype(np.int64)
+    if len(offsets) < 1:
+        raise _damaged(name, art, "'offsets' must hold N+1 positions (at least one)")
+    n = len(offsets) - 1
+    frames = ds.get("frames")
+    _check_dataset(frames, "frames", "uint8", name, art, (3, 4))
+    if frames.ndim == 4 and frames.shape[-1] not in (1, 3):
+        raise _damaged(name, art, f"frames must be (F, H, W) gray or (F, H, W, 3) colour, found shape {frames.shape}")
+    n_frames = frames.shape[0]
+    _check_partition(offsets, n_frames, "offsets", "frames", name)
+    _check_dataset(ds.get("label"), "label", "int", name, art, 1, n)
+    for key in ("subject", "clip_id", "source"):
+        _check_dataset(ds.get(key), key, "str", name, art, 1, n)
+    class_names = _json(f, "class_names", name, art, list, [], items=str)
+    if len(set(class_names)) != len(class_names):
+        twice = next(c for c in class_names if class_names.count(c) > 1)
+        raise _damaged(name, art, f"'class_names' lists '{twice}' twice")
+    labels = ds["label"][()]
+    bad = (labels < -1) | (labels >= len(class_names))
+    if np.any(bad):
+        raise _damaged(name, art, f"{int(bad.sum())} clip label(s) outside the {len(class_names)} classes (first: {int(labels[np.argmax(bad)])})")
+    _check_dataset(ds.get("landmarks"), "landmarks", "float", name, art, 3, n_frames, required=False)
+    if "landmarks" in ds and ds["landmarks"].shape[1:] != (68, 2):
+        raise _damaged(name, art, f"'landmarks' must be (frames, 68, 2), found {ds['landmarks'].shape}")
+    _check_dataset(ds.get("face_found"), "face_found", "flag", name, art, 1, n_frames, required=False)
+    _check_dataset(ds.get("split"), "split", "str", name, art, 1, n, required=False)
+    _check_dataset(ds.get("fold"), "fold", "int", name, art, 1, n, required=False)
+    if "fold" in ds and n and int(ds["fold"][()].min()) < -1:
+        raise _damaged(name, art, "'fold' holds numbers below -1 (-1 marks a clip without a fold)")
+    _check_dataset(ds.get("segment"), "segment", "str", name, art, 1, n, required=False)
+    _check_dataset(ds.get("sequence_id"), "sequence_id", "str", name, art, 1, n, required=False)
+    _check_dataset(ds.get("fps"), "fps", "float", name, art, 1, n, required=False)
+    for key, (shape, dtype) in TRACE_FIELDS.items():
+        _check_dataset(ds.get(key), key, "int" if np.issubdtype(dtype, np.integer) else "float", name, art,
+                       1 + len(shape), n_frames, required=False)
+        if key in ds and ds[key].shape[1:] != shape:
+            raise _damaged(name, art, f"'{key}' must be (frames, {', '.join(map(str, shape))}), found {ds[key].shape}")
+    _check_dataset(ds.get("histograms"), "histograms", "number", name, art, 2, n, required=False)
+    if "planes" in f:
+        if not isinstance(f["planes"], h5py.Group):
+            raise _damaged(name, art, "'planes' must be a group of code maps")
+        _check_dataset(ds.get("planes/offsets"), "planes/offsets", "int", name, art, 1, n + 1)
+        plane_offsets = ds["planes/offsets"][()].astype(np.int64)
+        maps = {k: v for k, v in ds.items() if k.startswith("planes/") and k != "planes/offsets"}
+        for key, value in maps.items():
+            _check_dataset(value, key, "uint8", name, art, 3, int(plane_offsets[-1]) if len(plane_offsets) else 0)
+        _check_partition(plane_offsets, int(plane_offsets[-1]) if maps else 0, "planes/offsets", "code maps", name)
+
+
 def load_clips(path: str, stage: str) -> tuple[Clips, dict, list[dict]]:
     """Open, validate and read a clips artifact: (clips, input identity, lineage)."""
     with open_artifact(path, "clips", stage) as f:
@@ -775,7 +1163,8 @@ def write_model(f: h5py.File, record: ModelRecord, arrays: Optional[dict[str, di
                 sub.create_dataset(key, data=value)
 
 
-def read_model(f: h5py.File, name: str = "model") -> ModelRecord:
+def read_model(f: h5py.File | h5py.Group, name: str = "model") -> ModelRecord:
+    """The record of a model artifact (or of a pruning's ``source`` group), its layout already validated."""
     try:
         g = f["weights"]
         state = {key: g[key][()] for key in g.keys()}
@@ -797,6 +1186,75 @@ def read_array_group(f: h5py.File, group_name: str) -> dict[str, np.ndarray]:
         return {}
     g = f[group_name]
     return {key: g[key][()] for key in g.keys()}
+
+
+def read_model_arrays(f: h5py.File) -> dict[str, dict[str, np.ndarray]]:
+    """A model artifact's optional array groups: ``optimizer`` and ``folds/<k>`` (see :data:`MODEL_LAYOUT`)."""
+    arrays: dict[str, dict[str, np.ndarray]] = {}
+    if "optimizer" in f:
+        arrays["optimizer"] = read_array_group(f, "optimizer")
+    if "folds" in f:
+        for k in f["folds"].keys():
+            arrays[f"folds/{k}"] = read_array_group(f, f"folds/{k}")
+    return arrays
+
+
+#: What a model artifact holds (schema: model v1); ``fercli train`` writes all of it.
+MODEL_LAYOUT = """
+    weights/<state key>          the model (last fold trained for --folds all)
+    optimizer/<param>.<name>     optimizer state for --resume (momentum, Adam moments, step)
+    folds/<k>/<state key>        --folds all: every completed fold's weights
+    attrs: arch, config, class_names, history (current fold), extra (JSON objects)
+"""
+
+
+def _array_group(f: h5py.File | h5py.Group, ds: dict[str, h5py.Dataset], group: str, name: str, art: str, required: bool) -> None:
+    """``group`` is a flat group of numeric arrays (state-dict keys never hold '/')."""
+    if group not in f:
+        if required:
+            raise _damaged(name, art, f"the group '{group}' is missing")
+        return
+    if not isinstance(f[group], h5py.Group):
+        raise _damaged(name, art, f"'{group}' must be a group of arrays")
+    for key, obj in f[group].items():
+        if not isinstance(obj, h5py.Dataset):
+            raise _damaged(name, art, f"'{group}/{key}' must be an array, found a group")
+        _check_dataset(obj, f"{group}/{key}", "number", name, art, range(0, 33))
+
+
+def _model_layout(f: h5py.File | h5py.Group, ds: dict[str, h5py.Dataset], name: str, art: str = "model") -> None:
+    """The 'model' layout: arch, JSON attributes of the right types, numeric weight arrays."""
+    arch = f.attrs.get("arch")
+    if arch is None:
+        raise _damaged(name, art, "the attribute 'arch' is missing")
+    if not isinstance(arch, (str, bytes)):
+        raise _damaged(name, art, "'arch' must be the name of an architecture")
+    _json(f, "config", name, art, dict, {})
+    _json(f, "class_names", name, art, list, [], items=str)
+    _json(f, "history", name, art, list, [], items=dict)
+    _json(f, "extra", name, art, dict, {})
+    _array_group(f, ds, "weights", name, art, required=True)
+    _array_group(f, ds, "optimizer", name, art, required=False)
+    if "partition" in f:  # the partition record's per-clip arrays (fercli.protocol.partition)
+        if not isinstance(f["partition"], h5py.Group):
+            raise _damaged(name, art, "'partition' must be a group of per-data-artifact groups")
+        for key, g in f["partition"].items():
+            where = f"partition/{key}"
+            if not key.isdigit() or not isinstance(g, h5py.Group):
+                raise _damaged(name, art, f"'{where}' must be a group named by a data artifact's number")
+            n = g["clip_id"].shape[0] if isinstance(g.get("clip_id"), h5py.Dataset) else None
+            for field_name, kind in (("clip_id", "str"), ("subject", "str"), ("sequence_id", "str"), ("label", "int")):
+                _check_dataset(g.get(field_name), f"{where}/{field_name}", kind, name, art, 1, n)
+            _check_dataset(g.get("part"), f"{where}/part", "int", name, art, 2)
+            if g["part"].shape[1] != n:
+                raise _damaged(name, art, f"'{where}/part' must have one column per clip ({n}), found {g['part'].shape}")
+    if "folds" in f:
+        if not isinstance(f["folds"], h5py.Group):
+            raise _damaged(name, art, "'folds' must be a group of per-fold weights")
+        for key in f["folds"].keys():
+            if not key.isdigit():
+                raise _damaged(name, art, f"'folds/{key}' must be named by a fold number")
+            _array_group(f, ds, f"folds/{key}", name, art, required=True)
 
 
 def load_model(path: str, stage: str) -> tuple[ModelRecord, dict, list[dict]]:
@@ -840,6 +1298,14 @@ def read_model_header(f: h5py.File | h5py.Group) -> ModelRecord:
 
 
 # --------------------------------------------------------------------------- report
+#
+# Written by ``fercli evaluate -o``:
+#     attrs report (JSON)       the whole result (per fold, pooled, per class, model, data)
+#     confusion                 (K, K) int64 pooled counts, rows true, columns predicted
+#     confusion_normalised      (K, K) float64 row-normalised
+#     fold_accuracy             (folds,) float64
+#     predictions/<field>       per evaluated sample (PREDICTION_FIELDS): clip_id, subject, fold,
+#                               truth, prediction (int), probabilities (samples, K)
 
 #: Per-sample datasets of a report's ``predictions`` group (``fercli evaluate -o``).
 PREDICTION_FIELDS = ("clip_id", "subject", "fold", "truth", "prediction", "probabilities")
@@ -859,6 +1325,12 @@ def write_report(f: h5py.File, report: dict, predictions: Optional[dict[str, np.
             write_array(g, key, np.asarray(predictions[key]))
 
 
+def save_report(path: str, result: dict, lineage: Sequence[dict], predictions: Optional[dict[str, np.ndarray]] = None) -> None:
+    """An evaluation result as a 'report' artifact."""
+    with create_artifact(path, "report", lineage, {"stage": "evaluate"}) as f:
+        write_report(f, result, predictions)
+
+
 def read_report(f: h5py.File) -> tuple[dict, Optional[dict[str, np.ndarray]]]:
     """(report JSON, per-sample predictions or None for reports written before them)."""
     report = read_json_attr(f, "report", {}) or {}
@@ -866,6 +1338,139 @@ def read_report(f: h5py.File) -> tuple[dict, Optional[dict[str, np.ndarray]]]:
         return report, None
     g = f["predictions"]
     return report, {key: read_strings(g[key]) if g[key].dtype.kind == "O" else g[key][()] for key in PREDICTION_FIELDS}
+
+
+def _report_layout(f: h5py.File, ds: dict[str, h5py.Dataset], name: str) -> None:
+    art = "report"
+    _json(f, "report", name, art, dict, {}, required=True)
+    _check_dataset(ds.get("confusion"), "confusion", "int", name, art, (1, 2))
+    k = ds["confusion"].shape[0]
+    if ds["confusion"].shape not in ((k, k), (0,)):  # (0,): a report of no classes
+        raise _damaged(name, art, f"'confusion' must be square, found {ds['confusion'].shape}")
+    _check_dataset(ds.get("confusion_normalised"), "confusion_normalised", "float", name, art, (1, 2), k)
+    _check_dataset(ds.get("fold_accuracy"), "fold_accuracy", "float", name, art, 1)
+    if "predictions" in f:
+        n = ds["predictions/truth"].shape[0] if "predictions/truth" in ds else None
+        for key in PREDICTION_FIELDS:
+            kind = "str" if key in ("clip_id", "subject") else "float" if key == "probabilities" else "int"
+            _check_dataset(ds.get(f"predictions/{key}"), f"predictions/{key}", kind, name, art, 2 if key == "probabilities" else 1, n)
+
+
+# --------------------------------------------------------------------------- pruning
+#
+# Written by ``fercli prune`` (thesis 5.2.3, 5.3.2):
+#     source/                  the source model (attrs arch/config/class_names/..., weights/)
+#     blocks/<i>/mean          (C,) float64 mean SE weight per LBC kernel
+#     blocks/<i>/std           (C,) float64
+#     blocks/<i>/hist          (bins,) int64 histogram of every gate value in [0, 1]
+#     kept/<step>/<i>          sorted kept channel indices of block i for schedule[step]
+#     attrs pruning (JSON)     schedule, blocks [{name, in_chs, mid_chs, kept: [...]}],
+#                              samples, data (how they were chosen), bins
+
+
+@dataclass
+class BlockStats:
+    name: str
+    in_chs: int
+    mid_chs: int
+    mean: np.ndarray
+    std: np.ndarray
+    hist: np.ndarray
+
+
+@dataclass
+class Pruning:
+    source: ModelRecord
+    schedule: list[float]
+    blocks: list[BlockStats]
+    kept: list[list[np.ndarray]]  # [step][block] -> sorted channel indices
+    samples: int
+    data: dict = field(default_factory=dict)
+    source_arrays: dict = field(default_factory=dict)  # the source's partition record arrays (carried to rebuild)
+
+    def kept_counts(self, step: int) -> list[int]:
+        return [len(k) for k in self.kept[step]]
+
+
+def save_pruning(path: str, p: Pruning, lineage: Sequence[dict]) -> None:
+    meta = {"schedule": p.schedule, "samples": p.samples, "source_arch": p.source.arch}
+    with create_artifact(path, "pruning", lineage, meta) as f:
+        write_model(f.create_group("source"), p.source, arrays=p.source_arrays)
+        g = f.create_group("blocks")
+        for i, s in enumerate(p.blocks):
+            b = g.create_group(str(i))
+            b.create_dataset("mean", data=s.mean)
+            b.create_dataset("std", data=s.std)
+            b.create_dataset("hist", data=s.hist)
+        k = f.create_group("kept")
+        for step, kept in enumerate(p.kept):
+            sg = k.create_group(str(step))
+            for i, idx in enumerate(kept):
+                sg.create_dataset(str(i), data=idx)
+        write_json_attr(f, "pruning", {
+            "schedule": p.schedule, "samples": p.samples, "data": p.data,
+            "blocks": [{"name": s.name, "in_chs": s.in_chs, "mid_chs": s.mid_chs, "kept": [len(kk[i]) for kk in p.kept]} for i, s in enumerate(p.blocks)],
+        })
+
+
+def load_pruning(path: str, stage: str) -> tuple[Pruning, dict, list[dict]]:
+    with open_artifact(path, "pruning", stage) as f:
+        return read_pruning(f, display_name(path)), artifact_identity(f, path), read_lineage(f)
+
+
+def read_pruning(f: h5py.File, name: str, weights: bool = True) -> Pruning:
+    """The pruning artifact open (and validated) in ``f``; ``weights=False`` leaves the
+    source model's weights and partition arrays unread (statistics only: tables, figures)."""
+    info = read_json_attr(f, "pruning", None)
+    source = read_model(f["source"], name) if weights else read_model_header(f["source"])
+    blocks = []
+    for i, b in enumerate(info["blocks"]):
+        g = f["blocks"][str(i)]
+        blocks.append(BlockStats(b["name"], int(b["in_chs"]), int(b["mid_chs"]), g["mean"][()], g["std"][()], g["hist"][()]))
+    kept = [[f["kept"][str(s)][str(i)][()].astype(np.int64) for i in range(len(blocks))] for s in range(len(info["schedule"]))]
+    src = f["source"]
+    source_arrays = {f"partition/{d}": read_array_group(src, f"partition/{d}")
+                     for d in (src["partition"].keys() if weights and "partition" in src else [])}
+    return Pruning(source, [float(x) for x in info["schedule"]], blocks, kept, int(info["samples"]), info.get("data") or {}, source_arrays)
+
+
+def _pruning_layout(f: h5py.File, ds: dict[str, h5py.Dataset], name: str) -> None:
+    """The 'pruning' layout, down to the kept indices (range, uniqueness, count per block)."""
+    art = "pruning"
+    info = _json(f, "pruning", name, art, dict, {}, required=True)
+    schedule, blocks = info.get("schedule"), info.get("blocks")
+    if not isinstance(schedule, list) or not schedule or not all(isinstance(r, (int, float)) and not isinstance(r, bool) and r > 0 for r in schedule):
+        raise _damaged(name, art, "'schedule' must be a non-empty list of positive expansion ratios")
+    if not isinstance(info.get("samples"), int) or isinstance(info.get("samples"), bool):
+        raise _damaged(name, art, "'samples' must be a whole number")
+    if not isinstance(info.get("data", {}), dict):
+        raise _damaged(name, art, "'data' must be a JSON object")
+    if not isinstance(blocks, list) or not all(isinstance(b, dict) for b in blocks):
+        raise _damaged(name, art, "'blocks' must be a list of objects")
+    for i, b in enumerate(blocks):
+        if not isinstance(b.get("name"), str) or not all(isinstance(b.get(k), int) and not isinstance(b.get(k), bool) and b[k] > 0 for k in ("in_chs", "mid_chs")):
+            raise _damaged(name, art, f"block {i} needs a name and positive whole in_chs and mid_chs")
+    if "source" not in f or not isinstance(f["source"], h5py.Group):
+        raise _damaged(name, art, "the group 'source' (the source model) is missing")
+    _model_layout(f["source"], ds, name, art)
+    for i, b in enumerate(blocks):
+        for key, kind in (("mean", "float"), ("std", "float"), ("hist", "number")):
+            _check_dataset(ds.get(f"blocks/{i}/{key}"), f"blocks/{i}/{key}", kind, name, art, 1, b["mid_chs"] if key != "hist" else None)
+    for step in range(len(schedule)):
+        for i, b in enumerate(blocks):
+            where = f"kept/{step}/{i}"
+            _check_dataset(ds.get(where), where, "int", name, art, 1)
+            kept = ds[where][()]
+            if len(kept) == 0 or len(kept) > b["mid_chs"]:
+                raise _damaged(name, art, f"'{where}' keeps {len(kept)} of block {i}'s {b['mid_chs']} channels")
+            if int(kept.min()) < 0 or int(kept.max()) >= b["mid_chs"]:
+                raise _damaged(name, art, f"'{where}' holds channel indices outside 0..{b['mid_chs'] - 1} (e.g. {int(kept.min()) if kept.min() < 0 else int(kept.max())})")
+            if len(np.unique(kept)) != len(kept):
+                raise _damaged(name, art, f"'{where}' names a channel twice")
+
+
+#: kind -> layout check run by :func:`validate` when an artifact is opened.
+_LAYOUTS = {"clips": _clips_layout, "model": _model_layout, "report": _report_layout, "pruning": _pruning_layout}
 
 
 # --------------------------------------------------------------------------- summary

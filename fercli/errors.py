@@ -5,6 +5,11 @@ input and, where it helps, what to do.  The CLI prints it on one line and exits
 with code 2; anything else is a bug and exits 1.
 """
 
+import contextlib
+import signal
+import threading
+from typing import Iterator
+
 
 class FercliError(Exception):
     """A user error: bad input, bad option, wrong artifact.  Exit code 2."""
@@ -38,3 +43,31 @@ def check_interrupted() -> None:
 def clear_interrupted() -> None:
     """Forget received signals: called where an :class:`Interrupted` is handled."""
     pending_signals.clear()
+
+
+@contextlib.contextmanager
+def deferred_signals() -> Iterator[None]:
+    """SIGINT/SIGTERM inside are only remembered in :data:`pending_signals`, not raised.
+
+    For code that calls back into Python from C (HDF5 writing through a Python
+    file object): an exception raised there by a signal handler leaves the C
+    library in an error state and h5py printing tracebacks.  The caller acts on
+    the remembered signal afterwards (:func:`check_interrupted`), at a safe point.
+    Only the main thread can set handlers; elsewhere this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    watched = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.getsignal(signum) for signum in watched}
+
+    def remember(signum: int, frame: object) -> None:
+        pending_signals.append(signum)
+
+    for signum in watched:
+        signal.signal(signum, remember)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)

@@ -26,7 +26,6 @@ over a source.  Nothing here prints: the CLI shows, records or prints JSON.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from fercli import align as _align
+from fercli import align as _align, untrusted
 from fercli.artifacts import ModelRecord
 from fercli.errors import FercliError
 from fercli.images import IMAGE_EXTENSIONS, is_image_name
@@ -77,7 +76,7 @@ class CaptureSource(Source):
 
         # FFmpeg prints its own complaints about unreadable files on fd 2; the
         # user gets our one sentence instead.
-        with _quiet_stderr():
+        with untrusted.quiet_native_stderr():
             self._cap = cv2.VideoCapture(spec)
         if not self._cap.isOpened():
             raise FercliError(f"cannot open {name} as a video source")
@@ -90,22 +89,6 @@ class CaptureSource(Source):
 
     def close(self):
         self._cap.release()
-
-
-@contextlib.contextmanager
-def _quiet_stderr():
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 class FolderSource(Source):
@@ -122,7 +105,9 @@ class FolderSource(Source):
         while self._i < len(self._paths):
             path = self._paths[self._i]
             self._i += 1
-            frame = cv2.imread(path, cv2.IMREAD_COLOR)
+            data = untrusted.read_image_file(path)  # no FIFO, pixel limit from the header
+            with untrusted.quiet_native_stderr():  # libpng warnings
+                frame = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
             if frame is not None:
                 return frame
         return None
@@ -136,6 +121,7 @@ def open_source(spec: str) -> Source:
         return FolderSource(spec)
     if not os.path.exists(spec):
         raise FercliError(f"source {spec} does not exist (give a camera index, a video file or a folder of images)")
+    untrusted.input_path(spec, "a video file, a folder of images or a camera index")
     return CaptureSource(spec, spec)
 
 

@@ -20,53 +20,21 @@ The statistics come from the training part the model's partition record lists
 (:func:`choose_samples`, 5.3.2 "on the training set"): never from a clip or a
 subject the model was tested on, whatever folds the model was trained with.
 
-Artifact layout (kind ``pruning``)::
-
-    source/                  the source model (attrs arch/config/class_names/..., weights/,
-                             partition/<d>/ the record of the run whose weights were used)
-    blocks/<i>/mean          (C,) float64 mean SE weight per LBC kernel
-    blocks/<i>/std           (C,) float64
-    blocks/<i>/hist          (bins,) int64 histogram of every gate value in [0, 1]
-    kept/<step>/<i>          sorted kept channel indices of block i for schedule[step]
-    attrs pruning (JSON)     schedule, blocks [{name, in_chs, mid_chs, kept: [...]}],
-                             samples, data (how they were chosen), bins
+The artifact's layout (kind ``pruning``) is in :mod:`fercli.artifacts`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
 from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
 from fercli import artifacts
-from fercli.artifacts import ModelRecord
+# The pruning artifact's records and its reader/writer live with the other layouts.
+from fercli.artifacts import BlockStats, ModelRecord, Pruning, load_pruning, read_pruning, save_pruning  # noqa: F401
 from fercli.errors import FercliError
 from fercli.progress import ProgressFn
-
-
-@dataclass
-class BlockStats:
-    name: str
-    in_chs: int
-    mid_chs: int
-    mean: np.ndarray
-    std: np.ndarray
-    hist: np.ndarray
-
-
-@dataclass
-class Pruning:
-    source: ModelRecord
-    schedule: list[float]
-    blocks: list[BlockStats]
-    kept: list[list[np.ndarray]]  # [step][block] -> sorted channel indices
-    samples: int
-    data: dict = field(default_factory=dict)
-    source_arrays: dict = field(default_factory=dict)  # the source's partition record arrays
-
-    def kept_counts(self, step: int) -> list[int]:
-        return [len(k) for k in self.kept[step]]
 
 
 # --------------------------------------------------------------------------- statistics
@@ -154,6 +122,8 @@ def parse_schedule(text: str) -> list[float]:
         values = [float(v) for v in str(text).split(",") if v.strip()]
     except ValueError:
         raise FercliError(f"--expansion takes a ratio or a comma-separated list of ratios (got '{text}')") from None
+    if any(not math.isfinite(v) for v in values):
+        raise FercliError(f"--expansion ratios must be finite numbers (got '{text}')")
     if not values or any(v <= 0 for v in values):
         raise FercliError(f"--expansion ratios must be positive (got '{text}')")
     if any(b >= a for a, b in zip(values, values[1:])):
@@ -247,50 +217,3 @@ def batches_of(samples, batch_size: int, device: str = "cpu"):
         yield [to_float(torch.from_numpy(np.ascontiguousarray(samples.inputs[k][start:start + batch_size])).to(device)) for k in names]
 
 
-# --------------------------------------------------------------------------- artifact
-
-
-def save_pruning(path: str, p: Pruning, lineage: Sequence[dict]) -> None:
-    meta = {"schedule": p.schedule, "samples": p.samples, "source_arch": p.source.arch}
-    with artifacts.create_artifact(path, "pruning", lineage, meta) as f:
-        artifacts.write_model(f.create_group("source"), p.source, arrays=p.source_arrays)
-        g = f.create_group("blocks")
-        for i, s in enumerate(p.blocks):
-            b = g.create_group(str(i))
-            b.create_dataset("mean", data=s.mean)
-            b.create_dataset("std", data=s.std)
-            b.create_dataset("hist", data=s.hist)
-        k = f.create_group("kept")
-        for step, kept in enumerate(p.kept):
-            sg = k.create_group(str(step))
-            for i, idx in enumerate(kept):
-                sg.create_dataset(str(i), data=idx)
-        artifacts.write_json_attr(f, "pruning", {
-            "schedule": p.schedule, "samples": p.samples, "data": p.data,
-            "blocks": [{"name": s.name, "in_chs": s.in_chs, "mid_chs": s.mid_chs, "kept": [len(kk[i]) for kk in p.kept]} for i, s in enumerate(p.blocks)],
-        })
-
-
-def load_pruning(path: str, stage: str) -> tuple[Pruning, dict, list[dict]]:
-    with artifacts.open_artifact(path, "pruning", stage) as f:
-        return read_pruning(f, artifacts.display_name(path)), artifacts.artifact_identity(f, path), artifacts.read_lineage(f)
-
-
-def read_pruning(f, name: str, weights: bool = True) -> Pruning:
-    """The pruning artifact open in ``f``; ``weights=False`` leaves the source model's
-    weights unread (statistics only: tables and figures)."""
-    try:
-        info = artifacts.read_json_attr(f, "pruning", None)
-        source = artifacts.read_model(f["source"], name) if weights else artifacts.read_model_header(f["source"])
-        blocks = []
-        for i, b in enumerate(info["blocks"]):
-            g = f["blocks"][str(i)]
-            blocks.append(BlockStats(b["name"], int(b["in_chs"]), int(b["mid_chs"]), g["mean"][()], g["std"][()], g["hist"][()]))
-        kept = [[f["kept"][str(s)][str(i)][()].astype(np.int64) for i in range(len(blocks))] for s in range(len(info["schedule"]))]
-        src = f["source"]
-        # the source fold's partition record travels on to the rebuilt model
-        source_arrays = {f"partition/{d}": artifacts.read_array_group(src, f"partition/{d}")
-                         for d in (src["partition"].keys() if weights and "partition" in src else [])}
-    except (KeyError, TypeError) as exc:
-        raise FercliError(f"{name} is a damaged 'pruning' artifact ({exc})") from None
-    return Pruning(source, list(info["schedule"]), blocks, kept, int(info["samples"]), info.get("data") or {}, source_arrays)

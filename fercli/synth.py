@@ -50,6 +50,7 @@ from typing import Optional, Sequence
 import cv2
 import numpy as np
 
+from fercli import untrusted
 from fercli.artifacts import Clips
 from fercli.errors import FercliError
 from fercli.faces import MIRROR_68
@@ -300,7 +301,9 @@ def load_faces(folder: str) -> list[Texture]:
     textures = []
     for name in names:
         path = os.path.join(folder, name)
-        bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+        data = untrusted.read_image_file(path)  # no FIFO, pixel limit from the header
+        with untrusted.quiet_native_stderr():  # libpng warnings
+            bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
         if bgr is None:
             raise FercliError(f"--faces: cannot read image {path}")
         rgb = np.ascontiguousarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))

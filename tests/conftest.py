@@ -45,3 +45,14 @@ def tiny_clips():
     rng = np.random.default_rng(0)
     seqs = [rng.integers(0, 256, size=(n, 16, 12), dtype=np.uint8) for n in (3, 5, 4, 6)]
     return Clips.from_sequences(seqs, labels=[0, 1, 2, 1], class_names=["a", "b", "c"], subjects=["S1", "S1", "S2", "S2"])
+
+
+@pytest.fixture(scope="session")
+def runner():
+    """One warm fork server (tests/faults/fork_server.py) for the whole fault suite."""
+    sys.path.insert(0, str(ROOT / "tests" / "faults"))
+    from fault_harness import Runner
+
+    r = Runner()
+    yield r
+    r.close()

@@ -7,6 +7,7 @@ code 2.  ``--debug`` anywhere on the line (or FERCLI_DEBUG=1) shows tracebacks.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import signal
@@ -17,7 +18,9 @@ from typing import Optional
 import typer
 
 from fercli.cli.app import app
+from fercli.artifacts import committed_outputs
 from fercli.errors import FercliError, Interrupted, pending_signals
+from fercli.untrusted import one_line
 
 # typer >= 0.26 vendors its own click (and no longer installs click); older
 # typers use the click package.  Accept the exceptions of whichever is present.
@@ -46,21 +49,74 @@ def _on_signal(signum: int, frame: object) -> None:
     raise Interrupted(signum)
 
 
+#: Exit status for a closed reader downstream (`fercli synth -o - | head -c 100`):
+#: 128 + SIGPIPE, what a shell reports for a program killed by SIGPIPE.
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
+
+
+def _quiet_unraisable(unraisable) -> None:
+    """A signal's exception raised inside a destructor or callback is "ignored"
+    by Python with a traceback; ``pending_signals`` already remembers the signal,
+    and fercli's stderr is one sentence, so these stay silent (``--debug`` shows them)."""
+
+
+def silence_libraries() -> None:
+    """Keep OpenCV/FFmpeg's own log lines off stderr (our one sentence says what failed)."""
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+    os.environ.setdefault("OPENCV_VIDEOIO_DEBUG", "0")
+    cv2 = sys.modules.get("cv2")
+    if cv2 is not None:  # already imported (and its log level read): set it directly
+        try:
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+        except Exception:  # pragma: no cover - an OpenCV without the logging module
+            pass
+
+
+def say_error(message: str) -> None:
+    """The one line of a failed command: control characters escaped, never markup."""
+    print(f"fercli: {one_line(message)}", file=sys.stderr)
+
+
+def _interrupted_message(signum: int) -> str:
+    name = "interrupted (Ctrl-C)" if signum == signal.SIGINT else f"stopped by signal {signum} ({signal.Signals(signum).name})"
+    written = committed_outputs()
+    if written:
+        return f"{name} after writing {', '.join(written)}; nothing else was written"
+    return f"{name}; nothing was written"
+
+
+@functools.lru_cache(maxsize=1)
+def _command():
+    """The click command tree, built once per process (library callers run main() many times)."""
+    return typer.main.get_command(app)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("FERCLI_DEBUG", "") not in ("", "0")
     args = [a for a in args if a != "--debug"]
-    # SIGTERM (cluster pre-emption, `kill`) unwinds like an exception so temporary
-    # files are removed and training can checkpoint.
+    silence_libraries()
+    # SIGTERM (cluster pre-emption, `kill`) and SIGINT (Ctrl-C) unwind like an
+    # exception so temporary files are removed and training can checkpoint.
     signal.signal(signal.SIGTERM, _on_signal)
-    command = typer.main.get_command(app)
+    signal.signal(signal.SIGINT, _on_signal)
+    if not debug:
+        sys.unraisablehook = _quiet_unraisable
+    command = _command()
     try:
-        result = command.main(args=args, prog_name="fercli", standalone_mode=False)
+        # make_context + invoke rather than command.main(): click's main turns a
+        # broken pipe into a silent exit 1 and Ctrl-C into a silent exit 130.
+        # Shell completion (`fercli --install-completion` sets it up): click's main()
+        # answers it from the environment before parsing; so must we.
+        command._main_shell_completion({}, "fercli")
+        with command.make_context("fercli", args) as ctx:
+            result = command.invoke(ctx)
         return int(result) if isinstance(result, int) else 0
     except FercliError as exc:
         if debug:
             traceback.print_exc()
-        print(f"fercli: {exc}", file=sys.stderr)
+        say_error(str(exc))
         return 2
     except _EXITS as exc:
         return int(getattr(exc, "exit_code", 0) or 0)
@@ -68,21 +124,23 @@ def main(argv: Optional[list[str]] = None) -> int:
         if debug:
             traceback.print_exc()
         message = " ".join(exc.format_message().split())
-        print(f"fercli: {message} (see 'fercli --help')", file=sys.stderr)
+        say_error(f"{message} (see 'fercli --help')")
         return 2
-    except _ABORTS:
-        print("fercli: interrupted", file=sys.stderr)
-        return 130
     except Interrupted as exc:
-        print(f"fercli: stopped by signal {exc.signum}; nothing was written", file=sys.stderr)
+        if debug:
+            traceback.print_exc()
+        say_error(_interrupted_message(exc.signum))
         return 128 + exc.signum
+    except _ABORTS:
+        say_error(_interrupted_message(signal.SIGINT))
+        return 128 + signal.SIGINT
     except BrokenPipeError:
-        # The reader went away (e.g. `| head`); not our error.
+        # The reader went away (e.g. `| head`): not our error, and nothing to say.
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), sys.stdout.fileno())
-        return 141
+        return EXIT_BROKEN_PIPE
     except Exception as exc:  # a bug, not bad input
         if debug:
             traceback.print_exc()
-        print(f"fercli: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", file=sys.stderr)
+        say_error(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)")
         return 1

@@ -8,7 +8,7 @@ import typer
 
 from fercli import artifacts
 from fercli.cli.app import app
-from fercli.cli.common import OutputOpt, err, examples, parse_shard, progress_bar, refuse_media
+from fercli.cli.common import OutputOpt, check_outputs, err, examples, number_opt, parse_shard, progress_bar, refuse_media
 
 
 @app.command(help="Detect faces, fit 68 landmarks and register each face to the mean face (eyes + nose tip), cropped to SIZE.",
@@ -16,7 +16,7 @@ from fercli.cli.common import OutputOpt, err, examples, parse_shard, progress_ba
 def align(
     path: str = typer.Argument(..., help="Input 'clips' artifact ('-' = standard input)."),
     output: str = OutputOpt,
-    size: int = typer.Option(64, "--size", help="Output crop side in pixels (64 for chapter 3, 96 for chapter 4)."),
+    size: int = number_opt(64, "--size", help="Output crop side in pixels (64 for chapter 3, 96 for chapter 4).", min=8, max=4096),
     gray: bool = typer.Option(True, "--gray/--color", help="Gray output (default) or colour (needs colour input)."),
     no_align: bool = typer.Option(False, "--no-align", help="Crop the detector's box only (square, no registration): chapter 4's unaligned mode."),
     transform: str = typer.Option("affine", "--transform", help="affine (exact eyes + nose tip, as 3.2.2) or similarity (least squares, no shear)."),
@@ -24,17 +24,17 @@ def align(
     detector_model: Optional[str] = typer.Option(None, "--detector-model", help="Model file for opencv-dnn (e.g. res10 .caffemodel, .onnx, .pb) or yunet (.onnx)."),
     detector_config: Optional[str] = typer.Option(None, "--detector-config", help="Config file for opencv-dnn models that need one (e.g. deploy.prototxt)."),
     predictor: Optional[str] = typer.Option(None, "--predictor", help="dlib 68-point shape predictor .dat (default: face_recognition_models')."),
-    upsample: int = typer.Option(0, "--upsample", help="dlib detectors: upsample the detection image this many times (finds smaller faces, slower)."),
-    detect_width: int = typer.Option(320, "--detect-width", help="Detect on a copy downscaled to at most this width; landmarks use full resolution."),
-    redetect_every: int = typer.Option(10, "--redetect-every", help="Run the detector every K frames (and whenever tracking is lost); 1 = every frame."),
+    upsample: int = number_opt(0, "--upsample", help="dlib detectors: upsample the detection image this many times (finds smaller faces, slower).", min=0, max=4),
+    detect_width: int = number_opt(320, "--detect-width", help="Detect on a copy downscaled to at most this width; landmarks use full resolution.", min=32, max=16384),
+    redetect_every: int = number_opt(10, "--redetect-every", help="Run the detector every K frames (and whenever tracking is lost); 1 = every frame.", min=1, max=1_000_000),
     missing: str = typer.Option("hold", "--missing", help="Frames without a face: hold (previous transform), interpolate, or drop."),
-    workers: int = typer.Option(1, "--workers", help="Processes (clips are spread over them; output order is unchanged)."),
+    workers: int = number_opt(1, "--workers", help="Processes (clips are spread over them; output order is unchanged).", min=1, max=256),
     shard: Optional[str] = typer.Option(None, "--shard", help="I/N: process only contiguous block I (0-based) of N; `fercli merge` the shards in order."),
 ) -> None:
     from fercli.align import AlignOptions, align as run_align
 
     refuse_media(path, "align")
-    artifacts.check_output_path(output)
+    check_outputs([path], [output])
     options = AlignOptions(size=size, gray=gray, align=not no_align, transform=transform, detector=detector,
                            detector_model=detector_model, detector_config=detector_config, predictor=predictor,
                            upsample=upsample, detect_width=detect_width, redetect_every=redetect_every,

@@ -1,23 +1,80 @@
-"""Helpers shared by the command modules: progress bars, option parsing, output."""
+"""Helpers shared by the command modules: progress bars, option parsing, output.
+
+What every command uses for untrusted input (docs/security.md):
+
+- :func:`number_opt` declares a numeric option whose value is checked before
+  the command runs (finite, within bounds; one sentence naming the option);
+- :func:`check_outputs` (from :mod:`fercli.artifacts`) refuses, before any
+  work, an output that is an input or not a regular file;
+- :data:`err` and :data:`out` print text literally: nothing from data or paths
+  is read as rich markup (``[/b]`` in a class name prints as is); styled
+  labels are built with :func:`bold`.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import sys
 from typing import Any, Iterator, Optional
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.text import Text
 
+from fercli.artifacts import check_outputs  # noqa: F401  (the one output check every command calls)
 from fercli.errors import FercliError
 from fercli.progress import ProgressFn
 
 #: Everything human-readable goes to stderr: stdout may be carrying an artifact.
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+#: markup=False: text from data (class names, paths, CSV values) is printed literally.
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+#: Tables and reports on standard output, as literal as ``err``.
+out = Console(highlight=False, markup=False)
 
 OutputOpt = typer.Option(..., "-o", "--output", help="Output artifact path ('-' = standard output).")
+
+#: Largest image side any option may ask for (frames, crops, --resize, --size).
+MAX_SIDE = 16384
+
+
+def bold(text: str) -> Text:
+    """A bold label for tables (a ``Text``: never parsed as markup)."""
+    return Text(str(text), style="bold")
+
+
+def number_opt(default: Any, *flags: str, help: str, min: Optional[float] = None, max: Optional[float] = None,
+               above: Optional[float] = None, below: Optional[float] = None, **kwargs: Any) -> Any:
+    """``typer.Option`` for a number, checked before the command runs.
+
+    nan and infinities are refused, as are values under ``min`` / over ``max``
+    (inclusive) or not strictly above ``above`` / below ``below``; the sentence
+    names the option.  Every numeric option is declared with it, so no value is
+    silently replaced by a default.  ``None`` (an optional option left out)
+    passes.
+    """
+    flag = next((f for f in flags if f.startswith("--")), flags[0] if flags else "the value")
+
+    def check(value: Any) -> Any:
+        if value is None:
+            return value
+        shown = f"{value:g}" if isinstance(value, float) else str(value)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise FercliError(f"{flag} must be a finite number (got {shown})")
+        if min is not None and value < min:
+            raise FercliError(f"{flag} must be at least {min:g} (got {shown})")
+        if above is not None and not value > above:
+            raise FercliError(f"{flag} must be a positive number (got {shown})" if above == 0 else
+                              f"{flag} must be greater than {above:g} (got {shown})")
+        if max is not None and value > max:
+            raise FercliError(f"{flag} must be at most {max:g} (got {shown})")
+        if below is not None and not value < below:
+            raise FercliError(f"{flag} must be less than {below:g} (got {shown})")
+        return value
+
+    return typer.Option(default, *flags, help=help, callback=check, **kwargs)
 
 
 @contextlib.contextmanager
@@ -54,11 +111,13 @@ def parse_size(text: str, option: str = "--size") -> tuple[int, int]:
         raise FercliError(f"{option} must look like WxH or N (got '{text}')") from None
     if min(size) <= 0:
         raise FercliError(f"{option} must be positive (got '{text}')")
+    if max(size) > MAX_SIDE:
+        raise FercliError(f"{option} sides must be at most {MAX_SIDE} pixels (got '{text}')")
     return size
 
 
-def parse_range(text: str, option: str) -> tuple[int, int]:
-    """'8:20' -> (8, 20); '10' -> (10, 10)."""
+def parse_range(text: str, option: str, limit: int = 100_000) -> tuple[int, int]:
+    """'8:20' -> (8, 20); '10' -> (10, 10); MAX at most ``limit``."""
     try:
         lo, hi = (text.split(":") + [text])[:2] if ":" in text else (text, text)
         lo, hi = int(lo), int(hi)
@@ -66,6 +125,8 @@ def parse_range(text: str, option: str) -> tuple[int, int]:
         raise FercliError(f"{option} must look like MIN:MAX (got '{text}')") from None
     if lo <= 0 or hi < lo:
         raise FercliError(f"{option} needs 0 < MIN <= MAX (got '{text}')")
+    if hi > limit:
+        raise FercliError(f"{option} MAX must be at most {limit} (got '{text}')")
     return lo, hi
 
 
@@ -79,6 +140,8 @@ def parse_shard(text: Optional[str]) -> Optional[tuple[int, int]]:
         raise FercliError(f"--shard must look like I/N (got '{text}')") from None
     if n <= 0 or not 0 <= i < n:
         raise FercliError(f"--shard I/N needs 0 <= I < N (got '{text}')")
+    if n > 1_000_000:
+        raise FercliError(f"--shard N must be at most 1000000 (got '{text}')")
     return i, n
 
 

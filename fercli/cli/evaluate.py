@@ -10,7 +10,7 @@ from rich.table import Table
 
 from fercli import artifacts
 from fercli.cli.app import app
-from fercli.cli.common import err, examples, print_json, progress_bar
+from fercli.cli.common import bold, check_outputs, err, examples, number_opt, out as stdout, print_json, progress_bar
 from fercli.errors import FercliError
 
 
@@ -19,7 +19,7 @@ from fercli.errors import FercliError
 def evaluate(
     model: str = typer.Argument(..., help="Model artifact from `fercli train`."),
     data: str = typer.Argument(..., help="Clips artifact ('-' = standard input)."),
-    fold: Optional[int] = typer.Option(None, "--fold", help="Evaluate fold K only (default: the fold(s) the model held out)."),
+    fold: Optional[int] = number_opt(None, "--fold", help="Evaluate fold K only (default: the fold(s) the model held out).", min=0, max=100_000),
     split: str = typer.Option("test", "--split", help="test (the recorded held-out part) | all (every labelled clip; refused if the model trained on some)."),
     include_training_data: bool = typer.Option(False, "--include-training-data", help="With --split all: score clips the model trained on too (the report says so)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON to stdout."),
@@ -28,8 +28,7 @@ def evaluate(
     device: str = typer.Option("auto", "--device", help="Device for the predictions: auto (CUDA when available) | cpu | cuda (latency is always CPU)."),
     no_latency: bool = typer.Option(False, "--no-latency", help="Skip the CPU latency measurement."),
 ) -> None:
-    if output is not None:
-        artifacts.check_output_path(output)
+    check_outputs([model, data], [output, figure])
     if figure is not None:
         from fercli.figures import check_figure_path
 
@@ -55,34 +54,33 @@ def evaluate(
     if output is not None:
         entry = artifacts.lineage_entry("evaluate", {"fold": fold, "split": split, "include_training_data": include_training_data},
                                         [mf.identity, ident])
-        with artifacts.create_artifact(output, "report", artifacts.combine_lineage([mf.lineage, lineage], entry), {"stage": "evaluate"}) as f:
-            artifacts.write_report(f, result, predictions)
+        artifacts.save_report(output, result, artifacts.combine_lineage([mf.lineage, lineage], entry), predictions)
     if as_json:
         print_json(result)
         return
-    _show(result, err if output == "-" else Console(highlight=False))
+    _show(result, err if output == "-" else stdout)
 
 
 def _show(r: dict, out: Console) -> None:
     names = r["class_names"]
     pooled = r["pooled"]
     head = Table(show_header=False, box=None, pad_edge=False)
-    head.add_row("[bold]model", f"{r['arch']} ({r['model']['path']})")
+    head.add_row(bold("model"), f"{r['arch']} ({r['model']['path']})")
     if r["partition"]["source"] != "record":
-        head.add_row("[bold]partition", r["partition"]["source"])
+        head.add_row(bold("partition"), r["partition"]["source"])
     for f in r["folds"]:
         b = f["baselines"]
-        head.add_row(f"[bold]{f['part']}", f"accuracy {f['accuracy']:.4f} on {f['n']} samples of {f['clips']} clips "
+        head.add_row(bold(f["part"]), f"accuracy {f['accuracy']:.4f} on {f['n']} samples of {f['clips']} clips "
                      f"(chance {b['chance']:.4f}, majority {b['majority']:.4f} '{b['majority_class']}')")
     if len(r["folds"]) > 1:
-        head.add_row("[bold]mean ± std", f"{r['accuracy_mean']:.4f} ± {r['accuracy_std']:.4f} over {len(r['folds'])} folds")
+        head.add_row(bold("mean ± std"), f"{r['accuracy_mean']:.4f} ± {r['accuracy_std']:.4f} over {len(r['folds'])} folds")
     skipped = sum(e.get("skipped_trained_clips", 0) for e in r["partition"].get("runs", []))
     if skipped:
-        head.add_row("[bold]not scored", f"{skipped} clip(s) the model trained on")
-    head.add_row("[bold]parameters", f"{r['trainable_params']:,} trainable, {r['frozen_params']:,} frozen, {r['fixed_params']:,} fixed")
-    head.add_row("[bold]FLOPs", f"{r['flops']:,} per sample" if r.get("flops") is not None else "unknown")
+        head.add_row(bold("not scored"), f"{skipped} clip(s) the model trained on")
+    head.add_row(bold("parameters"), f"{r['trainable_params']:,} trainable, {r.get('frozen_params', 0):,} frozen, {r['fixed_params']:,} fixed")
+    head.add_row(bold("FLOPs"), f"{r['flops']:,} per sample" if r.get("flops") is not None else "unknown")
     if r.get("cpu_latency_ms") is not None:
-        head.add_row("[bold]CPU latency", f"{r['cpu_latency_ms']:.2f} ms per sample (median)")
+        head.add_row(bold("CPU latency"), f"{r['cpu_latency_ms']:.2f} ms per sample (median)")
     out.print(head)
     t = Table(title="per class")
     for col in ("class", "precision", "recall", "F1", "support"):

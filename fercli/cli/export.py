@@ -6,7 +6,7 @@ import typer
 
 from fercli import artifacts
 from fercli.cli.app import app
-from fercli.cli.common import err, examples
+from fercli.cli.common import check_outputs, err, examples
 from fercli.errors import FercliError
 
 
@@ -22,9 +22,8 @@ def export(
 
     if not onnx:
         raise FercliError("say where to write: --onnx out.onnx")
-    for target in (stage.split_paths(onnx) if split else [onnx]):
-        if onnx != "-":
-            artifacts.check_output_path(target)
+    if onnx != "-":
+        check_outputs([model], stage.split_paths(onnx) if split else [onnx])
     record, _, _ = artifacts.load_model(model, "export")
     report = stage.export_onnx(record, onnx, split=split, verify=verify)
     for path in report["files"]:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from fercli import artifacts
 from fercli.cli.app import app
-from fercli.cli.common import err, examples, print_json
+from fercli.cli.common import bold, err, examples, out as stdout, print_json
 
 
 @app.command(help="Show an artifact's kind, shapes, class and subject counts, and lineage.",
@@ -17,7 +16,7 @@ def info(
     path: str = typer.Argument(..., help="Artifact file ('-' = standard input)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON to stdout instead of tables."),
 ) -> None:
-    with artifacts.open_artifact(path, None, "info") as f:
+    with artifacts.open_artifact(path, None, "info", whole=False) as f:  # info never reads frames or code maps
         summary = artifacts.summarize(f, path)
         if summary["kind"] == "model":
             from fercli.models.summary import model_summary  # torch only when needed
@@ -35,16 +34,16 @@ def info(
 
 
 def _show(s: dict) -> None:
-    out = err.__class__(highlight=False)  # tables go to stdout
+    out = stdout  # tables go to stdout, printed literally (names come from data)
     head = Table(show_header=False, box=None, pad_edge=False)
-    head.add_row("[bold]artifact", s["path"])
-    head.add_row("[bold]kind", f"{s['kind']} (schema {s['schema']}, fercli {s['fercli_version']}, {s['created']})")
+    head.add_row(bold("artifact"), s["path"])
+    head.add_row(bold("kind"), f"{s['kind']} (schema {s['schema']}, fercli {s['fercli_version']}, {s['created']})")
     for key in ("clips", "frames", "frame_shape", "clip_length", "subjects", "face_found_rate", "arch", "epochs_trained",
                 "trainable_params", "frozen_params", "fixed_params", "flops"):
         if key in s and s[key] not in (None, {}, []):
-            head.add_row(f"[bold]{key.replace('_', ' ')}", str(s[key]))
+            head.add_row(bold(key.replace("_", " ")), str(s[key]))
     if s.get("meta"):
-        head.add_row("[bold]meta", ", ".join(f"{k}={v}" for k, v in s["meta"].items()))
+        head.add_row(bold("meta"), ", ".join(f"{k}={v}" for k, v in s["meta"].items()))
     out.print(head)
     if s.get("class_counts"):
         t = Table(title="classes")
@@ -55,14 +54,12 @@ def _show(s: dict) -> None:
         out.print(t)
     for key in ("folds", "split", "planes", "segments"):
         if s.get(key):
-            out.print(f"[bold]{key}:[/] " + ", ".join(f"{k}: {v}" for k, v in s[key].items()))
+            out.print(bold(f"{key}:") + " " + ", ".join(f"{k}: {v}" for k, v in s[key].items()))
     _show_results(s, out)
     if s.get("partition"):
-        from rich.markup import escape
-
         from fercli.protocol.partition import describe_lines
 
-        out.print("[bold]partition:[/] " + escape("\n  ".join(describe_lines(s["partition"]))))
+        out.print(bold("partition:") + " " + "\n  ".join(describe_lines(s["partition"])))
     t = Table(title="datasets")
     t.add_column("name")
     t.add_column("shape")
@@ -88,14 +85,14 @@ def _show_results(s: dict, out) -> None:
     if s["kind"] not in ("model", "report"):
         return
     if s.get("class_names"):
-        out.print("[bold]classes:[/] " + escape(", ".join(map(str, s["class_names"]))))
+        out.print(bold("classes:") + " " + ", ".join(map(str, s["class_names"])))
     if s["kind"] == "model" and s.get("config"):
-        out.print("[bold]config:[/] " + escape(", ".join(f"{k}={v}" for k, v in s["config"].items())))
+        out.print(bold("config:") + " " + ", ".join(f"{k}={v}" for k, v in s["config"].items()))
     if s["kind"] == "report" and s.get("accuracy") is not None:
         line = f"{s['accuracy']:.4f} on {s.get('samples')} samples"
         if len(s.get("fold_results") or []) > 1 and s.get("accuracy_mean") is not None:
             line += f"; mean ± std over folds {s['accuracy_mean']:.4f} ± {s['accuracy_std']:.4f}"
-        out.print(f"[bold]accuracy:[/] {line}" + (f" (model {escape(str(s['model']))})" if s.get("model") else ""))
+        out.print(bold("accuracy:") + f" {line}" + (f" (model {s['model']})" if s.get("model") else ""))
     rows = s.get("fold_results") or []
     if rows:
         t = Table(title="fold results")
@@ -104,6 +101,6 @@ def _show_results(s: dict, out) -> None:
         for r in rows:
             acc = r.get("test_acc") if s["kind"] == "model" else r.get("accuracy")
             size = r.get("epochs") if s["kind"] == "model" else r.get("n")
-            t.add_row("" if r.get("fold") is None else str(r["fold"]), escape(str(r.get("part") or "")), str(size),
+            t.add_row("" if r.get("fold") is None else str(r["fold"]), str(r.get("part") or ""), str(size),
                       "" if acc is None else f"{acc:.4f}")
         out.print(t)

@@ -15,7 +15,7 @@ import typer
 
 from fercli import artifacts
 from fercli.cli.app import app
-from fercli.cli.common import OutputOpt, err, examples, parse_shard, parse_size, progress_bar
+from fercli.cli.common import MAX_SIDE, OutputOpt, check_outputs, err, examples, number_opt, parse_shard, parse_size, progress_bar
 
 ingest_app = typer.Typer(
     help="Read a dataset in its published layout into a 'clips' artifact (see each dataset's --help for its layout).",
@@ -42,7 +42,7 @@ def _pad_opt(default: bool = False):
 
 
 def _max_side_opt():
-    return typer.Option(None, "--max-side", help="Downscale frames whose longer side exceeds N pixels (keeps aspect ratio).")
+    return number_opt(None, "--max-side", help="Downscale frames whose longer side exceeds N pixels (keeps aspect ratio).", min=1, max=MAX_SIDE)
 
 
 def _strict_opt():
@@ -58,7 +58,7 @@ def _subject_opt():
 
 
 def _workers_opt():
-    return typer.Option(0, "--workers", help="Image-decoding threads (0 = up to 8, one per CPU).")
+    return number_opt(0, "--workers", help="Image-decoding threads (0 = up to 8, one per CPU).", min=0, max=256)
 
 
 def _frames(gray: Optional[bool], resize: Optional[str], pad: bool = False, max_side: Optional[int] = None, workers: int = 0):
@@ -75,7 +75,7 @@ def _frames(gray: Optional[bool], resize: Optional[str], pad: bool = False, max_
 
 def _run(dataset: str, output: str, sources: list[str], params: dict, work: Callable) -> None:
     """Check the output, run the importer with a progress bar, save, report."""
-    artifacts.check_output_path(output)
+    check_outputs(sources, [output])
     with progress_bar(f"ingest {dataset}") as progress:
         clips, report = work(progress)
     parameters = {
@@ -113,7 +113,7 @@ def ckplus(
     strict: bool = _strict_opt(),
     workers: int = _workers_opt(),
 ) -> None:
-    artifacts.check_output_path(output)  # before any work
+    check_outputs([root], [output])  # before any work
     from fercli.ingest import ingest_ckplus
 
     frames = _frames(gray, resize, pad, workers=workers)
@@ -134,7 +134,7 @@ def oulu(
     strict: bool = _strict_opt(),
     workers: int = _workers_opt(),
 ) -> None:
-    artifacts.check_output_path(output)  # before any work
+    check_outputs([root], [output])  # before any work
     from fercli.ingest import ingest_oulu
 
     frames = _frames(gray, resize, pad, workers=workers)
@@ -150,7 +150,7 @@ def fer2013(
     gray: Optional[bool] = _color_opt("gray; --color repeats the channel"),
     strict: bool = _strict_opt(),
 ) -> None:
-    artifacts.check_output_path(output)  # before any work
+    check_outputs([csv_path], [output])  # before any work
     from fercli.ingest import ingest_fer2013
 
     frames = _frames(gray, None)
@@ -178,7 +178,7 @@ def sfew(
     strict: bool = _strict_opt(),
     workers: int = _workers_opt(),
 ) -> None:
-    artifacts.check_output_path(output)  # before any work
+    check_outputs([root], [output])  # before any work
     _emotiw("sfew", root, output, partition, gray, resize, pad, max_side, strict, workers)
 
 
@@ -194,7 +194,7 @@ def afew(
     max_side: Optional[int] = _max_side_opt(),
     strict: bool = _strict_opt(),
 ) -> None:
-    artifacts.check_output_path(output)  # before any work
+    check_outputs([root], [output])  # before any work
     _emotiw("afew", root, output, partition, gray, resize, pad, max_side, strict, 0)
 
 
@@ -206,7 +206,7 @@ def cifar10(
     gray: Optional[bool] = _color_opt("colour"),
     strict: bool = _strict_opt(),
 ) -> None:
-    artifacts.check_output_path(output)  # before any work
+    check_outputs([root], [output])  # before any work
     from fercli.ingest import ingest_cifar10
 
     frames = _frames(gray, None)
@@ -234,7 +234,7 @@ def video(
     max_side: Optional[int] = _max_side_opt(),
     strict: bool = _strict_opt(),
 ) -> None:
-    artifacts.check_output_path(output)  # before any work
+    check_outputs([*sources, manifest], [output])  # before any work
     from fercli.ingest import ingest_video
 
     frames = _frames(gray, resize, pad, max_side)
@@ -264,7 +264,7 @@ def images(
     strict: bool = _strict_opt(),
     workers: int = _workers_opt(),
 ) -> None:
-    artifacts.check_output_path(output)  # before any work
+    check_outputs([folder, manifest], [output])  # before any work
     from fercli.ingest import ingest_images
 
     frames = _frames(gray, resize, pad, max_side, workers)

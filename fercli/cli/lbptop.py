@@ -8,7 +8,7 @@ import typer
 
 from fercli import artifacts
 from fercli.cli.app import app
-from fercli.cli.common import OutputOpt, err, examples, parse_shard, parse_size, progress_bar
+from fercli.cli.common import OutputOpt, check_outputs, err, examples, number_opt, parse_shard, parse_size, progress_bar
 from fercli.errors import FercliError
 
 
@@ -18,8 +18,8 @@ def lbptop(
     path: str = typer.Argument(..., help="Input 'clips' artifact ('-' = standard input)."),
     output: str = OutputOpt,
     planes: str = typer.Option("xt,yt", "--planes", help="Comma-separated planes among xy, xt, yt (3.2.4 uses xt,yt)."),
-    points: int = typer.Option(8, "--points", "-P", help="Circular neighbours P."),
-    radius: float = typer.Option(1.0, "--radius", "-R", help="Neighbourhood radius R (pixels and frames)."),
+    points: int = number_opt(8, "--points", "-P", help="Circular neighbours P.", min=1, max=24),
+    radius: float = number_opt(1.0, "--radius", "-R", help="Neighbourhood radius R (pixels and frames).", above=0, max=64),
     method: str = typer.Option("default", "--method", help="default | uniform (skimage nri_uniform) | ror | riu2 (skimage uniform)."),
     histogram: bool = typer.Option(False, "--histogram", help="Also store the classic LBP-TOP histogram descriptor per clip."),
     grid: Optional[str] = typer.Option(None, "--grid", help="Histogram blocks as COLSxROWS (default 4x4; implies --histogram)."),
@@ -27,7 +27,7 @@ def lbptop(
 ) -> None:
     from fercli import lbptop as stage
 
-    artifacts.check_output_path(output)
+    check_outputs([path], [output])
     plane_list = [p.strip().lower() for p in planes.split(",") if p.strip()]
     stage.check_parameters(points, radius, method, plane_list)
     grid_size = parse_size(grid, "--grid") if grid is not None else (4, 4)

@@ -8,7 +8,7 @@ import typer
 
 from fercli import artifacts
 from fercli.cli.app import app
-from fercli.cli.common import OutputOpt, err, examples
+from fercli.cli.common import OutputOpt, check_outputs, err, examples
 from fercli.errors import FercliError
 
 
@@ -21,7 +21,7 @@ def merge(
 ) -> None:
     from fercli import merge as stage
 
-    artifacts.check_output_path(output)
+    check_outputs(paths, [output])
     if paths.count("-") > 1:
         raise FercliError("standard input ('-') can be given only once")
     parts, identities, lineages = [], [], []

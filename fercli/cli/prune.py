@@ -8,7 +8,7 @@ import typer
 
 from fercli import artifacts
 from fercli.cli.app import app
-from fercli.cli.common import OutputOpt, err, examples, progress_bar
+from fercli.cli.common import OutputOpt, check_outputs, err, examples, number_opt, progress_bar
 
 
 @app.command(help="Score every LBC kernel by its mean SE weight over the model's recorded training part of DATA and keep the best r'·c per block (thesis 5.2.3, Fig 5.4).",
@@ -19,11 +19,11 @@ def prune(
     output: str = OutputOpt,
     expansion: str = typer.Option(..., "--expansion", help="Target ratio r', or a decreasing list for segmented pruning (e.g. 40,20,10,6)."),
     split: str = typer.Option("train", "--split", help="train: the training part the model's partition record lists (thesis 5.3.2) | all: every clip of DATA."),
-    fold: Optional[int] = typer.Option(None, "--fold", help="A --folds all model: prune fold K's weights (statistics from fold K's training part)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of --limit's sampling."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="At most N clips (random, seeded); default all."),
-    batch_size: int = typer.Option(256, "--batch-size", help="Samples per forward pass."),
-    bins: int = typer.Option(50, "--bins", help="Histogram bins of the stored SE-weight distribution."),
+    fold: Optional[int] = number_opt(None, "--fold", help="A --folds all model: prune fold K's weights (statistics from fold K's training part).", min=0, max=100_000),
+    seed: int = number_opt(0, "--seed", help="Seed of --limit's sampling.", min=0, max=2**63 - 1),
+    limit: Optional[int] = number_opt(None, "--limit", help="At most N clips (random, seeded); default all.", min=1),
+    batch_size: int = number_opt(256, "--batch-size", help="Samples per forward pass.", min=1, max=65_536),
+    bins: int = number_opt(50, "--bins", help="Histogram bins of the stored SE-weight distribution.", min=1, max=100_000),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when available), cpu, cuda, cuda:N."),
     plot: Optional[str] = typer.Option(None, "--plot", help="Also draw the SE-weight histograms of Fig 5.4 to this .png, .pdf or .svg."),
 ) -> None:
@@ -33,7 +33,7 @@ def prune(
     from fercli.models import registry
     from fercli.protocol import data_origins, load_model_file
 
-    artifacts.check_output_path(output)
+    check_outputs([model_path, data_path], [output, plot])
     if plot:
         from fercli.figures import check_figure_path
 

@@ -6,7 +6,7 @@ import typer
 
 from fercli import artifacts
 from fercli.cli.app import app
-from fercli.cli.common import OutputOpt, err, examples
+from fercli.cli.common import OutputOpt, check_outputs, err, examples, number_opt
 
 
 @app.command(help="Build the pruned model at the new expansion ratio with the kept kernels' weights (thesis 5.3.2).",
@@ -14,7 +14,7 @@ from fercli.cli.common import OutputOpt, err, examples
 def rebuild(
     pruning_path: str = typer.Argument(..., metavar="PRUNING", help="Pruning artifact written by `fercli prune` ('-' = standard input)."),
     output: str = OutputOpt,
-    step: int = typer.Option(0, "--step", help="Which ratio of a segmented schedule (0 = the first)."),
+    step: int = number_opt(0, "--step", help="Which ratio of a segmented schedule (0 = the first).", min=0, max=10_000),
     check: bool = typer.Option(True, "--check/--no-check", help="Compare the rebuilt model with the masked source on random inputs."),
 ) -> None:
     from fercli import rebuild as R
@@ -22,7 +22,7 @@ def rebuild(
     from fercli.models import registry
     from fercli.prune import load_pruning
 
-    artifacts.check_output_path(output)
+    check_outputs([pruning_path], [output])
     pruning, identity, lineage = load_pruning(pruning_path, "rebuild")
     record = R.rebuild(pruning, step)
     params = {"step": step, "expansion": pruning.schedule[step]}

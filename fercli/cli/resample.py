@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import typer
 
-from fercli import artifacts
+from fercli import artifacts, untrusted
 from fercli.cli.app import app
-from fercli.cli.common import OutputOpt, err, examples, progress_bar
+from fercli.cli.common import OutputOpt, check_outputs, err, examples, number_opt, progress_bar
 
 
 @app.command(help="Resample every clip to exactly N frames, first and last kept (thesis 3.2.2, 4.3.1).",
@@ -14,15 +15,17 @@ from fercli.cli.common import OutputOpt, err, examples, progress_bar
 def resample(
     path: str = typer.Argument(..., help="Input 'clips' artifact ('-' = standard input)."),
     output: str = OutputOpt,
-    n: int = typer.Option(..., "-n", "--frames", help="Frames per output clip (>= 2)."),
+    n: int = number_opt(..., "-n", "--frames", help="Frames per output clip (>= 2).", min=2, max=100_000),
     method: str = typer.Option("linear", "--method", help="linear (blend neighbouring frames) or nearest (original frames only)."),
     ckplus_split: bool = typer.Option(False, "--ckplus-split", help="Three clips per sequence as thesis 4.2.7: neutral->peak, neutral->neutral, peak->peak."),
-    part: int = typer.Option(3, "--part", help="With --ckplus-split: frames taken from the start / end for the neutral / peak clips (4.3.1 uses 3)."),
+    part: int = number_opt(3, "--part", help="With --ckplus-split: frames taken from the start / end for the neutral / peak clips (4.3.1 uses 3).", min=1, max=100_000),
 ) -> None:
     from fercli import temporal
 
-    artifacts.check_output_path(output)
+    check_outputs([path], [output])
     clips, identity, lineage = artifacts.load_clips(path, "resample")
+    per_frame = int(np.prod(clips.frame_shape, dtype=np.int64)) if len(clips) else 0
+    untrusted.check_budget(len(clips) * n * per_frame * (3 if ckplus_split else 1), f"-n {n} makes {len(clips)} clips that need")
     params = {"n": n, "method": method, "ckplus_split": ckplus_split}
     with progress_bar("resample") as progress:
         if ckplus_split:

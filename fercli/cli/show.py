@@ -46,7 +46,7 @@ def show(
         elif kind == "model":
             data["record"] = artifacts.read_model_header(f)
         else:
-            from fercli.prune import read_pruning
+            from fercli.artifacts import read_pruning
 
             data["pruning"] = read_pruning(f, name, weights=False)
     fig = figures.for_artifact(kind, frames=frames, counts=counts, step=step, max_clips=clips_n, **data)

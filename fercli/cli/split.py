@@ -8,7 +8,7 @@ import typer
 
 from fercli import artifacts
 from fercli.cli.app import app
-from fercli.cli.common import OutputOpt, err, examples
+from fercli.cli.common import OutputOpt, check_outputs, err, examples, number_opt
 from fercli.errors import FercliError
 
 
@@ -17,14 +17,14 @@ from fercli.errors import FercliError
 def split(
     path: str = typer.Argument(..., help="Input 'clips' artifact ('-' = standard input)."),
     output: str = OutputOpt,
-    folds: Optional[int] = typer.Option(None, "--folds", "-k", help="Number of folds (default 10)."),
+    folds: Optional[int] = number_opt(None, "--folds", "-k", help="Number of folds (default 10).", min=2, max=100_000),
     by: str = typer.Option("subject", "--by", help="subject (no subject in two folds) or clip (plain stratified folds)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the assignment's tie-breaking order."),
+    seed: int = number_opt(0, "--seed", help="Seed of the assignment's tie-breaking order.", min=0, max=2**63 - 1),
     ignore_official: bool = typer.Option(False, "--ignore-official", help="Assign folds even if the dataset has an official split (the split column is kept beside them)."),
 ) -> None:
     from fercli import split as stage
 
-    artifacts.check_output_path(output)
+    check_outputs([path], [output])
     if by not in stage.BY:
         raise FercliError(f"--by must be subject or clip (got '{by}')")
     if folds is not None and folds < 2:

@@ -7,9 +7,9 @@ from typing import Optional
 
 import typer
 
-from fercli import artifacts
+from fercli import artifacts, untrusted
 from fercli.cli.app import app
-from fercli.cli.common import OutputOpt, examples, parse_range, parse_size, progress_bar
+from fercli.cli.common import OutputOpt, check_outputs, examples, number_opt, parse_range, parse_size, progress_bar
 from fercli.errors import FercliError
 
 
@@ -17,26 +17,22 @@ from fercli.errors import FercliError
              epilog=examples("fercli synth --subjects 4 --classes happy,surprise --video demo.mp4 -o demo.h5"))
 def synth(
     output: str = OutputOpt,
-    subjects: int = typer.Option(10, "--subjects", help="Number of synthetic subjects (identities)."),
-    clips_per_class: int = typer.Option(1, "--clips-per-class", help="Clips per subject and class."),
+    subjects: int = number_opt(10, "--subjects", help="Number of synthetic subjects (identities).", min=1, max=100_000),
+    clips_per_class: int = number_opt(1, "--clips-per-class", help="Clips per subject and class.", min=1, max=10_000),
     classes: Optional[str] = typer.Option(
         None, "--classes", help="Comma-separated subset of anger,contempt,disgust,fear,happy,sadness,surprise (default: all 7, CK+ order)."
     ),
     frames: str = typer.Option("8:16", "--frames", help="Clip length range MIN:MAX (neutral -> apex)."),
     size: str = typer.Option("640x490", "--size", help="Frame size WxH (CK+ is 640x490)."),
     color: bool = typer.Option(False, "--color", help="RGB frames (default gray, like CK+)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives identical arrays."),
+    seed: int = number_opt(0, "--seed", help="Random seed; the same seed gives identical arrays.", min=0, max=2**63 - 1),
     faces: Optional[str] = typer.Option(None, "--faces", help="Folder of frontal face photographs to warp instead of the astronaut."),
     video: Optional[str] = typer.Option(None, "--video", help="Also render the clips one after another as an MP4 (mp4v) video."),
-    fps: float = typer.Option(30.0, "--fps", help="Frame rate of --video."),
+    fps: float = number_opt(30.0, "--fps", help="Frame rate of --video.", above=0, max=1000),
 ) -> None:
-    artifacts.check_output_path(output)
-    if video is not None:
-        if video == "-":
-            raise FercliError("--video needs a file name, not '-'")
-        artifacts.check_output_path(video)
-        if fps <= 0:
-            raise FercliError(f"--fps must be positive (got {fps:g})")
+    if video == "-":
+        raise FercliError("--video needs a file name, not '-'")
+    check_outputs([], [output, video])
     size_wh = parse_size(size, "--size")
     frame_range = parse_range(frames, "--frames")
     class_list = None
@@ -44,6 +40,9 @@ def synth(
         class_list = [c.strip() for c in classes.split(",") if c.strip()]
     if faces is not None and not os.path.isdir(faces):
         raise FercliError(f"--faces {faces} is not a folder")
+    n_classes = len(class_list) if class_list is not None else 7
+    untrusted.check_budget(subjects * clips_per_class * n_classes * frame_range[1] * size_wh[0] * size_wh[1] * (3 if color else 1),
+                           f"{subjects} subjects x {clips_per_class} clips x {n_classes} classes of up to {frame_range[1]} frames need up to")
 
     from fercli.synth import render_video, synthesize, trace_to_video  # numpy/cv2 work only after the options are fine
 

@@ -39,7 +39,7 @@ def table(
         elif kind == "model":
             rows = tables.history_table(artifacts.read_model_header(f))
         else:
-            from fercli.prune import read_pruning
+            from fercli.artifacts import read_pruning
 
             rows = tables.pruning_table(read_pruning(f, name, weights=False))
     if output == "-":

@@ -13,7 +13,7 @@ from typer.core import TyperCommand
 
 from fercli import artifacts
 from fercli.cli.app import app
-from fercli.cli.common import err, examples, parse_size
+from fercli.cli.common import check_outputs, err, examples, number_opt, parse_size
 from fercli.errors import FercliError
 
 def _parse_config(items: List[str]) -> dict:
@@ -48,26 +48,26 @@ def train(
     arch: str = typer.Argument(..., help="Architecture (see `fercli train --help`)."),
     data: List[str] = typer.Argument(..., help="One or more clips artifacts (several = cross-database training: classes joined by name; folded artifacts keep their folds, others train only or by their official split)."),
     output: str = typer.Option(..., "-o", "--output", help="Model artifact to write (also the checkpoint --resume continues)."),
-    fold: Optional[int] = typer.Option(None, "--fold", help="Hold out fold K as the test part (subject-independent folds from `fercli split`)."),
+    fold: Optional[int] = number_opt(None, "--fold", help="Hold out fold K as the test part (subject-independent folds from `fercli split`).", min=0, max=100_000),
     folds: Optional[str] = typer.Option(None, "--folds", help="'all' (or N): train every fold in turn, all in one artifact; N = folds to compute if the data has none."),
-    n_folds: int = typer.Option(10, "--n-folds", help="Folds to compute by subject when the data has none."),
-    val: float = typer.Option(0.0, "--val", help="Hold out this fraction of the training subjects as a validation part."),
+    n_folds: int = number_opt(10, "--n-folds", help="Folds to compute by subject when the data has none.", min=2, max=100_000),
+    val: float = number_opt(0.0, "--val", help="Hold out this fraction of the training subjects as a validation part.", min=0, below=1),
     task: str = typer.Option("expression", "--task", help="expression (clip labels) | identity (subject ids as classes: 4.2.6 stage 1)."),
     classes: Optional[str] = typer.Option(None, "--classes", help="The model's classes, comma-separated, or 'all'. Default: the data's; with --frame first-last or --ckplus-split clips neutral + six basic (contempt left out, 4.2.4.3)."),
     frame: str = typer.Option("last", "--frame", help="Frame models on sequences: last (peak) | first-last (first/last 3 frames of whole sequences as neutral/peak, 4.3.1) | all."),
-    frames: Optional[int] = typer.Option(None, "--frames", help="Clip length for sequence models (resampled on the fly)."),
+    frames: Optional[int] = number_opt(None, "--frames", help="Clip length for sequence models (resampled on the fly).", min=1, max=100_000),
     size: Optional[str] = typer.Option(None, "--size", help="Resize frames to N or WxH (ch4: 96, ch5: 32/48)."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs (0 writes the initialised model). Default: 30; lb-mbnet 200."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="GLOBAL batch size (split over torchrun ranks). Default 32; lb-mbnet 128."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate. Default: adam 1e-3; lb-mbnet sgd 0.1."),
+    epochs: Optional[int] = number_opt(None, "--epochs", help="Epochs (0 writes the initialised model). Default: 30; lb-mbnet 200.", min=0, max=1_000_000),
+    batch_size: Optional[int] = number_opt(None, "--batch-size", help="GLOBAL batch size (split over torchrun ranks). Default 32; lb-mbnet 128.", min=1, max=65_536),
+    lr: Optional[float] = number_opt(None, "--lr", help="Learning rate. Default: adam 1e-3; lb-mbnet sgd 0.1.", above=0, max=1000),
     optimizer: Optional[str] = typer.Option(None, "--optimizer", help="sgd (momentum 0.9) | adam."),
-    momentum: float = typer.Option(0.9, "--momentum", help="SGD momentum."),
-    weight_decay: float = typer.Option(0.0, "--weight-decay", help="L2 weight decay."),
+    momentum: float = number_opt(0.9, "--momentum", help="SGD momentum.", min=0, below=1),
+    weight_decay: float = number_opt(0.0, "--weight-decay", help="L2 weight decay.", min=0, max=1000),
     schedule: Optional[str] = typer.Option(None, "--schedule", help="constant | cosine | step:E1,E2,... (x0.1 each; '@G' for another factor)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of initialisation, batch order, augmentation and dropout."),
-    rotation: Optional[float] = typer.Option(None, "--rotation", help="Random rotation range in degrees (3.2.2; default 10, lb-mbnet 0)."),
+    seed: int = number_opt(0, "--seed", help="Seed of initialisation, batch order, augmentation and dropout.", min=0, max=2**63 - 1),
+    rotation: Optional[float] = number_opt(None, "--rotation", help="Random rotation range in degrees (3.2.2; default 10, lb-mbnet 0).", min=0, max=180),
     flip: Optional[bool] = typer.Option(None, "--flip/--no-flip", help="Random horizontal flips (default on)."),
-    shift: Optional[int] = typer.Option(None, "--shift", help="Random width/height shift in pixels (5.3.1: 4; default 0, lb-mbnet 4)."),
+    shift: Optional[int] = number_opt(None, "--shift", help="Random width/height shift in pixels (5.3.1: 4; default 0, lb-mbnet 4).", min=0, max=4096),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
     compile_model: bool = typer.Option(False, "--compile", help="torch.compile the training step (faster on GPUs after a compile of a minute or so; needs Triton on CUDA, a C++ compiler on CPU)."),
     init_from: Optional[str] = typer.Option(None, "--init-from", help="Model artifact whose matching weights initialise this model."),
@@ -78,14 +78,15 @@ def train(
     plane: Optional[str] = typer.Option(None, "--plane", help="lbptop-gru: xt | yt."),
     pool: Optional[str] = typer.Option(None, "--pool", help="max: temporal max pooling in place of the GRU (Table 3.5)."),
     rnn: Optional[str] = typer.Option(None, "--rnn", help="gru | lstm (Table 4.2)."),
-    depth: Optional[int] = typer.Option(None, "--depth", help="lb-mbnet: 59 | 32."),
-    expansion: Optional[float] = typer.Option(None, "--expansion", help="lb-mbnet: expansion ratio r."),
-    width_mult: Optional[float] = typer.Option(None, "--width-mult", help="mobilenet width multiplier."),
+    depth: Optional[int] = number_opt(None, "--depth", help="lb-mbnet: 59 | 32.", min=1, max=1000),
+    expansion: Optional[float] = number_opt(None, "--expansion", help="lb-mbnet: expansion ratio r.", above=0, max=1000),
+    width_mult: Optional[float] = number_opt(None, "--width-mult", help="mobilenet width multiplier.", above=0, max=100),
     config: List[str] = typer.Option([], "--config", help="KEY=VALUE model option (JSON value), repeatable."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-epoch lines."),
     tensorboard: Optional[str] = typer.Option(None, "--tensorboard", help="Also write TensorBoard event files of the per-epoch metrics to DIR (one run per fold; needs `pip install tensorboard`)."),
 ) -> None:
-    artifacts.check_output_path(output)
+    # --resume reads its checkpoint from -o on purpose; any other input at -o is refused.
+    check_outputs([*data, init_from, *(streams.split(",") if streams else [])], [output])
     if output == "-":
         raise FercliError("train checkpoints into its output every epoch, so -o must be a file, not standard output")
     from fercli import train as T  # torch only when training
@@ -198,7 +199,7 @@ def train(
 
     def on_fold(part: str, e: dict) -> None:
         if show and e.get("test_acc") is not None:
-            err.print(f"[bold]{part}[/]: test accuracy {e['test_acc']:.4f} on {e['n_test']} held-out clips")
+            err.print(f"{part}: test accuracy {e['test_acc']:.4f} on {e['n_test']} held-out clips")
 
     from fercli.cli.common import progress_bar
 
@@ -219,6 +220,14 @@ def train(
                 err.print(f"fercli: stopped by signal {stop.signum} before the first epoch finished; nothing was written",
                           highlight=False, soft_wrap=True)
             raise typer.Exit(code=128 + stop.signum)
+        except T.Diverged as bad:  # the diverged epoch was never saved: say what -o holds
+            if saves:
+                kept = f"{output} keeps the checkpoint of epoch {(saves[-1] or {}).get('epoch', bad.epoch - 1)}, the last finite one"
+            elif resume:
+                kept = f"{output} keeps the checkpoint --resume started from"
+            else:
+                kept = "nothing was written"
+            raise FercliError(f"training diverged in epoch {bad.epoch} ({bad.what}): {kept}; lower --lr") from None
     if show and resume_file is not None and record is resume_file.record:
         err.print(f"{output} already holds the finished run ({fit.epochs} epochs): nothing to do")
         return

@@ -24,6 +24,7 @@ from typing import Optional
 
 import numpy as np
 
+from fercli import untrusted
 from fercli.artifacts import Clips
 from fercli.errors import FercliError
 from fercli.ingest.common import FrameOptions, Report, counting, find_child, gray_or_rgb, list_dir, require_dir
@@ -72,7 +73,9 @@ def _batches(folder: str, layout: str) -> list[tuple[str, str]]:
 
 def _read_binary(path: str) -> tuple[np.ndarray, np.ndarray]:
     name = os.path.basename(path)
+    untrusted.regular_file(path, "a CIFAR-10 batch file")
     try:
+        untrusted.check_budget(os.path.getsize(path), f"reading {path} needs")
         raw = np.fromfile(path, dtype=np.uint8)
     except OSError as exc:
         raise FercliError(f"cannot read {path}: {exc.strerror or exc}") from None
@@ -94,7 +97,9 @@ def _get(d: dict, key: str):
 
 def _read_python(path: str) -> tuple[np.ndarray, np.ndarray]:
     name = os.path.basename(path)
+    untrusted.regular_file(path, "a CIFAR-10 batch file")
     try:
+        untrusted.check_budget(os.path.getsize(path), f"reading {path} needs")
         with open(path, "rb") as fh:
             raw = fh.read()
     except OSError as exc:

@@ -24,6 +24,7 @@ import math
 import os
 from typing import Optional
 
+from fercli import untrusted
 from fercli.artifacts import Clips
 from fercli.errors import FercliError
 from fercli.ingest.common import (
@@ -50,9 +51,10 @@ def _locate(root: str, candidates: tuple[str, ...]) -> Optional[str]:
 
 def read_emotion_file(path: str) -> Optional[int]:
     """The integer code in an Emotion file, or None if it is not one of 0..7."""
+    untrusted.regular_file(path, "a CK+ emotion file")
     try:
         with open(path, "r", encoding="ascii", errors="replace") as fh:
-            value = float(fh.read().split()[0])
+            value = float(fh.read(4096).split()[0])  # one number; never read a huge file whole
     except (OSError, ValueError, IndexError):
         return None
     if not math.isfinite(value) or value != round(value) or not 0 <= value <= 7:

@@ -30,7 +30,7 @@ from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
-from fercli import images
+from fercli import images, untrusted
 from fercli.artifacts import Clips
 from fercli.errors import FercliError
 from fercli.progress import ProgressFn, report as _progress
@@ -251,16 +251,28 @@ def _cv2():
 
 
 def decode_image(path: str) -> Optional[np.ndarray]:
-    """Read an image as uint8 gray (H, W) or RGB (H, W, 3); None if unreadable."""
+    """Read an image as uint8 gray (H, W) or RGB (H, W, 3); None if unreadable.
+
+    A FIFO/device instead of a file, or a header declaring more pixels than the
+    limit (a small file can declare gigabytes), is refused with a sentence
+    before anything is decoded (:mod:`fercli.untrusted`).
+    """
     cv2 = _cv2()
+    if untrusted.is_special(path):
+        untrusted.regular_file(path, "an image file")  # a FIFO or device: refused, not skipped
     try:
-        buf = np.fromfile(path, dtype=np.uint8)  # np.fromfile + imdecode: non-ASCII paths work
+        untrusted.check_budget(os.path.getsize(path), f"reading {path} needs")
+        with open(path, "rb") as fh:  # + imdecode: non-ASCII paths work
+            data = fh.read()
     except OSError:
         return None
-    if buf.size == 0:
+    if not data:
         return None
+    untrusted.check_image_header(data, path)
+    buf = np.frombuffer(data, dtype=np.uint8)
     # ANYCOLOR: gray files stay 2-D, alpha is dropped, 16-bit becomes 8-bit.
-    img = cv2.imdecode(buf, cv2.IMREAD_ANYCOLOR)
+    with untrusted.quiet_native_stderr():
+        img = cv2.imdecode(buf, cv2.IMREAD_ANYCOLOR)
     if img is None or img.size == 0:
         return None
     return to_rgb_or_gray(img)
@@ -342,16 +354,24 @@ class Reader:
         is called after every decoded frame (progress on long videos).
         """
         cv2 = _cv2()
-        cap = cv2.VideoCapture(path, _video_backend(cv2))
+        untrusted.regular_file(path, "a video file")
+        with untrusted.quiet_native_stderr():
+            cap = cv2.VideoCapture(path, _video_backend(cv2))
         try:
             if not cap.isOpened():
                 return [], -1
             declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
             fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
             self.fps[path] = fps if 0 < fps < 10_000 else float("nan")
+            w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+            if w * h > untrusted.max_pixels():
+                raise FercliError(f"{path} declares {w}x{h} frames, more than the {untrusted.max_pixels() / 1e6:g}-megapixel "
+                                  f"limit (set {untrusted.PIXELS_ENV} to allow larger frames)")
             frames: list[np.ndarray] = []
+            held = 0
             while True:
-                ok, frame = cap.read()
+                with untrusted.quiet_native_stderr():
+                    ok, frame = cap.read()
                 if not ok or frame is None:
                     break
                 if not frames:
@@ -359,6 +379,9 @@ class Reader:
                 frames.append(scale_frame(to_rgb_or_gray(frame), self.options))
                 if on_frame is not None:
                     on_frame()
+                held += frames[-1].nbytes
+                if held > (64 << 20):  # a long or endless stream: check as it grows
+                    untrusted.check_budget(held, f"the frames of {path} need more than")
             return frames, declared
         finally:
             cap.release()

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import warnings
-from typing import Optional
+from typing import Iterator, Optional
 
 import numpy as np
 
+from fercli import untrusted
 from fercli.artifacts import Clips
 from fercli.errors import FercliError
 from fercli.ingest.common import FrameOptions, Report, counting, gray_or_rgb, nothing_usable
@@ -35,6 +37,62 @@ def _fields(line: str) -> list[str]:
     if '"' in line:
         return next(csv.reader([line]), [])
     return line.split(",")
+
+
+#: Rows per block of the growing image array.
+BLOCK = 4096
+#: Longest line read whole: a FER2013 row is about 9 KB (2304 values); a longer
+#: line is a malformed row, skipped without holding it in memory.
+MAX_LINE = 1 << 20
+_TOO_LONG = object()  # what _line gives for an over-long line
+
+
+_NON_BLANK = re.compile(rb"^[ \t\r]*[^ \t\r\n][^\n]*", re.M)
+
+
+def _lines(fh, tick) -> Iterator[tuple[int, object]]:
+    """(line index, bytes without the newline) of every non-blank line, read in
+    blocks; an over-long line is consumed without being held and given as
+    _TOO_LONG.  Blank lines are skipped by a regular expression, not one by one
+    (a file of millions of them).  ``tick(n)``: n more bytes read."""
+    pending = b""
+    skipping = False
+    index = 0  # line index of pending's start
+    while True:
+        chunk = fh.read(1 << 22)
+        if not chunk:
+            break
+        tick(len(chunk))
+        data = pending + chunk
+        end = data.rfind(b"\n") + 1  # complete lines: data[:end]
+        start = 0
+        if skipping and end:  # the rest of an over-long line ends at the first newline
+            start = data.index(b"\n") + 1
+            index += 1
+            skipping = False
+        counted = start
+        if end > start and data.count(b"\n", start, end) > 1000 and memoryview(data)[start:end].tobytes().isspace():
+            index += data.count(b"\n", start, end)  # a block of blank lines: counted in C
+            counted = end
+        for m in _NON_BLANK.finditer(data, counted, max(counted, end - 1) if end else counted):
+            index += data.count(b"\n", counted, m.start())
+            counted = m.start()
+            yield index, m.group()
+        index += data.count(b"\n", counted, end) if end > counted else 0
+        pending = data[end:] if end else data
+        if len(pending) > MAX_LINE:
+            if not skipping:
+                yield index, _TOO_LONG
+            pending, skipping = b"", True
+    if pending.strip() and not skipping:
+        yield index, pending
+
+
+def _text(raw: bytes, path: str) -> str:
+    try:
+        return raw.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise FercliError(f"{path} is not a text CSV file (FER2013 is 'emotion,pixels,Usage' rows)") from None
 
 
 def _parse_pixels(text: str) -> np.ndarray:
@@ -59,77 +117,81 @@ def ingest_fer2013(
         raise FercliError(f"{csv_path} does not exist (expected the FER2013 CSV, e.g. fer2013.csv)")
     if os.path.isdir(csv_path):
         raise FercliError(f"{csv_path} is a folder: give the FER2013 CSV file (fer2013.csv)")
+    untrusted.regular_file(csv_path, "the FER2013 CSV file")
+    base = os.path.basename(csv_path)
+    report = Report()
     try:
-        with open(csv_path, "rb") as fh:
-            raw = fh.read()
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise FercliError(f"{csv_path} is not a text CSV file (FER2013 is 'emotion,pixels,Usage' rows)") from None
+        fh = open(csv_path, "rb")
     except OSError as exc:
         raise FercliError(f"cannot read {csv_path}: {exc.strerror or exc}") from None
-    lines = text.splitlines()
-    header = [h.strip().lower() for h in _fields(lines[0])] if lines else []
-    if "pixels" not in header or "emotion" not in header:
-        raise FercliError(f"{csv_path} is not a FER2013 CSV: its header needs 'emotion' and 'pixels' columns (found: {', '.join(header) or 'nothing'})")
-    ie, ip = header.index("emotion"), header.index("pixels")
-    iu = header.index("usage") if "usage" in header else None
-    rows = lines[1:]
-
-    report = Report()
-    n = len(rows)
-    images = np.empty((n, SIDE, SIDE), dtype=np.uint8)
-    labels = np.empty(n, dtype=np.int64)
-    ids: list[str] = []
-    usage: list[str] = []
-    keep = 0
-    need = max(ie, ip, iu if iu is not None else 0) + 1
-    base = os.path.basename(csv_path)
-    # numpy warns (rather than fails) on a malformed pixel string; as an error
-    # it marks the row bad instead of printing a warning.
-    with counting(progress, n) as tick, warnings.catch_warnings():
-        warnings.simplefilter("error", DeprecationWarning)
-        for row_no, line in enumerate(rows):
-            row = _fields(line)
-            where = f"{base} row {row_no + 2}"  # +2: 1-based and the header line
-            if row_no % 1000 == 999:
-                tick(1000)
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue  # blank line, e.g. at the end of the file
-            if len(row) < need:
-                report.skip("bad_row", where)
-                continue
-            try:
-                code = int(row[ie])
-            except ValueError:
-                report.skip("unknown_label", where)
-                continue
-            if not 0 <= code < len(FER2013_CLASSES):
-                report.skip("unknown_label", where)
-                continue
-            try:
-                values = _parse_pixels(row[ip])
-            except (ValueError, DeprecationWarning):
-                report.skip("bad_row", where)
-                continue
-            if values.size != SIDE * SIDE or values.min() < 0 or values.max() > 255:
-                report.skip("bad_row", where)
-                continue
-            images[keep] = values.reshape(SIDE, SIDE)
-            labels[keep] = code
-            ids.append(f"fer2013-{row_no:06d}")
-            usage.append(row[iu].strip() if iu is not None else "")
-            keep += 1
-        tick(n % 1000)
+    # Streamed line by line, each line bounded: memory follows the rows kept,
+    # never the file's line count (20 MB of blank lines is 20 million rows).
+    with fh:
+        total = max(1, os.fstat(fh.fileno()).st_size)
+        with counting(progress, total) as tick, warnings.catch_warnings():
+            # numpy warns (rather than fails) on a malformed pixel string; as an
+            # error it marks the row bad instead of printing a warning.
+            warnings.simplefilter("error", DeprecationWarning)
+            lines = _lines(fh, tick)
+            first = next(lines, (0, b""))[1]
+            header = [h.strip().lower() for h in _fields(_text(first if isinstance(first, bytes) else b"", csv_path).lstrip("\ufeff"))]
+            if "pixels" not in header or "emotion" not in header:
+                raise FercliError(f"{csv_path} is not a FER2013 CSV: its header needs 'emotion' and 'pixels' columns (found: {', '.join(header) or 'nothing'})")
+            ie, ip = header.index("emotion"), header.index("pixels")
+            iu = header.index("usage") if "usage" in header else None
+            need = max(ie, ip, iu if iu is not None else 0) + 1
+            blocks: list[np.ndarray] = []
+            block = np.empty((BLOCK, SIDE, SIDE), dtype=np.uint8)
+            filled = 0
+            labels: list[int] = []
+            ids: list[str] = []
+            usage: list[str] = []
+            for line_no, raw in lines:
+                row_no = line_no - 1  # 0-based data row: the header is line 0
+                where = f"{base} row {row_no + 2}"  # +2: 1-based and the header line
+                if raw is _TOO_LONG:
+                    report.skip("bad_row", where)
+                    continue
+                row = _fields(_text(raw, csv_path))
+                if len(row) < need:
+                    report.skip("bad_row", where)
+                    continue
+                try:
+                    code = int(row[ie])
+                except ValueError:
+                    report.skip("unknown_label", where)
+                    continue
+                if not 0 <= code < len(FER2013_CLASSES):
+                    report.skip("unknown_label", where)
+                    continue
+                try:
+                    values = _parse_pixels(row[ip])
+                except (ValueError, DeprecationWarning):
+                    report.skip("bad_row", where)
+                    continue
+                if values.size != SIDE * SIDE or values.min() < 0 or values.max() > 255:
+                    report.skip("bad_row", where)
+                    continue
+                block[filled] = values.reshape(SIDE, SIDE)
+                filled += 1
+                if filled == BLOCK:
+                    blocks.append(block)
+                    block, filled = np.empty((BLOCK, SIDE, SIDE), dtype=np.uint8), 0
+                labels.append(code)
+                ids.append(f"fer2013-{row_no:06d}")
+                usage.append(row[iu].strip() if iu is not None else "")
+    keep = len(labels)
+    images = np.concatenate(blocks + [block[:filled]]) if blocks else block[:filled]
     if keep == 0:
         raise nothing_usable(csv_path, report, "FER2013 rows look like '0,70 80 82 ...,Training' with 2304 pixel values")
     report.enforce(strict, csv_path)
     color = bool(frames.color)  # FER2013 is gray; --color repeats the channel
-    data = gray_or_rgb(images[:keep], color)
+    data = gray_or_rgb(images, color)
     offsets = np.arange(keep + 1, dtype=np.int64)
     clips = Clips(
         frames=np.ascontiguousarray(data),
         offsets=offsets,
-        labels=labels[:keep].copy(),
+        labels=np.asarray(labels, dtype=np.int64),
         class_names=list(FER2013_CLASSES),
         subjects=np.asarray(ids, dtype=object),
         clip_ids=np.asarray(ids, dtype=object),

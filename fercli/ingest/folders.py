@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 from typing import Optional, Sequence
 
+from fercli import untrusted
 from fercli.artifacts import Clips
 from fercli.errors import FercliError
 from fercli.ingest.common import (
@@ -66,6 +67,8 @@ def _files(root: str, partitions: list[str], extensions: set[str], report: Repor
                 label = EMOTIW_CLASSES.index(name)
                 for f in list_dir(path):
                     fp = os.path.join(path, f)
+                    if untrusted.is_special(fp):  # a FIFO or device among the files: refused, never read
+                        untrusted.regular_file(fp, "a media file")
                     if os.path.isfile(fp) and os.path.splitext(f)[1].lower() in extensions:
                         out.append((fp, part, label, entry))
                     else:

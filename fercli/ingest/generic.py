@@ -28,6 +28,7 @@ import os
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
+from fercli import untrusted
 from fercli.artifacts import Clips
 from fercli.errors import FercliError
 from fercli.ingest.common import (
@@ -97,6 +98,8 @@ def _walk(folder: str, extensions: set[str], report: Report, root_for_report: st
                 continue
             path = os.path.join(dirpath, name)
             if os.path.splitext(name)[1].lower() in extensions:
+                if untrusted.is_special(path):  # reading it would block or never end
+                    untrusted.regular_file(path, "a media file")
                 found.append(path)
             elif not name.lower().endswith(".csv"):  # a manifest beside the data is expected
                 report.skip("not_media", os.path.relpath(path, root_for_report))
@@ -113,8 +116,8 @@ def _discover(sources: Sequence[str], extensions: set[str], report: Report) -> l
                 found.setdefault(os.path.realpath(p), os.path.join(top, os.path.relpath(p, src)))
         elif os.path.isfile(src):
             found.setdefault(os.path.realpath(src), os.path.normpath(src))  # named explicitly: try whatever it is
-        else:
-            raise FercliError(f"{src} does not exist")
+        else:  # missing, or a FIFO / device / socket: one sentence saying which
+            untrusted.input_path(src, "a media file or a folder of them", folder_ok=True)
     return sorted(found.items(), key=lambda kv: natural_key(kv[1]))
 
 

@@ -8,6 +8,12 @@ needs -- numpy's array reconstruction helpers, ``numpy.ndarray``,
 protocol-2 pickles) -- and refuses every other global *before* anything is
 called, so a malicious pickle runs nothing.  Plain containers, strings, bytes
 and numbers need no globals at all.
+
+The allowed callables are also bounded: a 39-byte pickle can ask for
+``bytearray(10**9)`` or a numpy array of any shape.  Every allocation they make
+is charged against the pickle's own size (a CIFAR batch carries its pixels as
+bytes inside the file, so nothing legitimate allocates more than twice that);
+anything beyond is refused before it is allocated.
 """
 
 from __future__ import annotations
@@ -72,14 +78,79 @@ class RefusedGlobal(pickle.UnpicklingError):
         self.qualname = f"{module}.{name}"
 
 
-class SafeUnpickler(pickle.Unpickler):
-    """``pickle.Unpickler`` that resolves only the globals CIFAR batches need."""
+class TooLarge(pickle.UnpicklingError):
+    """An allowed callable was asked to allocate more than the pickle's size allows."""
+
+
+def _shape_bytes(shape: Any, dtype: Any) -> int:
+    dims = (shape,) if isinstance(shape, int) else tuple(shape)
+    if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in dims):
+        raise pickle.UnpicklingError("an array shape that is not a tuple of sizes")
+    count = 1
+    for d in dims:
+        count *= d
+    return count * np.dtype(dtype).itemsize
+
+
+class SafeUnpickler(pickle._Unpickler):
+    """Unpickler that resolves only the globals CIFAR batches need, and charges
+    every allocation their calls make against ``limit`` bytes in all.
+
+    Python's own (pure-Python) unpickler, so the calls can be inspected before
+    they run: REDUCE (``f(*args)``) and NEWOBJ (``cls.__new__(cls, *args)``).
+    """
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+
+    def __init__(self, file: Any, *, limit: int, **kwargs: Any):
+        super().__init__(file, **kwargs)
+        self.left = limit
 
     def find_class(self, module: str, name: str) -> Any:
         try:
             return _ALLOWED[(module, name)]
         except KeyError:
             raise RefusedGlobal(module, name) from None
+
+    def _charge(self, func: Any, args: Any) -> None:
+        """Refuse a call whose allocation would exceed what is left."""
+        if not isinstance(args, tuple):
+            raise pickle.UnpicklingError("call arguments that are not a tuple")
+        if func is bytearray:
+            if args and not isinstance(args[0], (bytes, bytearray, str)):
+                raise pickle.UnpicklingError("bytearray() is only allowed from bytes or text")
+            nbytes = len(args[0]) if args else 0
+        elif func is np.ndarray or func is _multiarray._reconstruct:
+            if func is _multiarray._reconstruct:
+                if not args or args[0] is not np.ndarray:
+                    raise pickle.UnpicklingError("_reconstruct() is only allowed for numpy.ndarray")
+                args = args[1:]
+            nbytes = _shape_bytes(args[0] if args else (), args[1] if len(args) > 1 else float)
+        elif func is _numeric._frombuffer:
+            nbytes = _shape_bytes(args[2], args[1]) if len(args) >= 3 else 0
+        elif func is _multiarray.scalar:
+            nbytes = np.dtype(args[0]).itemsize if args else 0
+        else:  # dtypes, sets of what the pickle holds, latin-1 text: no more than the pickle's size
+            nbytes = 0
+        if nbytes > self.left:
+            raise TooLarge(f"{nbytes} bytes")
+        self.left -= nbytes
+
+    def load_reduce(self) -> None:
+        self._charge(self.stack[-2], self.stack[-1])
+        super().load_reduce()
+
+    def load_newobj(self) -> None:
+        self._charge(self.stack[-2], self.stack[-1])
+        super().load_newobj()
+
+    def load_newobj_ex(self) -> None:
+        self._charge(self.stack[-3], self.stack[-2])
+        super().load_newobj_ex()
+
+    dispatch[pickle.REDUCE[0]] = load_reduce
+    dispatch[pickle.NEWOBJ[0]] = load_newobj
+    dispatch[pickle.NEWOBJ_EX[0]] = load_newobj_ex
 
 
 def load_pickle(data: bytes, name: str) -> Any:
@@ -89,13 +160,16 @@ def load_pickle(data: bytes, name: str) -> Any:
     keys become bytes, e.g. ``b'data'``) and Python 3 re-pickles alike.
     """
     try:
-        return SafeUnpickler(io.BytesIO(data), encoding="bytes").load()
+        return SafeUnpickler(io.BytesIO(data), limit=2 * len(data) + (1 << 20), encoding="bytes").load()
+    except TooLarge as exc:
+        raise FercliError(f"{name} is a {len(data)}-byte pickle that asks for {exc}: refused, a CIFAR batch "
+                          "allocates no more than it carries") from None
     except RefusedGlobal as exc:
         raise FercliError(
             f"{name} is a pickle that asks to call {exc.qualname}: refused, nothing in it was run "
             "(a CIFAR batch holds only plain containers, bytes, numbers and numpy arrays)"
         ) from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
-            MemoryError, OverflowError, UnicodeDecodeError) as exc:
+            MemoryError, OverflowError, UnicodeDecodeError, RecursionError) as exc:
         detail = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
         raise FercliError(f"{name} is not a readable CIFAR python batch (truncated or corrupt pickle: {detail})") from None

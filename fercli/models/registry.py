@@ -129,34 +129,40 @@ def inputs_for(name: str, config: dict | None = None) -> tuple[str, ...]:
 
 def build(name: str, num_classes: int, config: dict | None = None) -> tuple[nn.Module, dict]:
     """Build a model by name; returns (module, resolved config)."""
+    from fercli.models.checks import check_config
+
     spec = get_spec(name)
     resolved = spec.resolve(config)
+    check_config(name, resolved, spec.defaults)  # types and ranges before anything is allocated
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or not 1 <= num_classes <= 100_000:
+        raise FercliError(f"model '{name}' needs between 1 and 100000 classes, not {num_classes}")
     return spec.builder(num_classes=num_classes, **resolved), resolved
 
 
-def from_record(record) -> nn.Module:
+def from_record(record, finite: bool = True) -> nn.Module:
     """Rebuild a module from a :class:`fercli.artifacts.ModelRecord` (no pickle).
 
     Parameters and buffers come from the record's HDF5 datasets; a record that
-    names an unknown architecture or does not fit it is refused with a sentence.
+    names an unknown architecture, has config values of the wrong type or range,
+    or weights that do not fit it (names, shapes, and -- unless ``finite`` is
+    False -- finite values) is refused with a sentence (:mod:`fercli.models.checks`).
     """
     model, _ = build(record.arch, num_classes=len(record.class_names), config=stored_config(record.arch, record.config))
-    load_state(model, record.state, record.arch)
+    load_state(model, record.state, record.arch, finite)
     return model
 
 
-def load_state(model: nn.Module, state: dict, arch: str = "") -> None:
-    """Load numpy weights into ``model`` exactly (every key, every shape), or refuse with a sentence."""
+def load_state(model: nn.Module, state: dict, arch: str = "", finite: bool = True) -> nn.Module:
+    """Load numpy weights into ``model`` exactly, after :func:`~fercli.models.checks.check_state`
+    (every key, every shape, finite values unless ``finite=False``), or refuse with a sentence."""
     import numpy as np
     import torch
 
-    tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}
-    missing, unexpected = model.load_state_dict(tensors, strict=False)
-    if missing or unexpected:
-        raise FercliError(
-            f"the weights do not fit architecture '{arch or type(model).__name__}' "
-            f"({len(missing)} missing, e.g. {missing[:1]}; {len(unexpected)} unexpected, e.g. {unexpected[:1]})"
-        )
+    from fercli.models.checks import check_state
+
+    check_state(model, None, state, finite=finite, arch=arch or type(model).__name__)
+    model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}, strict=True)
+    return model
 
 
 def state_to_numpy(model: nn.Module) -> dict:

@@ -87,7 +87,7 @@ def model_summary(record) -> dict:
     """What ``fercli info MODEL`` adds for a model artifact: counts, FLOPs, input shape(s)."""
     from fercli.models.registry import from_record
 
-    model = freeze_as_trained(from_record(record), record)
+    model = freeze_as_trained(from_record(record, finite=False), record)  # info shows a diverged model too
     c = complexity(model)
     c["inputs"] = list(model.inputs)
     return c

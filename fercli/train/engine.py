@@ -79,6 +79,8 @@ def parse_schedule(text: str) -> tuple[str, list[int], float]:
                 gamma = float(g)
             except ValueError:
                 raise FercliError(f"--schedule step factor must be a number (got '{g}')") from None
+            if not math.isfinite(gamma) or gamma <= 0:
+                raise FercliError(f"--schedule step factor must be a finite positive number (got '{g}')")
         try:
             milestones = sorted(int(x) for x in body.split(",") if x.strip())
         except ValueError:
@@ -195,6 +197,25 @@ class Stopped(Exception):
         super().__init__(f"stopped at epoch {epoch}")
         self.epoch = epoch
         self.signum = signum
+
+
+class Diverged(FercliError):
+    """Training produced nan/inf (too high --lr, say): the epoch is not saved.
+
+    ``epoch`` is 1-based; checkpoints are written after every finite epoch, so
+    what -o holds is epoch ``epoch - 1`` of this run (or what --resume started
+    from).  The CLI says which, and exits 2.
+    """
+
+    def __init__(self, epoch: int, what: str):
+        super().__init__(f"training diverged in epoch {epoch} ({what}); that epoch was not saved: lower --lr")
+        self.epoch = epoch
+        self.what = what
+
+
+def _to_float(name: str, x: torch.Tensor) -> torch.Tensor:
+    # Images/clips are pixel values, code maps are codes: both / 255 to [0, 1].
+    return x.float().div_(255.0)
 
 
 @dataclass
@@ -329,10 +350,25 @@ class Engine:
             torch.cuda.synchronize(self.device)
         seconds = time.perf_counter() - t0
         loss_sum, correct, seen = _allreduce([float(loss_t), float(correct_t), seen], dist, self.device)
-        if not math.isfinite(loss_sum):
-            raise FercliError(f"training diverged at epoch {epoch + 1} (loss is not finite): lower --lr")
+        self.check_finite(epoch, loss_sum)
         return {"epoch": epoch + 1, "loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1), "lr": lr,
                 "seconds": round(seconds, 4), "img_per_s": round(seen / seconds, 2) if seconds > 0 else None}
+
+    # -- divergence ----------------------------------------------------------------
+    @torch.no_grad()
+    def check_finite(self, epoch: int, loss_sum: float) -> None:
+        """Raise :class:`Diverged` before a non-finite epoch can be saved.
+
+        A loss can stay finite while the last step already wrote nan into the
+        weights (e.g. one batch per epoch), so the parameters and buffers are
+        checked too; the epoch's checkpoint is then never written, and the one
+        on disk is the last finite epoch's.
+        """
+        if not math.isfinite(loss_sum):
+            raise Diverged(epoch + 1, "the loss became non-finite")
+        for name, tensor in self.model.state_dict().items():
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                raise Diverged(epoch + 1, f"the weights became non-finite (e.g. '{name}')")
 
     @torch.no_grad()
     def evaluate(self, data: DeviceData) -> dict:

@@ -63,6 +63,9 @@ def best_prefix(source_keys: list[str], target_keys: list[str]) -> str:
 
 def load_matching(model: nn.Module, state: dict[str, np.ndarray], source: str = "", prefix: str | None = None) -> InitReport:
     """Copy every matching weight of ``state`` into ``model`` (in place)."""
+    from fercli.models.checks import check_finite
+
+    check_finite(state, source or "the initialising model")
     target = model.state_dict()
     keys = list(target)
     if prefix is None:

@@ -29,6 +29,7 @@ from fercli.errors import FercliError, Interrupted, clear_interrupted
 from fercli.models import registry
 from fercli.protocol import partition as P
 from fercli.protocol.join import class_key
+from fercli.models.checks import check_finite
 from fercli.protocol.modelfile import ModelFile, check_transfer, fold_state
 from fercli.protocol.samples import (PLANE_INPUTS, Samples, SampleSpec, build_samples, check_layout, choose_classes, clip_labels,
                                      sample_labels)
@@ -183,10 +184,10 @@ class Experiment:
                                                                                  self.class_names, self.spec))
         for r, run in enumerate(self.partition.runs):  # refuse leaking sources before anything trains
             if init is not None:
-                fold_state(init, run.fold, "--init-from")
+                check_finite(fold_state(init, run.fold, "--init-from"), init.path or "--init-from")
                 check_transfer(init, run.fold, self.partition, r, "--init-from")
             for si, s in enumerate(self.streams):
-                fold_state(s, run.fold, f"stream {si + 1}")
+                check_finite(fold_state(s, run.fold, f"stream {si + 1}"), s.path or f"stream {si + 1}")
                 check_transfer(s, run.fold, self.partition, r, f"stream {si + 1}")
         self.run_info = {
             "options": opts.fingerprint(), "epochs": opts.fit.epochs, "device": str(device), "world_size": dist.world,

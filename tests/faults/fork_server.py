@@ -10,8 +10,16 @@ with its return code -- or is SIGKILLed at a chosen moment.
 
 Protocol: one JSON request per line on stdin, one JSON reply per line on stdout.
     {"args": [...], "cwd": DIR, "stdin": PATH|null, "stdout": PATH, "stderr": PATH,
-     "timeout": SECONDS, "kill_after": SECONDS|null}
-    -> {"rc": INT, "killed": BOOL, "seconds": FLOAT}
+     "timeout": SECONDS, "kill_after": SECONDS|null,
+     "env": {NAME: VALUE}|null, "fsize": BYTES|null, "signal": [SIGNUM, SECONDS]|null}
+    -> {"rc": INT, "killed": BOOL, "timed_out": BOOL, "seconds": FLOAT,
+        "maxrss_kb": INT, "base_rss_kb": INT}
+
+``fsize`` sets RLIMIT_FSIZE in the child (with SIGXFSZ ignored, a write past it
+fails with EFBIG: a full disk without root); ``signal`` sends SIGNUM to the
+child after SECONDS.  ``maxrss_kb`` is the child's peak resident memory (from
+wait4); it starts at what the child shares with this warm server,
+``base_rss_kb``, so the command's own peak is the difference.
 """
 
 from __future__ import annotations
@@ -37,6 +45,12 @@ def _child(req: dict) -> None:
         sys.stderr = open(2, "w", closefd=False)
         os.chdir(req["cwd"])
         signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.environ.update(req.get("env") or {})
+        if req.get("fsize") is not None:
+            import resource
+
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (int(req["fsize"]), int(req["fsize"])))
         sys.argv = ["fercli", *req["args"]]
         from fercli.cli import main
 
@@ -54,49 +68,96 @@ def _child(req: dict) -> None:
             os._exit(rc if isinstance(rc, int) else 1)
 
 
+def _rss_kb() -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
 def serve() -> None:
     reply = os.fdopen(os.dup(1), "w")
     for line in sys.stdin:
         if not line.strip():
             continue
         req = json.loads(line)
+        base = _rss_kb()
         start = time.monotonic()
         pid = os.fork()
         if pid == 0:
             _child(req)
         deadline = start + float(req.get("timeout", 300))
         kill_at = start + float(req["kill_after"]) if req.get("kill_after") is not None else None
-        killed = False
-        status = None
+        signal_at = start + float(req["signal"][1]) if req.get("signal") else None
+        killed = timed_out = False
+        status, usage = None, None
         while True:
-            done, status = os.waitpid(pid, os.WNOHANG)
+            done, status, usage = os.wait4(pid, os.WNOHANG)
             if done:
                 break
             now = time.monotonic()
+            if signal_at is not None and now >= signal_at:
+                os.kill(pid, int(req["signal"][0]))
+                signal_at = None
             if kill_at is not None and now >= kill_at:
                 os.kill(pid, signal.SIGKILL)
                 killed = True
-                _, status = os.waitpid(pid, 0)
+                _, status, usage = os.wait4(pid, 0)
                 break
             if now >= deadline:
                 os.kill(pid, signal.SIGKILL)
-                _, status = os.waitpid(pid, 0)
+                timed_out = True
+                _, status, usage = os.wait4(pid, 0)
                 break
             time.sleep(0.002)
         rc = os.waitstatus_to_exitcode(status)
-        reply.write(json.dumps({"rc": rc, "killed": killed, "seconds": time.monotonic() - start}) + "\n")
+        reply.write(json.dumps({"rc": rc, "killed": killed, "timed_out": timed_out, "seconds": time.monotonic() - start,
+                                "maxrss_kb": usage.ru_maxrss if usage else 0, "base_rss_kb": base}) + "\n")
         reply.flush()
+
+
+def _warm_up() -> None:
+    """Parse one command line (refused at its options) so what typer and click
+    import lazily on first use (about 0.4 s) is loaded before the forks."""
+    import contextlib
+    import io
+
+    from fercli.cli import main
+
+    try:  # what a training run and a face tracker load on first use (seconds each)
+        import torch
+
+        net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2), torch.nn.Flatten(), torch.nn.LazyLinear(2))
+        opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+        torch.nn.functional.cross_entropy(net(torch.zeros(2, 1, 8, 8)), torch.zeros(2, dtype=torch.long)).backward()
+        opt.step()
+        torch.optim.Adam(net.parameters())
+        from fercli.align import AlignOptions, make_tracker
+
+        make_tracker(AlignOptions())
+    except ImportError:
+        pass
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    hook = sys.unraisablehook
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+        main(["split", "warm-up.h5", "--folds", "0", "-o", "warm-up-out.h5"])
+    for signum, handler in handlers.items():
+        signal.signal(signum, handler)
+    sys.unraisablehook = hook
 
 
 if __name__ == "__main__":
     # Everything a command may import, loaded once before forking.
     import fercli.cli  # noqa: F401  (all command modules)
-    import fercli.lbptop, fercli.merge, fercli.split  # noqa: E401,F401
+    import fercli.lbptop, fercli.merge, fercli.split, fercli.temporal, fercli.ingest, fercli.align  # noqa: E401,F401
     try:
         import cv2  # noqa: F401
         import torch  # noqa: F401
 
         torch.set_num_threads(1)
+        import fercli.train, fercli.evaluate, fercli.prune, fercli.rebuild, fercli.export, fercli.live, fercli.models  # noqa: E401,F401
     except ImportError:
         pass
+    _warm_up()
     serve()

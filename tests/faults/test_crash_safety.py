@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import h5py
 
-from fault_harness import OLD, clips, runner, save, temp_leftovers  # noqa: F401
+from fault_harness import OLD, clips, save, temp_leftovers  # noqa: F401
 
 TRIALS = 20
 
@@ -45,7 +45,7 @@ def same_arrays(a, b) -> bool:
     return True
 
 
-def test_sigkill_never_leaves_a_partial_artifact(tmp_path, runner):  # noqa: F811
+def test_sigkill_never_leaves_a_partial_artifact(tmp_path, runner):
     save(tmp_path / "in.h5", clips(n=100, frames=10, size=(64, 64), seed=1))
     save(tmp_path / "in2.h5", clips(n=100, frames=10, size=(64, 64), seed=2))
     reference, duration = {}, {}
