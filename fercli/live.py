@@ -183,6 +183,7 @@ class LiveOptions:
     upsample: int = 0
     detect_width: int = 320
     redetect_every: int = 10
+    predict_every: int = 3
     threads: int = 1                    # inference threads (batch-1 CNNs are fastest on one)
     engine: str = "auto"                # torch | onnx (onnxruntime) | auto: onnx when installed
 
@@ -194,7 +195,8 @@ class LiveOptions:
         if self.threads < 1:
             raise FercliError(f"--threads must be at least 1 (got {self.threads})")
         _align.AlignOptions(size=self.size or 96, detector=self.detector, upsample=self.upsample,
-                            detect_width=self.detect_width, redetect_every=self.redetect_every).check()
+                            detect_width=self.detect_width, redetect_every=self.redetect_every,
+                            predict_every=self.predict_every).check()
 
 
 # --------------------------------------------------------------------------- engine
@@ -222,7 +224,7 @@ class LiveSession:
         align_opts = _align.AlignOptions(size=self.size, detector=options.detector, detector_model=options.detector_model,
                                          detector_config=options.detector_config, predictor=options.predictor,
                                          upsample=options.upsample, detect_width=options.detect_width,
-                                         redetect_every=options.redetect_every)
+                                         redetect_every=options.redetect_every, predict_every=options.predict_every)
         self.tracker = _align.make_tracker(align_opts)
         self._torch = torch
         if self.engine == "onnx":

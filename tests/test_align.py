@@ -228,3 +228,83 @@ def test_opencv_dnn_detector_reads_ssd_rows(tmp_path):
     bad.write_bytes(b"junk")
     with pytest.raises(FercliError, match="cannot read"):
         faces.make_detector("opencv-dnn", str(bad))
+
+
+# --------------------------------------------------------------------------- tracking moving heads
+
+
+@pytest.fixture(scope="module")
+def moving():
+    from fercli.synth import synthesize
+
+    return synthesize(subjects=1, classes=["happy", "surprise"], frames=(40, 40), size=(320, 240), seed=2, motion="strong")
+
+
+def _per_frame_detection(frames):
+    detector, predictor = faces.hog_detector(), faces.shape_predictor()
+    out = []
+    for f in frames:
+        rects, scores, _ = detector.run(f, 0, 0.0)
+        if not len(rects):
+            out.append(None)
+            continue
+        r = rects[int(np.argmax(scores))]
+        out.append(faces.predict_landmarks(predictor, f, (r.left(), r.top(), r.right() + 1, r.bottom() + 1)))
+    return out
+
+
+def test_tracker_holds_moving_heads_like_per_frame_detection(moving, monkeypatch):
+    """On turning, shifting, blurred, briefly occluded heads the tracked landmarks stay
+    as close to per-frame detection as issue 13 asks (2 % IOD mean, 4 % p95; the
+    floor between two dlib fits in slightly different boxes is ~1.3 %), while the
+    predictor runs on a fraction of the frames and the detector on a tenth."""
+    from fercli import align as align_module
+    from fercli.align import make_tracker
+
+    refs = [_per_frame_detection(moving.clip(i)) for i in range(len(moving))]
+    calls = []
+    predict = align_module.faces.predict_landmarks
+    monkeypatch.setattr(align_module.faces, "predict_landmarks", lambda *a: calls.append(1) or predict(*a))
+    tracker = make_tracker(AlignOptions())
+    diffs, truth_err, ref_err = [], [], []
+    occluded = moving.meta["synth"]["occluded"]
+    for i, ref in enumerate(refs):
+        frames = moving.clip(i)
+        truth = moving.landmarks[moving.offsets[i]:moving.offsets[i + 1]].astype(np.float64)
+        tracker.reset()
+        states = [tracker(f) for f in frames]
+        first, last = occluded.get(moving.clip_ids[i], (-1, -1))
+        for t, (s, r) in enumerate(zip(states, ref)):
+            if first <= t <= last:
+                continue
+            assert s.found, f"clip {i} frame {t} lost outside the occlusion"
+            iod = faces.interocular(truth[t])
+            truth_err.append(np.linalg.norm(s.landmarks - truth[t], axis=1).mean() / iod)
+            # Frames where per-frame detection itself is off the face (a false
+            # detection) say nothing about the tracker.
+            if r is not None and np.linalg.norm(r - truth[t], axis=1).mean() / iod < 0.1:
+                diffs.append(np.linalg.norm(s.landmarks - r, axis=1).mean() / iod)
+                ref_err.append(np.linalg.norm(r - truth[t], axis=1).mean() / iod)
+    diffs = np.array(diffs) * 100
+    assert diffs.mean() < 2.0 and np.percentile(diffs, 95) < 4.0, (diffs.mean(), np.percentile(diffs, 95))
+    assert np.mean(truth_err) < np.mean(ref_err) + 0.005  # as close to the truth as detecting every frame
+    n = len(moving.frames)
+    assert tracker.detections <= n // 5  # every 10th frame, plus searches after the occlusion
+    # Flow carried the landmarks on some frames, never on more than 2 in a row.
+    assert n / 3 - len(moving) <= len(calls) < 0.6 * n
+
+
+def test_predict_every_1_runs_the_predictor_on_every_frame(moving, monkeypatch):
+    from fercli import align as align_module
+    from fercli.align import make_tracker
+
+    calls = []
+    predict = align_module.faces.predict_landmarks
+    monkeypatch.setattr(align_module.faces, "predict_landmarks", lambda *a: calls.append(1) or predict(*a))
+    tracker = make_tracker(AlignOptions(predict_every=1))
+    frames = moving.clip(0)[:20]
+    states = [tracker(f) for f in frames]
+    assert all(s.found for s in states)
+    assert len(calls) >= len(frames)
+    with pytest.raises(FercliError, match="--predict-every"):
+        AlignOptions(predict_every=0).check()

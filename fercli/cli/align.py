@@ -27,6 +27,7 @@ def align(
     upsample: int = typer.Option(0, "--upsample", help="dlib detectors: upsample the detection image this many times (finds smaller faces, slower)."),
     detect_width: int = typer.Option(320, "--detect-width", help="Detect on a copy downscaled to at most this width; landmarks use full resolution."),
     redetect_every: int = typer.Option(10, "--redetect-every", help="Run the detector every K frames (and whenever tracking is lost); 1 = every frame."),
+    predict_every: int = typer.Option(3, "--predict-every", help="Fit the 68 landmarks at least every K frames; in between, optical flow carries them while the face only moves rigidly. 1 = every frame."),
     missing: str = typer.Option("hold", "--missing", help="Frames without a face: hold (previous transform), interpolate, or drop."),
     workers: int = typer.Option(1, "--workers", help="Processes (clips are spread over them; output order is unchanged)."),
     shard: Optional[str] = typer.Option(None, "--shard", help="I/N: process only contiguous block I (0-based) of N; `fercli merge` the shards in order."),
@@ -38,7 +39,7 @@ def align(
     options = AlignOptions(size=size, gray=gray, align=not no_align, transform=transform, detector=detector,
                            detector_model=detector_model, detector_config=detector_config, predictor=predictor,
                            upsample=upsample, detect_width=detect_width, redetect_every=redetect_every,
-                           missing=missing, workers=workers)
+                           predict_every=predict_every, missing=missing, workers=workers)
     options.check()
     shard_t = parse_shard(shard)
     clips, identity, lineage = artifacts.load_clips(path, "align")

@@ -30,6 +30,7 @@ def live(
     upsample: int = typer.Option(0, "--upsample", help="dlib detectors: upsample the detection image (small faces)."),
     detect_width: int = typer.Option(320, "--detect-width", help="Detect on a copy at most this wide."),
     redetect_every: int = typer.Option(10, "--redetect-every", help="Run the detector every K frames (and when tracking is lost)."),
+    predict_every: int = typer.Option(3, "--predict-every", help="Fit the 68 landmarks at least every K frames (optical flow carries them in between while the face moves rigidly)."),
     max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Stop after this many frames."),
     threads: int = typer.Option(1, "--threads", help="Inference threads (a batch of one frame is fastest on 1)."),
     engine: str = typer.Option("auto", "--engine", help="torch, onnx (onnxruntime), or auto: onnx when onnx + onnxruntime are installed."),
@@ -42,7 +43,8 @@ def live(
         artifacts.check_output_path(record)
     options = stage.LiveOptions(window=window, aligned=aligned, detector=detector, detector_model=detector_model,
                                 detector_config=detector_config, predictor=predictor, upsample=upsample,
-                                detect_width=detect_width, redetect_every=redetect_every, threads=threads, engine=engine)
+                                detect_width=detect_width, redetect_every=redetect_every, predict_every=predict_every,
+                                threads=threads, engine=engine)
     options.check()
     show = not headless
     if show:
