@@ -229,7 +229,8 @@ class _Track:
     patch: Optional[np.ndarray]
     key_patch: Optional[np.ndarray] = None   # the patch when the detector last confirmed the face
     score: float = float("nan")              # detector score at the face's last detection
-    velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))  # centre, px per frame
+    velocity: np.ndarray = field(default_factory=lambda: np.zeros(2))  # predicted centre motion, px per frame
+    motion: np.ndarray = field(default_factory=lambda: np.zeros(2))    # the last frame's centre motion
     since: int = 0                           # frames since the detector last confirmed it
     face_id: int = 0
     missed: int = 0                          # consecutive frames lost (MultiFaceTracker)
@@ -301,8 +302,8 @@ class FaceTracker:
     ROI_FACES = 1.6
     #: A re-detection with at least this IoU with the tracked box confirms the track.
     AGREE_IOU = 0.5
-    #: Share of the newest frame-to-frame motion kept in the velocity prediction.
-    DAMPING = 0.7
+    #: Share of the steady frame-to-frame motion (see ``_advance``) extrapolated into the next frame.
+    DAMPING = 0.9
     #: Optical-flow carrying stops when brows, eyes, nose and mouth move apart from the
     #: rigid points' similarity by more than this (rms, inter-ocular distances).
     MAX_NONRIGID = 0.02
@@ -425,8 +426,13 @@ class FaceTracker:
 
     def _advance(self, track: _Track, landmarks: np.ndarray, frame: FaceFrame, patch: Optional[np.ndarray]) -> None:
         """Move ``track`` to this frame's result and update its motion model."""
-        k = self.DAMPING
-        track.velocity = k * (frame.centre - track.frame.centre)
+        motion = frame.centre - track.frame.centre
+        # Minmod of the last two motions, per axis: the smaller when they agree, 0 when
+        # they disagree, so one jump (a cut in the video, a re-acquired face) is not
+        # extrapolated into the next frame, while steady motion is.
+        steady = np.where(motion * track.motion > 0, np.sign(motion) * np.minimum(np.abs(motion), np.abs(track.motion)), 0.0)
+        track.velocity = self.DAMPING * steady
+        track.motion = motion
         track.landmarks, track.frame, track.patch = landmarks, frame, patch
         track.since += 1
 
