@@ -793,6 +793,7 @@ def synthesize(
     faces: Optional[str] = None,
     progress: Optional[ProgressFn] = None,
     motion: str = "none",
+    faces_per_frame: int = 1,
 ) -> Clips:
     """Make a CK+-like set of expression clips (see the module docstring).
 
@@ -825,29 +826,44 @@ def synthesize(
     head_motion = MOTIONS[motion]
     textures = load_faces(faces) if faces is not None else [astronaut()]
 
+    if faces_per_frame < 1 or subjects % faces_per_frame:
+        raise FercliError(f"--subjects ({subjects}) must be a multiple of --faces-per-frame ({faces_per_frame})")
+    k_faces = int(faces_per_frame)
+    # Faces side by side: each in a tile of its own (its own background), the
+    # last tile taking the remainder of the width.
+    tiles = [w // k_faces] * (k_faces - 1) + [w - (w // k_faces) * (k_faces - 1)]
+    if min(tiles) < 16:
+        raise FercliError(f"--size {w}x{h} is too narrow for {k_faces} faces side by side")
     width = max(3, len(str(subjects)))
     sequences, landmarks, labels, subj, clip_ids, sources = [], [], [], [], [], []
     occluded: dict[str, list[int]] = {}
-    total = subjects * len(classes) * clips_per_class
+    total = subjects // k_faces * len(classes) * clips_per_class
     done = 0
     report(progress, 0, total)
-    for s in range(subjects):
-        subject = _make_subject(s, textures, np.random.default_rng([seed, 0, s]), (w, h), color, width)
+    for g in range(subjects // k_faces):
+        members = [_make_subject(s, textures, np.random.default_rng([seed, 0, s]), (tw, h), color, width)
+                   for s, tw in zip(range(g * k_faces, (g + 1) * k_faces), tiles)]
+        group = "+".join(m.name for m in members)
         k = 0
         for label, name in enumerate(classes):
             for rep in range(clips_per_class):
-                rng = np.random.default_rng([seed, 1, s, CK_CLASSES.index(name), rep])
-                motion_rng = np.random.default_rng([seed, 2, s, CK_CLASSES.index(name), rep])
-                seq, pts, occ = _render_clip(subject, name, rng, (lo, hi), (w, h), color, head_motion, motion_rng)
+                parts = []
+                for s, member, tw in zip(range(g * k_faces, (g + 1) * k_faces), members, tiles):
+                    rng = np.random.default_rng([seed, 1, s, CK_CLASSES.index(name), rep])
+                    motion_rng = np.random.default_rng([seed, 2, s, CK_CLASSES.index(name), rep])
+                    # Every face of a group clip shows the first one's clip length.
+                    length = (lo, hi) if not parts else (len(parts[0][0]),) * 2
+                    parts.append(_render_clip(member, name, rng, length, (tw, h), color, head_motion, motion_rng))
+                seq, pts, occ = parts[0] if k_faces == 1 else (np.concatenate([p[0] for p in parts], axis=2), parts[0][1], parts[0][2])
                 k += 1
                 if occ.any():
-                    occluded[f"{subject.name}_{k:03d}"] = [int(np.argmax(occ)), int(len(occ) - 1 - np.argmax(occ[::-1]))]
+                    occluded[f"{group}_{k:03d}"] = [int(np.argmax(occ)), int(len(occ) - 1 - np.argmax(occ[::-1]))]
                 sequences.append(seq)
                 landmarks.append(pts)
                 labels.append(label)
-                subj.append(subject.name)
-                clip_ids.append(f"{subject.name}_{k:03d}")
-                sources.append(f"synth:{subject.texture.name}")
+                subj.append(group)
+                clip_ids.append(f"{group}_{k:03d}")
+                sources.append("synth:" + "+".join(m.texture.name for m in members))
                 done += 1
                 report(progress, done, total)
     clips = Clips.from_sequences(
@@ -866,6 +882,14 @@ def synthesize(
         # First and last occluded frame per clip (--motion strong): the face is
         # there, its landmarks exact, but partly hidden.
         clips.meta["synth"]["occluded"] = occluded
+    if k_faces > 1:
+        # The artifact holds one face's landmarks per frame: the leftmost's.  Tile
+        # k of group g is exactly subject g*K+k's single-face clip rendered at the
+        # tile's size with --frames N:N (same seed), so its truth is that clip's
+        # landmarks shifted right by the tiles before it.
+        clips.meta["synth"]["faces_per_frame"] = k_faces
+        clips.meta["synth"]["tiles"] = tiles
+        clips.meta["landmarks"] = "ground truth (synth model) of the leftmost face, frame pixels"
     return clips
 
 

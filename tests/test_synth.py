@@ -266,3 +266,21 @@ def test_cli_motion(tmp_path):
     assert clips.meta["synth"]["motion"] == "mild" and lineage[-1]["parameters"]["motion"] == "mild"
     assert_user_error(fercli("synth", "--motion", "wild", "-o", str(tmp_path / "x.h5")), "--motion must be one of")
     assert not (tmp_path / "x.h5").exists()
+
+
+def test_faces_per_frame_puts_single_face_clips_side_by_side():
+    """A group frame is exactly the subjects' own clips (rendered at the tile size)
+    next to each other; the artifact keeps the leftmost face's landmarks."""
+    kw = dict(subjects=4, classes=["happy", "fear"], frames=(5, 5), seed=2, motion="mild")
+    group = synth.synthesize(size=(300, 120), faces_per_frame=2, **kw)
+    single = synth.synthesize(size=(150, 120), **kw)
+    assert len(group) == 4 and list(group.subjects) == ["S001+S002", "S001+S002", "S003+S004", "S003+S004"]
+    assert group.meta["synth"]["faces_per_frame"] == 2 and group.meta["synth"]["tiles"] == [150, 150]
+    # single clips: S001 happy, S001 fear, S002 happy, S002 fear, S003 ...
+    for g, (left, right) in enumerate([(0, 2), (1, 3), (4, 6), (5, 7)]):
+        assert np.array_equal(group.clip(g), np.concatenate([single.clip(left), single.clip(right)], axis=2))
+        assert np.array_equal(group.landmarks[group.offsets[g]:group.offsets[g + 1]], single.landmarks[single.offsets[left]:single.offsets[left + 1]])
+    with pytest.raises(FercliError, match="multiple of --faces-per-frame"):
+        synth.synthesize(subjects=3, faces_per_frame=2, size=(300, 120), frames=(2, 2))
+    with pytest.raises(FercliError, match="too narrow"):
+        synth.synthesize(subjects=2, faces_per_frame=2, size=(24, 120), frames=(2, 2))

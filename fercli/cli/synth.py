@@ -33,6 +33,10 @@ def synth(
         "none", "--motion", help="Head movement over each clip: none, mild (small turns and shifts) or strong (yaw/pitch/roll, "
         "shifts, scale, light change, motion blur, a brief occlusion). Landmarks stay exact."
     ),
+    faces_per_frame: int = typer.Option(
+        1, "--faces-per-frame", help="Subjects side by side in each frame (a group video for align --faces all); "
+        "the artifact's landmarks are the leftmost face's."
+    ),
 ) -> None:
     artifacts.check_output_path(output)
     if video is not None:
@@ -55,11 +59,13 @@ def synth(
         clips = synthesize(
             subjects=subjects, clips_per_class=clips_per_class, classes=class_list, frames=frame_range,
             size=size_wh, color=color, seed=seed, faces=faces, progress=progress, motion=motion,
+            faces_per_frame=faces_per_frame,
         )
     params = {
         "subjects": subjects, "clips_per_class": clips_per_class, "classes": list(clips.class_names),
         "frames": list(frame_range), "size": list(size_wh), "color": color, "seed": seed,
         "faces": os.path.abspath(faces) if faces else None, "motion": motion,
+        "faces_per_frame": faces_per_frame,
     }
     if video is not None:
         render_video(clips, video, fps)
