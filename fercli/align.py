@@ -60,7 +60,13 @@ CROP_CENTRE_Y = 0.7
 #: because detector boxes (dlib's especially) cut through the brows and chin.
 BOX_SCALE = 1.2
 MISSING_MODES = ("hold", "interpolate", "drop")
-TRANSFORMS = ("affine", "similarity")
+TRANSFORMS = ("affine", "similarity", "auto")
+#: ``--transform auto`` registers a clip by similarity when its face's median
+#: :func:`nose_offset` exceeds this (inter-ocular distances; ~15 degrees of yaw):
+#: the affine would shear that much to put the nose tip on the template's.
+AUTO_MAX_NOSE_OFFSET = 0.15
+#: ``--faces``: the most confident face per clip, or every face as a clip of its own.
+FACE_MODES = ("best", "all")
 
 
 @dataclass
@@ -77,6 +83,7 @@ class AlignOptions:
     detect_width: int = 320
     redetect_every: int = 10
     predict_every: int = 3
+    faces: str = "best"
     missing: str = "hold"
     workers: int = 1
 
@@ -91,6 +98,8 @@ class AlignOptions:
             raise FercliError(f"--detector must be one of {', '.join(faces.DETECTORS)} (got '{self.detector}')")
         if self.redetect_every < 1:
             raise FercliError(f"--redetect-every must be at least 1 (got {self.redetect_every})")
+        if self.faces not in FACE_MODES:
+            raise FercliError(f"--faces must be one of {', '.join(FACE_MODES)} (got '{self.faces}')")
         if self.predict_every < 1:
             raise FercliError(f"--predict-every must be at least 1 (got {self.predict_every})")
         if self.detect_width < 32:
@@ -118,19 +127,35 @@ def template(size: int) -> np.ndarray:
 
 
 def similarity_lstsq(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """2x3 rotation + uniform scale + shift mapping ``src`` onto ``dst`` (least squares, Umeyama)."""
+    """2x3 rotation + uniform scale + shift mapping ``src`` onto ``dst`` (least squares).
+
+    In 2-D, Umeyama's solution has a closed form: with both point sets centred,
+    the matrix [[a, -b], [b, a]] with a = sum(s . d) / sum(|s|^2) and
+    b = sum(s x d) / sum(|s|^2) (never a reflection)."""
     ms, md = src.mean(0), dst.mean(0)
     s, d = src - ms, dst - md
-    cov = d.T @ s / len(src)
-    u, sig, vt = np.linalg.svd(cov)
-    e = np.diag([1.0, np.sign(np.linalg.det(u @ vt)) or 1.0])
-    r = u @ e @ vt
-    var = (s ** 2).sum() / len(src)
-    c = float((sig * np.diag(e)).sum() / var) if var > 0 else 1.0
-    m = np.zeros((2, 3))
-    m[:, :2] = c * r
-    m[:, 2] = md - c * r @ ms
+    var = float((s * s).sum())
+    if var <= 0:
+        a, b = 1.0, 0.0
+    else:
+        a = float((s * d).sum()) / var
+        b = float((s[:, 0] * d[:, 1] - s[:, 1] * d[:, 0]).sum()) / var
+    m = np.array([[a, -b, 0.0], [b, a, 0.0]])
+    m[:, 2] = md - m[:, :2] @ ms
     return m
+
+
+def nose_offset(landmarks: np.ndarray) -> float:
+    """How far the nose tip is from the mean face's once the eyes are registered
+    (inter-ocular distances): ~0 for a frontal face, growing with yaw (sideways) and
+    pitch (up/down).  The 3-point affine cancels it by shearing the face."""
+    left, right = faces.eye_centres(landmarks)
+    d = right - left
+    iod2 = max(float(d @ d), 1e-12)
+    n = landmarks[faces.NOSE_TIP] - (left + right) / 2
+    across = float(n @ d) / iod2
+    down = float(d[0] * n[1] - d[1] * n[0]) / iod2
+    return float(np.hypot(across, down - faces.MEAN_FACE_68[faces.NOSE_TIP, 1]))
 
 
 def registration_matrix(landmarks: np.ndarray, size: int, kind: str = "affine") -> np.ndarray:
@@ -414,10 +439,11 @@ class FaceTracker:
         m = similarity_lstsq(p0[rigid], p1[rigid])
         # One refit without the points that moved unlike the rest (flow outliers).
         err = np.hypot(*(apply_matrix(m, p0[rigid]) - p1[rigid]).T)
-        keep = err <= 2.5 * np.median(err) + 0.3
+        keep = err <= 2.5 * np.partition(err, len(err) // 2)[len(err) // 2] + 0.3
         if keep.sum() < len(RIGID) // 2:
             return None
-        m = similarity_lstsq(p0[rigid[keep]], p1[rigid[keep]])
+        if not keep.all():
+            m = similarity_lstsq(p0[rigid[keep]], p1[rigid[keep]])
         inner = _INNER[ok[_INNER]]
         moved = p0[inner] @ m[:, :2].T + m[:, 2]
         if float(np.sqrt(((moved - p1[inner]) ** 2).sum(1).mean())) > self.MAX_NONRIGID * scale:
@@ -449,7 +475,7 @@ class FaceTracker:
         track.key_patch = track.patch
         return True
 
-    def _detect(self, frame: np.ndarray, gray: np.ndarray, near: Optional[faces.Box] = None, all_faces: bool = False,
+    def _detect(self, frame: np.ndarray, gray: np.ndarray, near: Optional[faces.Box] = None,
                 face_width: Optional[float] = None) -> list[tuple[faces.Box, float]]:
         """Detections (best first) in the frame or, with ``near``, a region around that box."""
         self.detections += 1
@@ -470,7 +496,7 @@ class FaceTracker:
         if width:
             scale = min(1.0, max(scale, self.MIN_FACE_PX / width))
         found = self._detect_at(image, scale)
-        if not found and scale < 1.0 and near is None and not all_faces:
+        if not found and scale < 1.0 and near is None:
             # Nothing at the reduced size: the face may be small; look again at full size.
             found = self._detect_at(image, 1.0)
         return [((b[0] + x0, b[1] + y0, b[2] + x0, b[3] + y0), s) for b, s in found]
@@ -521,10 +547,111 @@ class FaceTracker:
         return FaceState(False, detected=True)
 
 
+class MultiFaceTracker(FaceTracker):
+    """Every face in the picture, each followed as :class:`FaceTracker` follows one,
+    with an id: 0, 1, ... in order of first appearance (faces that appear together
+    are numbered left to right).  Each call returns the found faces' states,
+    sorted by id.
+
+    The detector searches the whole frame on the first frame, every
+    ``redetect_every`` frames (new faces appear then), whenever a followed face is
+    lost, and on every frame while no face is followed.  A detection overlapping
+    a followed face (IoU >= ``MATCH_IOU``) belongs to it: it confirms the track
+    when they agree (IoU >= ``AGREE_IOU``), otherwise the face is refitted in the
+    detector's box, keeping its id.  An unmatched detection overlapping where a
+    recently lost face was takes back that face's id; any other starts a new
+    face.  A face lost for more than ``keep_lost`` frames is forgotten: when it
+    comes back it is a new face.  Two tracks that converge on one face
+    (IoU >= ``AGREE_IOU``) keep the older id.
+    """
+
+    MATCH_IOU = 0.3
+
+    def __init__(self, *args, keep_lost: int = 30, **kwargs):
+        self.keep_lost = int(keep_lost)
+        super().__init__(*args, **kwargs)
+
+    def reset(self) -> None:
+        super().reset()
+        self._tracks: list[_Track] = []
+        self._lost: list[_Track] = []
+        self._next_id = 0
+        self._since_search = 0
+
+    def __call__(self, frame: np.ndarray) -> list[FaceState]:  # type: ignore[override]
+        gray = np.ascontiguousarray(to_gray(frame))
+        alive, lost_now = [], False
+        for track in self._tracks:
+            followed = self._follow(gray, track)
+            if followed is None:
+                track.missed, lost_now = 0, True
+                self._lost.append(track)
+            else:
+                self._advance(track, *followed)
+                alive.append(track)
+        self._tracks = self._unique(alive)
+        self._since_search += 1
+        searched = not self._tracks or lost_now or self._since_search >= self.redetect_every
+        if searched:
+            self._search(frame, gray)
+        for track in self._lost:
+            track.missed += 1
+        self._lost = [t for t in self._lost if t.missed <= self.keep_lost]
+        return [self._state(t, searched) for t in sorted(self._tracks, key=lambda t: t.face_id)]
+
+    def _unique(self, tracks: list[_Track]) -> list[_Track]:
+        out: list[_Track] = []
+        for track in sorted(tracks, key=lambda t: t.face_id):
+            if all(box_iou(track.box(), kept.box()) < self.AGREE_IOU for kept in out):
+                out.append(track)
+        return out
+
+    def _search(self, frame: np.ndarray, gray: np.ndarray) -> None:
+        """Detect in the whole frame and match the detections to the faces (class notes)."""
+        self._since_search = 0
+        widths = [(t.box_rel[2] - t.box_rel[0]) * t.frame.scale for t in self._tracks]
+        found = self._detect(frame, gray, face_width=min(widths) if widths else None)
+        tracks = {t.face_id: t for t in self._tracks}
+        pairs = sorted(((box_iou(t.box(), box), k, t.face_id) for k, (box, _) in enumerate(found) for t in self._tracks), reverse=True)
+        taken, matched = set(), set()
+        for iou, k, fid in pairs:
+            if iou < self.MATCH_IOU:
+                break
+            if k in taken or fid in matched:
+                continue
+            taken.add(k)
+            matched.add(fid)
+            box, score = found[k]
+            if not self._confirm(tracks[fid], box, score):
+                new = self._start(gray, box, score, fid)
+                if new is not None:
+                    tracks[fid] = new
+        for track in tracks.values():
+            if track.face_id not in matched:
+                track.since = 0  # the detector missed a face still followed (a turned head): keep it
+        fresh = sorted((found[k] for k in range(len(found)) if k not in taken), key=lambda bs: bs[0][0])
+        for box, score in fresh:
+            back = max(self._lost, key=lambda t: box_iou(t.box(t.frame.centre + t.velocity * t.missed), box), default=None)
+            if back is not None and box_iou(back.box(back.frame.centre + back.velocity * back.missed), box) >= self.MATCH_IOU:
+                fid = back.face_id
+            else:
+                fid = self._next_id
+            new = self._start(gray, box, score, fid)
+            if new is None:
+                continue
+            if fid == self._next_id:
+                self._next_id += 1
+            else:
+                self._lost.remove(back)
+            tracks[fid] = new
+        self._tracks = self._unique(list(tracks.values()))
+
+
 def make_tracker(options: AlignOptions) -> FaceTracker:
     detector = faces.make_detector(options.detector, options.detector_model, options.detector_config, options.upsample)
-    return FaceTracker(detector, faces.shape_predictor(options.predictor), options.detect_width, options.redetect_every,
-                       predict_every=options.predict_every)
+    kind = MultiFaceTracker if options.faces == "all" else FaceTracker
+    return kind(detector, faces.shape_predictor(options.predictor), options.detect_width, options.redetect_every,
+                predict_every=options.predict_every)
 
 
 # --------------------------------------------------------------------------- one clip
@@ -543,6 +670,8 @@ class ClipResult:
     transforms: Optional[np.ndarray] = None  # (T', 2, 3) input-frame -> crop affines (registration)
     boxes: Optional[np.ndarray] = None       # (T', 4) face box x0, y0, x1, y1 in input-frame pixels
     scores: Optional[np.ndarray] = None      # (T',) detector score, NaN where no face was found
+    face_id: int = 0                         # which face of the clip (``--faces all``)
+    transform: str = ""                      # the registration used (``--transform auto`` picks per clip)
 
 
 def _fill(values: list[Optional[np.ndarray]], found: np.ndarray, mode: str) -> list[np.ndarray]:
@@ -568,8 +697,6 @@ def align_clip(frames: np.ndarray, options: AlignOptions, tracker: FaceTracker, 
                on_frame: Optional[Callable[[], None]] = None) -> ClipResult:
     """Track, register and crop one clip (thesis 3.2.2); see the module docstring.
     ``on_frame`` is called after each tracked frame (progress on long videos)."""
-    import cv2
-
     tracker.reset()
     before = tracker.detections
     states = []
@@ -577,8 +704,64 @@ def align_clip(frames: np.ndarray, options: AlignOptions, tracker: FaceTracker, 
         states.append(tracker(f))
         if on_frame is not None:
             on_frame()
+    return register_clip(frames, states, options, tracker.detections - before, truth)
+
+
+def align_faces(frames: np.ndarray, options: AlignOptions, tracker: "MultiFaceTracker", truth: Optional[np.ndarray] = None,
+                on_frame: Optional[Callable[[], None]] = None) -> list[ClipResult]:
+    """Every face of one clip as its own result (``--faces all``), each spanning the
+    frames from the face's first to its last appearance; in between, frames it was
+    lost in are filled as ``--missing`` says.  ``truth`` (one face's landmarks, as
+    synth stores) is compared with the face it lies on."""
+    tracker.reset()
+    before = tracker.detections
+    per_frame = []
+    for f in frames:
+        per_frame.append({s.face_id: s for s in tracker(f)})
+        if on_frame is not None:
+            on_frame()
+    detections = tracker.detections - before
+    ids = sorted({fid for states in per_frame for fid in states})
+    if not ids:
+        return [ClipResult(None, None, None, None, 0, len(frames), detections)]
+    has_truth = truth is not None and truth.shape == (len(frames), 68, 2)
+    owner = _truth_owner(per_frame, truth) if has_truth else None
+    results = []
+    for fid in ids:
+        seen = [t for t, states in enumerate(per_frame) if fid in states]
+        states = [states.get(fid, FaceState(False)) for states in per_frame]
+        r = register_clip(frames, states, options, detections if fid == ids[0] else 0, truth if owner == fid else None,
+                          span=(seen[0], seen[-1]))
+        r.face_id = fid
+        results.append(r)
+    return results
+
+
+def _truth_owner(per_frame: list[dict[int, FaceState]], truth: np.ndarray) -> Optional[int]:
+    """The face whose landmarks lie on ``truth`` (mean centroid distance under half an
+    inter-ocular distance), or None."""
+    dist: dict[int, list[float]] = {}
+    for states, gt in zip(per_frame, truth.astype(np.float64)):
+        iod = max(float(faces.interocular(gt)), 1e-6)
+        for fid, s in states.items():
+            dist.setdefault(fid, []).append(float(np.hypot(*(s.landmarks.mean(0) - gt.mean(0)))) / iod)
+    if not dist:
+        return None
+    fid = min(dist, key=lambda k: float(np.mean(dist[k])))
+    return fid if float(np.mean(dist[fid])) < 0.5 else None
+
+
+def register_clip(frames: np.ndarray, states: list[FaceState], options: AlignOptions, detections: int = 0,
+                  truth: Optional[np.ndarray] = None, span: Optional[tuple[int, int]] = None) -> ClipResult:
+    """Register and crop the frames of one face given its per-frame tracker states;
+    ``span`` (first, last) limits the output to those frames (one face of several)."""
+    import cv2
+
     found = np.array([s.found for s in states], dtype=bool)
-    result = ClipResult(None, None, None, None, int(found.sum()), int((~found).sum()), tracker.detections - before)
+    first, last = span if span is not None else (0, len(frames) - 1)
+    inside = np.zeros(len(frames), bool)
+    inside[first:last + 1] = True
+    result = ClipResult(None, None, None, None, int(found.sum()), int((~found & inside).sum()), detections)
     if not found.any():
         return result
     if truth is not None and truth.shape == (len(frames), 68, 2):
@@ -587,8 +770,13 @@ def align_clip(frames: np.ndarray, options: AlignOptions, tracker: FaceTracker, 
         iod = np.maximum(faces.interocular(gt), 1e-6)
         result.gt_error = float((np.linalg.norm(det - gt, axis=-1).mean(-1) / iod).mean() * 100)
     size = options.size
+    kind = options.transform
+    if kind == "auto":
+        offset = float(np.median([nose_offset(s.landmarks) for s in states if s.found]))
+        kind = "similarity" if offset > AUTO_MAX_NOSE_OFFSET else "affine"
+    result.transform = kind
     if options.align:
-        mats = [registration_matrix(s.landmarks, size, options.transform) if s.found else None for s in states]
+        mats = [registration_matrix(s.landmarks, size, kind) if s.found else None for s in states]
     else:
         mats = [box_matrix(s.box, size) if s.found else None for s in states]
     lms = [s.landmarks if s.found else None for s in states]
@@ -596,7 +784,7 @@ def align_clip(frames: np.ndarray, options: AlignOptions, tracker: FaceTracker, 
     if options.missing == "drop":
         kept = np.flatnonzero(found)
     else:
-        kept = np.arange(len(frames))
+        kept = np.arange(first, last + 1)
         mats = _fill(mats, found, options.missing)
         lms = _fill(lms, found, options.missing)
         boxes = _fill(boxes, found, options.missing)
@@ -629,6 +817,7 @@ class AlignStats:
     detections: int = 0
     dropped_clips: list[str] = field(default_factory=list)
     gt_error_iod_pct: Optional[float] = None
+    similarity_clips: int = 0                # clips --transform auto registered by similarity
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -689,13 +878,16 @@ def _boxes_to_source(boxes: np.ndarray, to_input: np.ndarray) -> np.ndarray:
 _JOB: dict[str, Any] = {}
 
 
-def _work(i: int, on_frame: Optional[Callable[[], None]] = None) -> ClipResult:
+def _work(i: int, on_frame: Optional[Callable[[], None]] = None) -> list[ClipResult]:
+    """The results of input clip ``i``: one, or one per face with ``--faces all``."""
     tracker = _JOB.get("tracker")
     if tracker is None:
         tracker = _JOB["tracker"] = make_tracker(_JOB["options"])
     clips: Clips = _JOB["clips"]
     truth = clips.landmarks[clips.offsets[i]: clips.offsets[i + 1]] if clips.landmarks is not None else None
-    return align_clip(clips.clip(i), _JOB["options"], tracker, truth, on_frame)
+    if isinstance(tracker, MultiFaceTracker):
+        return align_faces(clips.clip(i), _JOB["options"], tracker, truth, on_frame)
+    return [align_clip(clips.clip(i), _JOB["options"], tracker, truth, on_frame)]
 
 
 def align(clips: Clips, options: AlignOptions, shard: Optional[tuple[int, int]] = None,
@@ -718,7 +910,7 @@ def align(clips: Clips, options: AlignOptions, shard: Optional[tuple[int, int]] 
     stats = AlignStats(clips_in=len(index), frames_in=int(clips.lengths[index].sum()))
     global _JOB
     _JOB = {"clips": clips, "options": options}
-    results: list[ClipResult] = []
+    results: list[list[ClipResult]] = []
     # Progress counts frames, so a single long video moves the bar too.
     done = [0]
 
@@ -738,21 +930,29 @@ def align(clips: Clips, options: AlignOptions, shard: Optional[tuple[int, int]] 
                 results.append(_work(i, tick))
     finally:
         _JOB = {}
-    keep = [k for k, r in enumerate(results) if r.frames is not None]
-    stats.dropped_clips = [str(clips.clip_ids[index[k]]) for k, r in enumerate(results) if r.frames is None]
-    for r in results:
+    # One result per input clip, or one per face of it with --faces all.
+    owners = np.array([i for i, rs in zip(index.tolist(), results) for _ in rs], dtype=np.int64)
+    flat = [r for rs in results for r in rs]
+    keep = [k for k, r in enumerate(flat) if r.frames is not None]
+    stats.dropped_clips = [str(clips.clip_ids[i]) for i, rs in zip(index.tolist(), results) if all(r.frames is None for r in rs)]
+    for r in flat:
+        stats.similarity_clips += r.transform == "similarity" and options.transform == "auto"
         stats.found += r.found
         stats.missing += r.missing
         stats.detections += r.detections
-    errors = [(r.gt_error, r.found) for r in results if r.gt_error is not None]
+    errors = [(r.gt_error, r.found) for r in flat if r.gt_error is not None]
     if errors:
         stats.gt_error_iod_pct = round(sum(e * n for e, n in errors) / max(1, sum(n for _, n in errors)), 3)
     if not keep:
         where = f" (first: {', '.join(stats.dropped_clips[:3])})" if stats.dropped_clips else ""
         raise FercliError(f"no face was found in any of the {len(index)} clips{where}: try --upsample 1 or another --detector")
-    chosen = index[keep]
+    chosen = owners[keep]
     base = clips.select(chosen) if len(chosen) else clips
-    kept_results = [results[k] for k in keep]
+    kept_results = [flat[k] for k in keep]
+    clip_ids, face_id = base.clip_ids, base.face_id
+    if options.faces == "all":
+        clip_ids = np.array([f"{cid}#face{r.face_id}" for cid, r in zip(base.clip_ids, kept_results)], dtype=object)
+        face_id = np.array([r.face_id for r in kept_results], dtype=np.int64)
     frames = np.concatenate([r.frames for r in kept_results])
     lengths = [len(r.frames) for r in kept_results]
     offsets = np.zeros(len(kept_results) + 1, dtype=np.int64)
@@ -763,14 +963,15 @@ def align(clips: Clips, options: AlignOptions, shard: Optional[tuple[int, int]] 
     meta["aligned"] = bool(options.align)
     meta["color"] = not options.gray
     meta["landmarks"] = "detected (dlib 68-point predictor), crop pixels; source pixels through 'transform'"
-    # Every per-clip array of the input carries over (labels, ids, folds, segments, fps...);
+    # Every per-clip array of the input carries over (labels, ids, folds, segments, fps...;
+    # with --faces all once per face, ids suffixed);
     # LBP-TOP planes and histograms described the old frames and are dropped.
     out = dataclasses.replace(
         base, frames=frames, offsets=offsets, class_names=list(clips.class_names),
         landmarks=np.concatenate([r.landmarks for r in kept_results]),
         face_found=np.concatenate([r.face_found for r in kept_results]),
-        planes={}, plane_offsets=None, histograms=None, meta=meta,
-        **_trace(clips, index[keep], kept_results),
+        planes={}, plane_offsets=None, histograms=None, meta=meta, clip_ids=clip_ids, face_id=face_id,
+        **_trace(clips, chosen, kept_results),
     )
     stats.clips_out = len(kept_results)
     stats.frames_out = int(len(frames))
