@@ -33,6 +33,8 @@ def live(
     predict_every: int = typer.Option(3, "--predict-every", help="Fit the 68 landmarks at least every K frames (optical flow carries them in between while the face moves rigidly)."),
     max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Stop after this many frames."),
     threads: int = typer.Option(1, "--threads", help="Inference threads (a batch of one frame is fastest on 1)."),
+    faces: str = typer.Option("best", "--faces", help="best: the most confident face; all: every face, a label per face per window (JSON lines and --csv carry face_id)."),
+    csv_path: Optional[str] = typer.Option(None, "--csv", help="Write one row per frame and face (OpenFace-style columns, box, 68 landmarks; window label and probabilities on the frame that completes a window) to this CSV file."),
     engine: str = typer.Option("auto", "--engine", help="torch, onnx (onnxruntime), or auto: onnx when onnx + onnxruntime are installed."),
 ) -> None:
     from fercli import live as stage
@@ -41,10 +43,14 @@ def live(
         if record == "-":
             raise FercliError("--record needs a file name, not '-'")
         artifacts.check_output_path(record)
+    if csv_path is not None:
+        if csv_path == "-":
+            raise FercliError("--csv needs a file name, not '-' (standard output carries the JSON lines)")
+        artifacts.check_output_path(csv_path)
     options = stage.LiveOptions(window=window, aligned=aligned, detector=detector, detector_model=detector_model,
                                 detector_config=detector_config, predictor=predictor, upsample=upsample,
                                 detect_width=detect_width, redetect_every=redetect_every, predict_every=predict_every,
-                                threads=threads, engine=engine)
+                                faces=faces, threads=threads, engine=engine)
     options.check()
     show = not headless
     if show:
@@ -58,17 +64,20 @@ def live(
         src.close()
         raise
     timings = stage.Timings()
-    with _recorder(record, src.fps) as writer:
-        last_window = None
+    with _CsvLog(csv_path, session.class_names, faces == "all") as log, _recorder(record, src.fps) as writer:
+        last_windows: dict = {}
         for result in stage.run(session, src, timings, max_frames, realtime_clock=source.isdigit()):
-            if result.window is not None:
-                last_window = result.window
+            for window in result.windows:
+                last_windows[window.face_id] = window
                 if headless:
-                    sys.stdout.write(json.dumps(result.window.as_json()) + "\n")
-                    sys.stdout.flush()
+                    sys.stdout.write(json.dumps(window.as_json()) + "\n")
+            if headless and result.windows:
+                sys.stdout.flush()
+            if log is not None:
+                log(result)
             if result.frame is None or (writer is None and not show):
                 continue
-            overlay = stage.draw_overlay(result.frame, result, last_window, session.class_names)
+            overlay = stage.draw_overlay(result.frame, result, last_windows, session.class_names)
             if writer is not None:
                 writer(overlay)
             if show:
@@ -101,6 +110,69 @@ def _check_display() -> None:
         cv2.namedWindow("fercli live")
     except cv2.error:
         raise FercliError("no display is available (OpenCV without GUI support or no screen): use --headless") from None
+
+
+class _CsvLog:
+    """Context manager yielding ``add(result)`` (or None without a path): the rows of
+    each frame (:func:`fercli.live.csv_rows`), written when the next result comes, so
+    the windows the end-of-stream flush completes join the last frame's rows.  The
+    file appears only when the run ends normally."""
+
+    def __init__(self, path: Optional[str], class_names: list[str], all_faces: bool):
+        self.path, self.class_names, self.all_faces = path, class_names, all_faces
+        self._atomic = None
+        self._pending = None
+        self._rows = False
+
+    def __enter__(self):
+        if self.path is None:
+            return None
+        import csv
+
+        from fercli import live as stage
+
+        self._atomic = artifacts.atomic_path(self.path, suffix=".csv")
+        tmp = self._atomic.__enter__()
+        try:
+            self._file = open(tmp, "w", newline="", encoding="utf-8")
+        except BaseException:
+            self._atomic.__exit__(*sys.exc_info())
+            raise
+        self._writer = csv.writer(self._file)
+        self._writer.writerow(stage.csv_columns(self.class_names))
+        return self._add
+
+    def _add(self, result) -> None:
+        if result.frame is None and self._pending is not None:
+            self._pending[1].extend(result.windows)
+            return
+        self._write_pending()
+        self._pending = (result, list(result.windows))
+        self._rows = True
+
+    def _write_pending(self) -> None:
+        from fercli import live as stage
+
+        if self._pending is not None:
+            result, windows = self._pending
+            self._writer.writerows(stage.csv_rows(result, windows, self.class_names, self.all_faces))
+            self._pending = None
+
+    def __exit__(self, exc_type, exc, tb):
+        if self._atomic is None:
+            return False
+        try:
+            if exc_type is None:
+                self._write_pending()
+        finally:
+            self._file.close()
+        if exc_type is None and not self._rows:
+            try:  # nothing was read: leave no header-only file behind
+                raise FercliError(f"no frames to write to {self.path}")
+            except FercliError:
+                self._atomic.__exit__(*sys.exc_info())
+                raise
+        return self._atomic.__exit__(exc_type, exc, tb)
 
 
 class _recorder:
