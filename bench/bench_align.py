@@ -117,17 +117,7 @@ def naive(clips_rgb):
     from fercli import faces
 
     detector, predictor = faces.hog_detector(), faces.shape_predictor()
-    out = []
-    for frames in clips_rgb:
-        for rgb in frames:
-            f = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-            rects, scores, _ = detector.run(f, 0, 0.0)
-            if not len(rects):
-                out.append(None)
-                continue
-            r = rects[int(np.argmax(scores))]
-            out.append(faces.predict_landmarks(predictor, f, (r.left(), r.top(), r.right() + 1, r.bottom() + 1)))
-    return out
+    return [faces.landmarks_in_frame(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), detector, predictor) for frames in clips_rgb for rgb in frames]
 
 
 def tracked(clips_rgb, tracker):

@@ -334,3 +334,15 @@ def predict_landmarks(predictor, gray: np.ndarray, box: Box) -> np.ndarray:
     if xy.size != 2 * len(parts):  # a dlib whose repr differs: the slow, sure way
         return np.array([(p.x, p.y) for p in parts], dtype=np.float64)
     return xy.reshape(-1, 2)
+
+
+def landmarks_in_frame(gray: np.ndarray, detector=None, predictor=None) -> Optional[np.ndarray]:
+    """The most confident face's 68 landmarks in one full-resolution gray frame, found by
+    dlib's HOG detector with no tracking and no downscaling (the per-frame baseline
+    trackers are measured against); None without a face."""
+    detector = detector or hog_detector()
+    rects, scores, _ = detector.run(gray, 0, 0.0)
+    if not len(rects):
+        return None
+    r = rects[int(np.argmax(scores))]
+    return predict_landmarks(predictor or shape_predictor(), gray, (r.left(), r.top(), r.right() + 1, r.bottom() + 1))

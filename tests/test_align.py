@@ -241,16 +241,7 @@ def moving():
 
 
 def _per_frame_detection(frames):
-    detector, predictor = faces.hog_detector(), faces.shape_predictor()
-    out = []
-    for f in frames:
-        rects, scores, _ = detector.run(f, 0, 0.0)
-        if not len(rects):
-            out.append(None)
-            continue
-        r = rects[int(np.argmax(scores))]
-        out.append(faces.predict_landmarks(predictor, f, (r.left(), r.top(), r.right() + 1, r.bottom() + 1)))
-    return out
+    return [faces.landmarks_in_frame(f) for f in frames]
 
 
 def test_tracker_holds_moving_heads_like_per_frame_detection(moving, monkeypatch):
@@ -395,8 +386,6 @@ def test_nose_offset_measures_how_much_the_affine_would_shear():
 
 
 def test_transform_auto_keeps_affine_for_frontal_faces_and_uses_similarity_for_turned_ones(clips):
-    import cv2
-
     frontal, stats = align(clips, AlignOptions(transform="auto"))
     affine, _ = align(clips, AlignOptions())
     assert stats.similarity_clips == 0 and np.array_equal(frontal.frames, affine.frames)
