@@ -112,32 +112,58 @@ def _check_display() -> None:
         raise FercliError("no display is available (OpenCV without GUI support or no screen): use --headless") from None
 
 
-class _CsvLog:
-    """Context manager yielding ``add(result)`` (or None without a path): the rows of
-    each frame (:func:`fercli.live.csv_rows`), written when the next result comes, so
-    the windows the end-of-stream flush completes join the last frame's rows.  The
-    file appears only when the run ends normally."""
+class _AtomicOutput:
+    """A context manager for one output file that appears only when the run ends
+    normally: ``__enter__`` gives what ``_open(temporary path)`` returns (None without
+    a path); ``_nothing_written`` discards the file and raises one sentence."""
 
-    def __init__(self, path: Optional[str], class_names: list[str], all_faces: bool):
-        self.path, self.class_names, self.all_faces = path, class_names, all_faces
+    suffix = ""
+
+    def __init__(self, path: Optional[str]):
+        self.path = path
         self._atomic = None
-        self._pending = None
-        self._rows = False
 
     def __enter__(self):
         if self.path is None:
             return None
+        self._atomic = artifacts.atomic_path(self.path, suffix=self.suffix)
+        tmp = self._atomic.__enter__()
+        try:
+            return self._open(tmp)
+        except BaseException:
+            self._atomic.__exit__(*sys.exc_info())
+            raise
+
+    def _open(self, tmp: str):  # pragma: no cover - interface
+        raise TypeError("abstract")
+
+    def _nothing_written(self, message: str):
+        try:
+            raise FercliError(message)
+        except FercliError:
+            self._atomic.__exit__(*sys.exc_info())
+            raise
+
+
+class _CsvLog(_AtomicOutput):
+    """Yields ``add(result)``: the rows of each frame (:func:`fercli.live.csv_rows`),
+    written when the next result comes, so the windows the end-of-stream flush
+    completes join the last frame's rows."""
+
+    suffix = ".csv"
+
+    def __init__(self, path: Optional[str], class_names: list[str], all_faces: bool):
+        super().__init__(path)
+        self.class_names, self.all_faces = class_names, all_faces
+        self._pending = None
+        self._rows = False
+
+    def _open(self, tmp: str):
         import csv
 
         from fercli import live as stage
 
-        self._atomic = artifacts.atomic_path(self.path, suffix=".csv")
-        tmp = self._atomic.__enter__()
-        try:
-            self._file = open(tmp, "w", newline="", encoding="utf-8")
-        except BaseException:
-            self._atomic.__exit__(*sys.exc_info())
-            raise
+        self._file = open(tmp, "w", newline="", encoding="utf-8")
         self._writer = csv.writer(self._file)
         self._writer.writerow(stage.csv_columns(self.class_names))
         return self._add
@@ -167,27 +193,22 @@ class _CsvLog:
         finally:
             self._file.close()
         if exc_type is None and not self._rows:
-            try:  # nothing was read: leave no header-only file behind
-                raise FercliError(f"no frames to write to {self.path}")
-            except FercliError:
-                self._atomic.__exit__(*sys.exc_info())
-                raise
+            self._nothing_written(f"no frames to write to {self.path}")  # no header-only file
         return self._atomic.__exit__(exc_type, exc, tb)
 
 
-class _recorder:
-    """Context manager yielding ``write(frame)`` (or None); the file appears only on success."""
+class _recorder(_AtomicOutput):
+    """Yields ``write(frame)``: the overlay video."""
+
+    suffix = ".mp4"
 
     def __init__(self, path: Optional[str], fps: float):
-        self.path, self.fps = path, fps
-        self._atomic = None
+        super().__init__(path)
+        self.fps = fps
         self._writer = None
 
-    def __enter__(self):
-        if self.path is None:
-            return None
-        self._atomic = artifacts.atomic_path(self.path, suffix=".mp4")
-        self._tmp = self._atomic.__enter__()
+    def _open(self, tmp: str):
+        self._tmp = tmp
         return self._write
 
     def _write(self, frame) -> None:
@@ -206,11 +227,5 @@ class _recorder:
         if self._writer is not None:
             self._writer.release()
         elif exc_type is None:
-            # Nothing to record: leave no empty video behind.
-            exc_type, exc = FercliError, FercliError("no frames to record")
-            try:
-                raise exc
-            except FercliError:
-                self._atomic.__exit__(*sys.exc_info())
-                raise
+            self._nothing_written("no frames to record")  # no empty video
         return self._atomic.__exit__(exc_type, exc, tb)
