@@ -949,10 +949,12 @@ def align(clips: Clips, options: AlignOptions, shard: Optional[tuple[int, int]] 
     chosen = owners[keep]
     base = clips.select(chosen) if len(chosen) else clips
     kept_results = [flat[k] for k in keep]
-    clip_ids, face_id = base.clip_ids, base.face_id
+    clip_ids, face_id, subjects = base.clip_ids, base.face_id, base.subjects
     if options.faces == "all":
         clip_ids = np.array([f"{cid}#face{r.face_id}" for cid, r in zip(base.clip_ids, kept_results)], dtype=object)
         face_id = np.array([r.face_id for r in kept_results], dtype=np.int64)
+        # Faces of one clip keep its subject; with none recorded, each face is its own.
+        subjects = np.array([str(s) or str(c) for s, c in zip(base.subjects, clip_ids)], dtype=object)
     frames = np.concatenate([r.frames for r in kept_results])
     lengths = [len(r.frames) for r in kept_results]
     offsets = np.zeros(len(kept_results) + 1, dtype=np.int64)
@@ -970,7 +972,7 @@ def align(clips: Clips, options: AlignOptions, shard: Optional[tuple[int, int]] 
         base, frames=frames, offsets=offsets, class_names=list(clips.class_names),
         landmarks=np.concatenate([r.landmarks for r in kept_results]),
         face_found=np.concatenate([r.face_found for r in kept_results]),
-        planes={}, plane_offsets=None, histograms=None, meta=meta, clip_ids=clip_ids, face_id=face_id,
+        planes={}, plane_offsets=None, histograms=None, meta=meta, clip_ids=clip_ids, face_id=face_id, subjects=subjects,
         **_trace(clips, chosen, kept_results),
     )
     stats.clips_out = len(kept_results)

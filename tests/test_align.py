@@ -336,6 +336,9 @@ def test_faces_all_tracks_both_faces_of_a_group_video(pair):
         assert list(out.source_frame[out.offsets[k]:out.offsets[k + 1]]) == list(range(14))
         err = np.linalg.norm(_in_source(out, k) - truth[:, k], axis=-1).mean(-1) / faces.interocular(truth[:, k])
         assert err.mean() < 0.06 and err.max() < 0.1, (k, err.mean(), err.max())
+    # Without a recorded subject each face is its own.
+    anonymous = artifacts.Clips(**{**group.__dict__, "subjects": np.array([""], dtype=object)})
+    assert list(align(anonymous, AlignOptions(faces="all"))[0].subjects) == list(out.clip_ids)
     # The default still follows one face, the most confident.
     best, _ = align(group, AlignOptions())
     assert len(best) == 1 and best.face_id is None
