@@ -718,7 +718,9 @@ class Clips:
     (x0, y0, x1, y1 of the face detector's box, source-video pixels) and
     ``face_score`` (the detector's score of the detection the frame's face comes
     from, NaN without one); per clip ``fps`` (frames per second of the source,
-    NaN when unknown).  See docs/design.md "Tracing frames to the source".
+    NaN when unknown) and ``face_id`` (which face of its source the clip follows:
+    0, 1, ... in order of first appearance, written by ``align --faces all``;
+    absent means 0, the one face).  See docs/design.md "Tracing frames to the source".
     """
 
     frames: np.ndarray
@@ -743,6 +745,7 @@ class Clips:
     face_box: Optional[np.ndarray] = None
     face_score: Optional[np.ndarray] = None
     fps: Optional[np.ndarray] = None
+    face_id: Optional[np.ndarray] = None
 
     # ---- construction
 
@@ -858,7 +861,7 @@ class Clips:
             sequence_ids=pick(self.sequence_ids),
             meta=dict(self.meta),
             **{name: pickf(getattr(self, name)) for name in TRACE_FIELDS},
-            fps=pick(self.fps),
+            **{name: pick(getattr(self, name)) for name in CLIP_TRACE_FIELDS},
         )
 
     def trace(self, frame_index: Sequence[int] | np.ndarray) -> dict[str, np.ndarray]:
@@ -920,8 +923,10 @@ class Clips:
             if value is not None and tuple(np.shape(value)) != (len(self.frames), *shape):
                 want = ", ".join(["frames", *map(str, shape)])
                 raise FercliError(f"{name}: '{attr}' must be ({want}), found {tuple(np.shape(value))}")
-        if self.fps is not None and len(self.fps) != n:
-            raise FercliError(f"{name}: 'fps' has {len(self.fps)} entries for {n} clips")
+        for attr in CLIP_TRACE_FIELDS:
+            value = getattr(self, attr)
+            if value is not None and len(value) != n:
+                raise FercliError(f"{name}: '{attr}' has {len(value)} entries for {n} clips")
 
 
 #: Optional per-frame arrays that trace frames to their source video: name ->
@@ -931,6 +936,11 @@ TRACE_FIELDS: dict[str, tuple[tuple[int, ...], Any]] = {
     "transform": ((2, 3), np.float64),
     "face_box": ((4,), np.float32),
     "face_score": ((), np.float32),
+}
+#: Optional per-clip trace arrays: name -> (stored dtype, the value of a clip that does not say).
+CLIP_TRACE_FIELDS: dict[str, tuple[Any, Any]] = {
+    "fps": (np.float64, np.nan),
+    "face_id": (np.int64, 0),
 }
 
 
@@ -984,8 +994,9 @@ def write_clips(f: h5py.File, clips: Clips) -> None:
     for name, (_, dtype) in TRACE_FIELDS.items():
         if getattr(clips, name) is not None:
             write_array(f, name, np.asarray(getattr(clips, name)).astype(dtype))
-    if clips.fps is not None:
-        f.create_dataset("fps", data=np.asarray(clips.fps, np.float64))
+    for name, (dtype, _) in CLIP_TRACE_FIELDS.items():
+        if getattr(clips, name) is not None:
+            f.create_dataset(name, data=np.asarray(getattr(clips, name)).astype(dtype))
     # meta lives in fercli_meta (written by create_artifact); merge ours in.
     meta = read_json_attr(f, "fercli_meta", {}) or {}
     meta.update(clips.meta)
@@ -1022,7 +1033,7 @@ def read_clips(f: h5py.File, name: str = "clips", with_frames: bool = True) -> C
             sequence_ids=read_strings(f["sequence_id"]) if "sequence_id" in f else None,
             meta=read_json_attr(f, "fercli_meta", {}) or {},
             **{key: f[key][()].astype(dtype) for key, (_, dtype) in TRACE_FIELDS.items() if key in f},
-            fps=f["fps"][()].astype(np.float64) if "fps" in f else None,
+            **{key: f[key][()].astype(dtype) for key, (dtype, _) in CLIP_TRACE_FIELDS.items() if key in f},
         )
     except KeyError as exc:
         raise FercliError(f"{name} is a damaged 'clips' artifact: a required dataset is missing ({_short(exc)})") from exc
@@ -1088,7 +1099,8 @@ def _clips_layout(f: h5py.File, ds: dict[str, h5py.Dataset], name: str) -> None:
         raise _damaged(name, art, "'fold' holds numbers below -1 (-1 marks a clip without a fold)")
     _check_dataset(ds.get("segment"), "segment", "str", name, art, 1, n, required=False)
     _check_dataset(ds.get("sequence_id"), "sequence_id", "str", name, art, 1, n, required=False)
-    _check_dataset(ds.get("fps"), "fps", "float", name, art, 1, n, required=False)
+    for key, (dtype, _) in CLIP_TRACE_FIELDS.items():  # per clip: fps, face_id
+        _check_dataset(ds.get(key), key, "int" if np.issubdtype(dtype, np.integer) else "float", name, art, 1, n, required=False)
     for key, (shape, dtype) in TRACE_FIELDS.items():
         _check_dataset(ds.get(key), key, "int" if np.issubdtype(dtype, np.integer) else "float", name, art,
                        1 + len(shape), n_frames, required=False)

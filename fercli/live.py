@@ -139,10 +139,22 @@ class WindowResult:
     probabilities: Optional[dict[str, float]]
     face_found: int                # frames of the window with a face
     frames: int
+    face_id: Optional[int] = 0     # which face (``--faces all``: 0, 1, ...; None: a window in which no face was seen)
 
     def as_json(self) -> dict:
-        return {"time": round(self.time, 3), "frames": [self.start, self.end], "label": self.label,
+        return {"time": round(self.time, 3), "frames": [self.start, self.end], "face_id": self.face_id, "label": self.label,
                 "probabilities": self.probabilities, "face_found": self.face_found, "window": self.frames}
+
+
+@dataclass
+class FaceResult:
+    """One face in one frame."""
+
+    face_id: int
+    box: tuple[float, float, float, float]
+    score: float                     # detector score of the detection it was found or tracked from
+    landmarks: np.ndarray            # (68, 2) frame pixels
+    probs: np.ndarray                # the CNN's distribution over classes
 
 
 @dataclass
@@ -152,9 +164,11 @@ class FrameResult:
     found: bool
     box: Optional[tuple[float, float, float, float]]
     probs: Optional[np.ndarray]      # the CNN's distribution over classes (None without a face)
-    window: Optional[WindowResult]   # set on the frame that completes a window
+    window: Optional[WindowResult]   # set on the frame that completes a window (the first face's with --faces all)
     seconds: dict[str, float] = field(default_factory=dict)  # time per part for this frame
     frame: Optional[np.ndarray] = None  # the BGR frame (for the overlay); None on the end-of-stream flush
+    faces: list[FaceResult] = field(default_factory=list)   # every face found (one at most without --faces all)
+    windows: list[WindowResult] = field(default_factory=list)  # every window completed on this frame, one per face
 
 
 @dataclass
@@ -169,6 +183,8 @@ class LiveOptions:
     upsample: int = 0
     detect_width: int = 320
     redetect_every: int = 10
+    predict_every: int = 3
+    faces: str = "best"                 # best: the most confident face; all: every face, labelled per face
     threads: int = 1                    # inference threads (batch-1 CNNs are fastest on one)
     engine: str = "auto"                # torch | onnx (onnxruntime) | auto: onnx when installed
 
@@ -180,7 +196,8 @@ class LiveOptions:
         if self.threads < 1:
             raise FercliError(f"--threads must be at least 1 (got {self.threads})")
         _align.AlignOptions(size=self.size or 96, detector=self.detector, upsample=self.upsample,
-                            detect_width=self.detect_width, redetect_every=self.redetect_every).check()
+                            detect_width=self.detect_width, redetect_every=self.redetect_every,
+                            predict_every=self.predict_every, faces=self.faces).check()
 
 
 # --------------------------------------------------------------------------- engine
@@ -208,7 +225,8 @@ class LiveSession:
         align_opts = _align.AlignOptions(size=self.size, detector=options.detector, detector_model=options.detector_model,
                                          detector_config=options.detector_config, predictor=options.predictor,
                                          upsample=options.upsample, detect_width=options.detect_width,
-                                         redetect_every=options.redetect_every)
+                                         redetect_every=options.redetect_every, predict_every=options.predict_every,
+                                         faces=options.faces)
         self.tracker = _align.make_tracker(align_opts)
         self._torch = torch
         if self.engine == "onnx":
@@ -238,8 +256,8 @@ class LiveSession:
 
     def reset(self) -> None:
         self.tracker.reset()
-        self._vectors: list[np.ndarray] = []
-        self._probs: list[np.ndarray] = []
+        # Per face id: the window's CNN vectors and distributions so far.
+        self._buffers: dict[int, tuple[list[np.ndarray], list[np.ndarray]]] = {}
         self._start = 0
         self._count = 0
         self._index = 0
@@ -289,51 +307,57 @@ class LiveSession:
             return torch.softmax(self.model.sequence_logits(torch.from_numpy(seq)), dim=1)[0].numpy()
 
     def process(self, bgr: np.ndarray, time_s: float) -> FrameResult:
-        """One frame (BGR, as OpenCV reads it): detect/track, crop, CNN; GRU when a window fills."""
+        """One frame (BGR, as OpenCV reads it): detect/track, crop, CNN per face; GRU per
+        face when a window fills."""
         import cv2
 
         clock = time.perf_counter
         t0 = clock()
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB) if bgr.ndim == 3 else bgr
-        state = self.tracker(rgb)
+        tracked = self.tracker(rgb)
+        states = tracked if isinstance(tracked, list) else [tracked] if tracked.found else []
         t1 = clock()
-        probs = None
-        if state.found:
+        found = []
+        for state in states:
             vec, probs = self._cnn(self._crop(rgb, state))
-            self._vectors.append(vec)
-            self._probs.append(probs)
+            vectors, dists = self._buffers.setdefault(state.face_id, ([], []))
+            vectors.append(vec)
+            dists.append(probs)
+            found.append(FaceResult(state.face_id, state.box, state.score, state.landmarks, probs))
         t2 = clock()
         index = self._index
         self._index += 1
         self._count += 1
-        window = None
-        if self._count >= self.options.window:
-            window = self._close_window(index, time_s)
+        windows = self._close_windows(index, time_s) if self._count >= self.options.window else []
         t3 = clock()
-        return FrameResult(index, time_s, state.found, state.box if state.found else None, probs, window,
-                           {"detect": t1 - t0, "cnn": t2 - t1, "gru": t3 - t2})
+        first = found[0] if found else None
+        return FrameResult(index, time_s, first is not None, first.box if first else None, first.probs if first else None,
+                           windows[0] if windows else None, {"detect": t1 - t0, "cnn": t2 - t1, "gru": t3 - t2},
+                           faces=found, windows=windows)
 
-    def _close_window(self, last: int, time_s: float) -> WindowResult:
-        found = len(self._vectors)
-        label, dist = None, None
-        if found:
-            if self.sequence:
-                p = self._gru(self._vectors)
-            else:
-                p = np.mean(self._probs, axis=0)
+    def _close_windows(self, last: int, time_s: float) -> list[WindowResult]:
+        """One result per face seen in the window (the GRU over its frames, or the mean
+        distribution of a frame model); a window without any face gives one result
+        with no label (``face_id`` 0 with one face, None with ``--faces all``)."""
+        out = []
+        for face_id in sorted(self._buffers):
+            vectors, dists = self._buffers[face_id]
+            p = self._gru(vectors) if self.sequence else np.mean(dists, axis=0)
             dist = {name: round(float(v), 4) for name, v in zip(self.class_names, p)}
-            label = self.class_names[int(np.argmax(p))]
-        result = WindowResult(self._start, last, time_s, label, dist, found, self._count)
-        self._vectors, self._probs = [], []
+            out.append(WindowResult(self._start, last, time_s, self.class_names[int(np.argmax(p))], dist, len(vectors),
+                                    self._count, face_id))
+        if not out:
+            out.append(WindowResult(self._start, last, time_s, None, None, 0, self._count, None if self.options.faces == "all" else 0))
+        self._buffers = {}
         self._start = last + 1
         self._count = 0
-        return result
+        return out
 
-    def flush(self, time_s: float) -> Optional[WindowResult]:
-        """The final partial window at the end of the stream (None if it is empty)."""
+    def flush(self, time_s: float) -> list[WindowResult]:
+        """The final partial window(s) at the end of the stream (empty if none)."""
         if self._count == 0:
-            return None
-        return self._close_window(self._index - 1, time_s)
+            return []
+        return self._close_windows(self._index - 1, time_s)
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -392,13 +416,13 @@ def run(session: LiveSession, source: Source, timings: Optional[Timings] = None,
             result = session.process(frame, last_time)
             result.frame = frame
             timings.add(decode, result)
-            timings.windows += result.window is not None
+            timings.windows += len(result.windows)
             index += 1
             yield result
-        window = session.flush(last_time)
-        if window is not None:
-            timings.windows += 1
-            yield FrameResult(window.end, last_time, False, None, None, window)
+        windows = session.flush(last_time)
+        if windows:
+            timings.windows += len(windows)
+            yield FrameResult(windows[0].end, last_time, False, None, None, windows[0], windows=windows)
     finally:
         timings.wall = time.perf_counter() - start
         source.close()
@@ -407,20 +431,25 @@ def run(session: LiveSession, source: Source, timings: Optional[Timings] = None,
 # --------------------------------------------------------------------------- overlay
 
 
-def draw_overlay(bgr: np.ndarray, result: FrameResult, last_window: Optional[WindowResult], class_names: list[str]) -> np.ndarray:
-    """The display of Figure 4.3: face box, current label, the CNN's probabilities as bars."""
+def draw_overlay(bgr: np.ndarray, result: FrameResult, last_windows: dict, class_names: list[str]) -> np.ndarray:
+    """The display of Figure 4.3: each face's box with its latest window label
+    (``last_windows``: face id -> :class:`WindowResult`), the first face's CNN
+    probabilities as bars."""
     import cv2
 
     out = bgr.copy()
     if out.ndim == 2:
         out = cv2.cvtColor(out, cv2.COLOR_GRAY2BGR)
     h, w = out.shape[:2]
-    if result.found and result.box is not None:
-        x0, y0, x1, y1 = (int(round(v)) for v in result.box)
+    for face in result.faces:
+        x0, y0, x1, y1 = (int(round(v)) for v in face.box)
         cv2.rectangle(out, (x0, y0), (x1, y1), (0, 255, 0), 2)
-        if last_window is not None and last_window.label:
-            cv2.putText(out, last_window.label, (x0, max(15, y0 - 8)), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 255, 0), 2, cv2.LINE_AA)
-    else:
+        window = last_windows.get(face.face_id)
+        text = " ".join(t for t in ((f"#{face.face_id}" if len(result.faces) > 1 or face.face_id else ""),
+                                    window.label if window is not None and window.label else "") if t)
+        if text:
+            cv2.putText(out, text, (x0, max(15, y0 - 8)), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 255, 0), 2, cv2.LINE_AA)
+    if not result.faces:
         cv2.putText(out, "no face", (10, 25), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 0, 255), 2, cv2.LINE_AA)
     if result.probs is not None:
         bar_w = max(40, w // 6)
@@ -429,3 +458,46 @@ def draw_overlay(bgr: np.ndarray, result: FrameResult, last_window: Optional[Win
             cv2.rectangle(out, (8, y - 9), (8 + int(bar_w * float(p)), y), (255, 200, 0), -1)
             cv2.putText(out, f"{name} {float(p):.2f}", (12 + bar_w, y), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
     return out
+
+
+# --------------------------------------------------------------------------- per-frame CSV
+
+
+def csv_columns(class_names: list[str]) -> list[str]:
+    """Columns of ``live --csv``: ``fercli table``'s OpenFace-style frame columns where
+    they mean the same (frame counted from 1, face_id, timestamp, confidence,
+    success, source_frame, face box, x_0..x_67, y_0..y_67, frame pixels), then
+    the window label and probabilities on the frame that completes a window."""
+    from fercli.tables import LANDMARK_COLUMNS, OPENFACE_COLUMNS
+
+    return [*OPENFACE_COLUMNS, "source_frame", "face_x", "face_y", "face_width", "face_height", *LANDMARK_COLUMNS,
+            "label", "window_start", *[f"p_{c}" for c in class_names]]
+
+
+def csv_rows(result: FrameResult, windows: list[WindowResult], class_names: list[str], all_faces: bool = False) -> list[list]:
+    """The rows of one frame: one per face found (a frame without a face still gets
+    one, ``success`` 0), each joined with its face's window when one completed on
+    this frame (``windows``); a face whose window completes on a frame it is not
+    in gets a row of its own with ``success`` 0."""
+    head = [result.index + 1, None, round(result.time, 3), None, 0, result.index]
+    by_face = {w.face_id: w for w in windows}
+
+    def window_cells(w: Optional[WindowResult]) -> list:
+        if w is None:
+            return [None] * (2 + len(class_names))
+        probs = w.probabilities or {}
+        return [w.label, w.start, *[probs.get(c) for c in class_names]]
+
+    rows = []
+    for face in result.faces:
+        x0, y0, x1, y1 = face.box
+        pts = np.round(face.landmarks, 2)
+        score = None if face.score is None or not np.isfinite(face.score) else round(float(face.score), 4)
+        rows.append([head[0], face.face_id, head[2], score, 1, head[5], round(x0, 2), round(y0, 2), round(x1 - x0, 2),
+                     round(y1 - y0, 2), *pts[:, 0].tolist(), *pts[:, 1].tolist(), *window_cells(by_face.pop(face.face_id, None))])
+    empty = [None] * (4 + 136)
+    for face_id, w in sorted(by_face.items(), key=lambda kv: -1 if kv[0] is None else kv[0]):
+        rows.append([head[0], face_id, head[2], None, 0, head[5], *empty, *window_cells(w)])
+    if not rows:
+        rows.append([head[0], None if all_faces else 0, head[2], None, 0, head[5], *empty, *window_cells(None)])
+    return rows

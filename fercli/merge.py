@@ -39,7 +39,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from fercli.artifacts import TRACE_FIELDS, Clips
+from fercli.artifacts import CLIP_TRACE_FIELDS, TRACE_FIELDS, Clips
 from fercli.errors import FercliError
 from fercli.protocol.join import join_class_names, remap_labels
 
@@ -204,7 +204,7 @@ def merge(parts: Sequence[Clips], names: Sequence[str], prefix_ids: bool = False
 
 
 def merge_trace(parts: Sequence[Clips]) -> dict[str, Optional[np.ndarray]]:
-    """Trace arrays (source frame, transform, box, score; fps per clip) of the merged
+    """Trace arrays (source frame, transform, box, score; fps and face id per clip) of the merged
     clips: kept when any input has them, an input without them filling in what
     it does know (its own transform: identity unless it was aligned) or the
     'unknown' value (-1 source frame, NaN)."""
@@ -217,8 +217,10 @@ def merge_trace(parts: Sequence[Clips]) -> dict[str, Optional[np.ndarray]]:
             getattr(p, name) if getattr(p, name) is not None
             else p.source_transform() if name == "transform"
             else np.full((len(p.frames), *shape), fill, dtype) for p in parts]).astype(dtype)
-    if any(p.fps is not None for p in parts):
-        out["fps"] = np.concatenate([p.fps if p.fps is not None else np.full(len(p), np.nan) for p in parts])
+    for name, (dtype, fill) in CLIP_TRACE_FIELDS.items():
+        if any(getattr(p, name) is not None for p in parts):
+            out[name] = np.concatenate([getattr(p, name) if getattr(p, name) is not None else np.full(len(p), fill, dtype)
+                                        for p in parts]).astype(dtype)
     return out
 
 

@@ -213,6 +213,73 @@ RING = np.stack([2.1 * np.cos(_theta), 0.55 + 2.25 * np.sin(_theta)], axis=1)
 FACE_CENTRE = np.array([0.0, 0.7])
 
 
+# --------------------------------------------------------------------------- head motion
+
+
+@dataclass(frozen=True)
+class Motion:
+    """Peak amplitudes of the head's movement over a clip (``--motion``)."""
+
+    yaw: float = 0.0         # degrees, about the vertical axis (per-landmark depth)
+    pitch: float = 0.0       # degrees, about the horizontal axis (positive: chin up)
+    roll: float = 0.0        # degrees, in the image plane
+    shift: float = 0.0       # translation, inter-ocular distances
+    scale: float = 0.0       # relative size change (0.2: +-20 %)
+    light: float = 0.0       # relative brightness change
+    light_turn: float = 0.0  # degrees the light direction turns
+    blur: float = 0.0        # exposure time in frame intervals (0: sharp frames)
+    occlusion: bool = False  # one brief occluder over the eye or mouth region
+
+    @property
+    def moves(self) -> bool:
+        return self != Motion()
+
+
+#: ``--motion`` levels.  Strong yaw stays below ~25 degrees in total (with the
+#: subject's own yaw, clamped at MAX_YAW): beyond that the 2-D warp of a frontal
+#: photograph folds the far cheek over the eye (and dlib's frontal models stop).
+MOTIONS: dict[str, Motion] = {
+    "none": Motion(),
+    "mild": Motion(yaw=8.0, pitch=6.0, roll=6.0, shift=0.5, scale=0.08, light=0.08),
+    "strong": Motion(yaw=16.0, pitch=12.0, roll=12.0, shift=1.5, scale=0.2, light=0.25, light_turn=60.0, blur=0.5, occlusion=True),
+}
+MAX_YAW = 24.0
+#: Motion paths are defined in seconds at this frame rate (synth's video default).
+MOTION_FPS = 30.0
+
+
+def _path(rng: np.random.Generator, n: int, amplitude: float) -> np.ndarray:
+    """A smooth head path over ``n`` frames: two sinusoids of 0.15-0.6 Hz with
+    random phases and weights, peak |value| <= ``amplitude`` (head movement of a
+    talking person is mostly below 1 Hz).  Always draws the same numbers, so
+    every level moves along the same path, scaled."""
+    f, phase, wgt = rng.uniform(0.15, 0.6, 2), rng.uniform(0, 2 * np.pi, 2), rng.uniform(0.3, 0.7)
+    t = np.arange(n) / MOTION_FPS
+    return amplitude * (wgt * np.sin(2 * np.pi * f[0] * t + phase[0]) + (1 - wgt) * np.sin(2 * np.pi * f[1] * t + phase[1]))
+
+
+def _blur_kernel(velocity: np.ndarray, exposure: float) -> Optional[np.ndarray]:
+    """Linear motion-blur kernel for a face moving ``velocity`` px/frame, centred (so
+    the landmarks of the frame are the positions at mid-exposure); None if < 1 px."""
+    v = np.asarray(velocity, np.float64) * exposure
+    length = float(np.hypot(*v))
+    if length < 1.0:
+        return None
+    side = (int(np.ceil(length)) | 1) + 2
+    k = np.zeros((side, side), np.float32)
+    c = (side - 1) / 2
+    # Points spread evenly along the segment, each splatted bilinearly: the
+    # kernel's centroid is exactly its centre.
+    u = np.linspace(-0.5, 0.5, 4 * int(np.ceil(length)) + 1)
+    pts = c + u[:, None] * v[None, :]
+    base = np.floor(pts).astype(int)
+    frac = pts - base
+    for dx, dy in ((0, 0), (1, 0), (0, 1), (1, 1)):
+        wgt = (frac[:, 0] if dx else 1 - frac[:, 0]) * (frac[:, 1] if dy else 1 - frac[:, 1])
+        np.add.at(k, (base[:, 1] + dy, base[:, 0] + dx), wgt)
+    return k / k.sum()
+
+
 # --------------------------------------------------------------------------- textures
 
 
@@ -537,11 +604,17 @@ def _pose_matrix(iod: float, roll_deg: float, centre: np.ndarray) -> np.ndarray:
     return np.hstack([rot, t[:, None]])
 
 
-def _project(shape: np.ndarray, yaw_deg: float) -> np.ndarray:
-    """Weak-perspective yaw: rotate about the vertical axis using per-landmark depth."""
+def _project(shape: np.ndarray, yaw_deg: float, pitch_deg: float = 0.0) -> np.ndarray:
+    """Weak-perspective head rotation using per-landmark depth: yaw about the
+    vertical axis, then pitch (positive: chin up) about the horizontal axis
+    through the face centre; orthographic projection back onto the image."""
     y = np.radians(yaw_deg)
     out = shape.copy()
     out[:, 0] = shape[:, 0] * np.cos(y) + _DEPTH * np.sin(y)
+    if pitch_deg:
+        p = np.radians(pitch_deg)
+        depth = _DEPTH * np.cos(y) - shape[:, 0] * np.sin(y)  # depth after the yaw
+        out[:, 1] = FACE_CENTRE[1] + (shape[:, 1] - FACE_CENTRE[1]) * np.cos(p) - depth * np.sin(p)
     return out
 
 
@@ -722,6 +795,8 @@ def synthesize(
     seed: int = 0,
     faces: Optional[str] = None,
     progress: Optional[ProgressFn] = None,
+    motion: str = "none",
+    faces_per_frame: int = 1,
 ) -> Clips:
     """Make a CK+-like set of expression clips (see the module docstring).
 
@@ -749,27 +824,49 @@ def synthesize(
     w, h = int(size[0]), int(size[1])
     if w < 16 or h < 16:
         raise FercliError(f"--size must be at least 16x16 (got {w}x{h})")
+    if motion not in MOTIONS:
+        raise FercliError(f"--motion must be one of {', '.join(MOTIONS)} (got '{motion}')")
+    head_motion = MOTIONS[motion]
     textures = load_faces(faces) if faces is not None else [astronaut()]
 
+    if faces_per_frame < 1 or subjects % faces_per_frame:
+        raise FercliError(f"--subjects ({subjects}) must be a multiple of --faces-per-frame ({faces_per_frame})")
+    k_faces = int(faces_per_frame)
+    # Faces side by side: each in a tile of its own (its own background), the
+    # last tile taking the remainder of the width.
+    tiles = [w // k_faces] * (k_faces - 1) + [w - (w // k_faces) * (k_faces - 1)]
+    if min(tiles) < 16:
+        raise FercliError(f"--size {w}x{h} is too narrow for {k_faces} faces side by side")
     width = max(3, len(str(subjects)))
     sequences, landmarks, labels, subj, clip_ids, sources = [], [], [], [], [], []
-    total = subjects * len(classes) * clips_per_class
+    occluded: dict[str, list[int]] = {}
+    total = subjects // k_faces * len(classes) * clips_per_class
     done = 0
     report(progress, 0, total)
-    for s in range(subjects):
-        subject = _make_subject(s, textures, np.random.default_rng([seed, 0, s]), (w, h), color, width)
+    for g in range(subjects // k_faces):
+        members = [_make_subject(s, textures, np.random.default_rng([seed, 0, s]), (tw, h), color, width)
+                   for s, tw in zip(range(g * k_faces, (g + 1) * k_faces), tiles)]
+        group = "+".join(m.name for m in members)
         k = 0
         for label, name in enumerate(classes):
             for rep in range(clips_per_class):
-                rng = np.random.default_rng([seed, 1, s, CK_CLASSES.index(name), rep])
-                seq, pts = _render_clip(subject, name, rng, (lo, hi), (w, h), color)
+                parts = []
+                for s, member, tw in zip(range(g * k_faces, (g + 1) * k_faces), members, tiles):
+                    rng = np.random.default_rng([seed, 1, s, CK_CLASSES.index(name), rep])
+                    motion_rng = np.random.default_rng([seed, 2, s, CK_CLASSES.index(name), rep])
+                    # Every face of a group clip shows the first one's clip length.
+                    length = (lo, hi) if not parts else (len(parts[0][0]),) * 2
+                    parts.append(_render_clip(member, name, rng, length, (tw, h), color, head_motion, motion_rng))
+                seq, pts, occ = parts[0] if k_faces == 1 else (np.concatenate([p[0] for p in parts], axis=2), parts[0][1], parts[0][2])
                 k += 1
+                if occ.any():
+                    occluded[f"{group}_{k:03d}"] = [int(np.argmax(occ)), int(len(occ) - 1 - np.argmax(occ[::-1]))]
                 sequences.append(seq)
                 landmarks.append(pts)
                 labels.append(label)
-                subj.append(subject.name)
-                clip_ids.append(f"{subject.name}_{k:03d}")
-                sources.append(f"synth:{subject.texture.name}")
+                subj.append(group)
+                clip_ids.append(f"{group}_{k:03d}")
+                sources.append("synth:" + "+".join(m.texture.name for m in members))
                 done += 1
                 report(progress, done, total)
     clips = Clips.from_sequences(
@@ -780,14 +877,31 @@ def synthesize(
     clips.meta = {
         "synth": {
             "seed": seed, "subjects": subjects, "clips_per_class": clips_per_class, "frames": [lo, hi],
-            "size": [w, h], "color": color, "faces": faces or "astronaut",
+            "size": [w, h], "color": color, "faces": faces or "astronaut", "motion": motion,
         },
         "landmarks": "ground truth (synth model), frame pixels",
     }
+    if occluded:
+        # First and last occluded frame per clip (--motion strong): the face is
+        # there, its landmarks exact, but partly hidden.
+        clips.meta["synth"]["occluded"] = occluded
+    if k_faces > 1:
+        # The artifact holds one face's landmarks per frame: the leftmost's.  Tile
+        # k of group g is exactly subject g*K+k's single-face clip rendered at the
+        # tile's size with --frames N:N (same seed), so its truth is that clip's
+        # landmarks shifted right by the tiles before it.
+        clips.meta["synth"]["faces_per_frame"] = k_faces
+        clips.meta["synth"]["tiles"] = tiles
+        clips.meta["landmarks"] = "ground truth (synth model) of the leftmost face, frame pixels"
     return clips
 
 
-def _render_clip(subject: Subject, class_name: str, rng: np.random.Generator, frames: tuple[int, int], size: tuple[int, int], color: bool):
+def _render_clip(subject: Subject, class_name: str, rng: np.random.Generator, frames: tuple[int, int], size: tuple[int, int], color: bool,
+                 motion: Motion = MOTIONS["none"], motion_rng: Optional[np.random.Generator] = None):
+    """One clip: frames, ground-truth landmarks (frame pixels) and which frames an
+    occluder covers.  ``motion`` moves the head along paths drawn from
+    ``motion_rng`` (a stream of its own, so the expression is the same with or
+    without motion)."""
     w, h = size
     n = int(rng.integers(frames[0], frames[1] + 1))
     # per-clip variation of pose and light (label-independent)
@@ -811,6 +925,7 @@ def _render_clip(subject: Subject, class_name: str, rng: np.random.Generator, fr
     drift_roll = np.cumsum(rng.normal(0, 0.25, n))
     drift_yaw = np.cumsum(rng.normal(0, 0.25, n))
     fields = {au: (_one_side(AU_FIELDS[au], side) if class_name in UNILATERAL else AU_FIELDS[au]) for au in aus}
+    head = _head_motion(motion, motion_rng, n, yaw, iod, centre, drift_xy, size) if motion.moves else None
 
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     light_dir = subject.light_dir
@@ -830,13 +945,27 @@ def _render_clip(subject: Subject, class_name: str, rng: np.random.Generator, fr
 
     out = np.empty((n, h, w, 3) if color else (n, h, w), np.uint8)
     pts_out = np.empty((n, 68, 2), np.float64)
+    occluded = np.zeros(n, bool)
     src_pts = np.concatenate([subject.texture.landmarks, ring_src])
+    shapes = []
     for t in range(n):
         shape = subject.neutral.copy()
         for au, k in aus.items():
             shape += (k * ramps[au][t]) * fields[au]
-        pose = _pose_matrix(iod, roll + drift_roll[t], centre + drift_xy[t])
-        dst = _apply(pose, _project(shape, yaw + drift_yaw[t]))
+        shapes.append(shape)
+        if head is None:
+            pose = _pose_matrix(iod, roll + drift_roll[t], centre + drift_xy[t])
+            pts_out[t] = _apply(pose, _project(shape, yaw + drift_yaw[t]))
+        else:
+            pose = _pose_matrix(iod * head["scale"][t], roll + drift_roll[t] + head["roll"][t], head["centre"][t])
+            pts_out[t] = _apply(pose, _project(shape, head["yaw"][t] + drift_yaw[t], head["pitch"][t]))
+    for t in range(n):
+        shape, dst = shapes[t], pts_out[t]
+        if head is None:
+            pose = _pose_matrix(iod, roll + drift_roll[t], centre + drift_xy[t])
+        else:
+            pose = _pose_matrix(iod * head["scale"][t], roll + drift_roll[t] + head["roll"][t], head["centre"][t])
+            light = _light_field(subject, size, centre, iod, brightness * head["gain"][t], head["turn"][t], color)
         ring_dst = _apply(pose, RING)
         global_inv = subject.to_source @ np.vstack([_invert(pose), [0, 0, 1]])
         map_x, map_y = _warp_maps(np.concatenate([dst, ring_dst]), src_pts, subject.triangles, global_inv, (w, h))
@@ -850,12 +979,102 @@ def _render_clip(subject: Subject, class_name: str, rng: np.random.Generator, fr
         gap = float(np.mean(shape[_INNER_LOWER, 1] - shape[_INNER_UPPER, 1])) - neutral_gap
         face_shade = float(np.mean(fg[int(np.clip(dst[30, 1], 0, h - 1)), int(np.clip(dst[30, 0], 0, w - 1))]))
         _mouth_cavity(frame, dst, gap, iod, max(0.3, face_shade) * brightness)
+        if head is not None:
+            if head["kernel"][t] is not None:
+                frame = _motion_blur(frame, alpha, subject.background * light, head["kernel"][t])
+            occ = head["occlusion"]
+            if occ is not None and occ[0] <= t < occ[1]:
+                _occlude(frame, pose, occ[2], occ[3])
+                occluded[t] = True
         oy, ox = noise_offsets[t]
         frame += noise_bank[oy:oy + h, ox:ox + w]
         np.clip(frame * 255.0 + 0.5, 0, 255, out=frame)
         out[t] = frame.astype(np.uint8)
-        pts_out[t] = dst
-    return out, pts_out
+    return out, pts_out, occluded
+
+
+def _light_field(subject: Subject, size: tuple[int, int], centre: np.ndarray, iod: float, gain: float, turn: float, color: bool) -> np.ndarray:
+    """The subject's directional light gradient over the scene, turned by ``turn``
+    radians and scaled by ``gain`` (the static case's formula, per frame)."""
+    w, h = size
+    d = subject.light_dir + turn
+    lx = ((np.arange(w, dtype=np.float32) - centre[0]) * np.cos(d) / (3.0 * iod))[None, :]
+    ly = ((np.arange(h, dtype=np.float32) - centre[1]) * np.sin(d) / (3.0 * iod))[:, None]
+    light = (np.clip(1 + subject.light_amp * (lx + ly), 0.6, 1.4) * gain).astype(np.float32)
+    return light[..., None] if color else light
+
+
+def _motion_blur(frame: np.ndarray, alpha: np.ndarray, background: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Blur the moving person only, over the sharp static background:
+    blur(person layer) + background * (1 - blur(alpha))."""
+    back = background * (1 - alpha)
+    person = cv2.filter2D(frame - back, -1, kernel, borderType=cv2.BORDER_REPLICATE)
+    coverage = cv2.filter2D(np.ascontiguousarray(alpha), -1, kernel, borderType=cv2.BORDER_REPLICATE)
+    if coverage.ndim < person.ndim:
+        coverage = coverage[..., None]
+    return person + background * (1 - coverage)
+
+
+#: Occluders in canonical face units: centre, half-axes (a hand over the mouth or an eye).
+_OCCLUDERS = (((0.0, 1.05), (1.0, 0.5)), ((-0.45, -0.05), (0.6, 0.5)), ((0.45, -0.05), (0.6, 0.5)))
+
+
+def _occlude(frame: np.ndarray, pose: np.ndarray, region: int, tone: float) -> None:
+    """Paint a soft-edged, shaded elliptical occluder over part of the face, in place."""
+    h, w = frame.shape[:2]
+    (cx, cy), (ax, ay) = _OCCLUDERS[region]
+    scale = float(np.hypot(*pose[:, 0]))
+    angle = float(np.degrees(np.arctan2(pose[1, 0], pose[0, 0])))
+    c = _apply(pose, np.array([[cx, cy]]))[0]
+    shift = 4
+    mask = np.zeros((h, w), np.float32)
+    cv2.ellipse(mask, (int(round(c[0] * 16)), int(round(c[1] * 16))), (int(round(ax * scale * 16)), int(round(ay * scale * 16))),
+                angle, 0, 360, 1.0, -1, cv2.LINE_AA, shift)
+    mask = cv2.GaussianBlur(mask, (0, 0), max(0.8, 0.04 * scale))
+    shade = (tone * (1.1 - 0.2 * np.clip((np.arange(h, dtype=np.float32) - c[1]) / max(1.0, ay * scale) * 0.5 + 0.5, 0, 1)))[:, None]
+    if frame.ndim == 3:
+        mask = mask[..., None]
+        paint = shade[..., None] * np.array([1.0, 0.82, 0.7], np.float32)  # a hand's warm tone
+    else:
+        paint = shade
+    frame *= 1 - mask
+    frame += mask * paint
+
+
+def _head_motion(motion: Motion, rng: np.random.Generator, n: int, yaw: float, iod: float, centre: np.ndarray,
+                 drift_xy: np.ndarray, size: tuple[int, int]) -> dict:
+    """Per-frame head pose, light, blur kernels and occluder of a moving clip."""
+    w, h = size
+    paths = {k: _path(rng, n, 1.0) for k in ("yaw", "pitch", "roll", "x", "y", "scale", "light", "turn")}
+    head: dict = {
+        "yaw": np.clip(yaw + motion.yaw * paths["yaw"], -MAX_YAW, MAX_YAW),
+        "pitch": motion.pitch * paths["pitch"],
+        "roll": motion.roll * paths["roll"],
+        "scale": np.exp(np.log1p(motion.scale) * paths["scale"]),
+    }
+    side = iod * head["scale"]
+    # Keep the whole head in the frame: the face spans about +-1.1 IOD across and
+    # 1.0 above / 1.05 below its centre; clamping flattens the path at the border.
+    cx = centre[0] + drift_xy[:, 0] + motion.shift * iod * paths["x"]
+    cy = centre[1] + drift_xy[:, 1] + motion.shift * iod * paths["y"]
+    mx, my = np.minimum(1.3 * side, w / 2), np.minimum(1.2 * side, h / 2)
+    head["centre"] = np.stack([np.clip(cx, mx, w - mx), np.clip(cy, my, h - my)], axis=1)
+    head["gain"] = 1 + motion.light * paths["light"]
+    head["turn"] = np.radians(motion.light_turn) * paths["turn"]
+    head["kernel"] = [None] * n
+    if motion.blur > 0 and n > 1:
+        v = np.gradient(head["centre"], axis=0)  # px per frame, central differences
+        head["kernel"] = [_blur_kernel(v[t], motion.blur) for t in range(n)]
+    # One brief occluder (a hand over the mouth or one eye) in the middle of the clip.
+    occ = None
+    if motion.occlusion and n >= 12:
+        k = int(rng.integers(3, 7))
+        start = int(rng.integers(n // 4, max(n // 4 + 1, n - k - n // 8)))
+        region = int(rng.integers(0, 3))  # 0: mouth, 1: image-left eye, 2: image-right eye
+        tone = rng.uniform(0.25, 0.8)
+        occ = (start, min(n, start + k), region, tone)
+    head["occlusion"] = occ
+    return head
 
 
 def render_video(clips: Clips, path: str, fps: float = 30.0) -> None:

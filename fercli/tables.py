@@ -83,13 +83,14 @@ def frame_table(clips: Clips) -> Table:
     status = frame_status(clips)
     names = list(clips.class_names)
     labels = [names[int(k)] if 0 <= k < len(names) else "" for k in clips.labels]
+    face_ids = clips.face_id if clips.face_id is not None else np.zeros(len(clips.labels), np.int64)
 
     def rows() -> Iterator[list[Any]]:
         for t in range(len(owner)):
             c = owner[t]
             sf = int(source_frame[t])
             yield [
-                sf + 1 if sf >= 0 else None, 0, _num(timestamp[t], 3), _num(score[t], 4),
+                sf + 1 if sf >= 0 else None, int(face_ids[c]), _num(timestamp[t], 3), _num(score[t], 4),
                 None if clips.face_found is None else int(bool(clips.face_found[t])),
                 str(clips.clip_ids[c]), str(clips.subjects[c]), labels[c], str(clips.sources[c]), sf if sf >= 0 else None,
                 status[t], _num(box[t, 0]), _num(box[t, 1]), _num(box[t, 2] - box[t, 0]), _num(box[t, 3] - box[t, 1]),

@@ -119,7 +119,7 @@ def _assemble(clips: Clips, pieces: list[tuple[int, np.ndarray, Optional[np.ndar
         clip_ids=clip_ids, sources=base.sources,
         landmarks=np.concatenate([p[2] for p in pieces]) if clips.landmarks is not None else None,
         face_found=np.concatenate([p[3] for p in pieces]) if clips.face_found is not None else None,
-        split=base.split, folds=base.folds, meta=meta, fps=base.fps,
+        split=base.split, folds=base.folds, meta=meta, fps=base.fps, face_id=base.face_id,
         segments=segments if segments is not None else base.segments,
         # a segment of a segment still shows the same original sequence
         sequence_ids=base.sequences.copy() if segments is not None or base.sequence_ids is not None else None,

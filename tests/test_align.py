@@ -228,3 +228,187 @@ def test_opencv_dnn_detector_reads_ssd_rows(tmp_path):
     bad.write_bytes(b"junk")
     with pytest.raises(FercliError, match="cannot read"):
         faces.make_detector("opencv-dnn", str(bad))
+
+
+# --------------------------------------------------------------------------- tracking moving heads
+
+
+@pytest.fixture(scope="module")
+def moving():
+    from fercli.synth import synthesize
+
+    return synthesize(subjects=1, classes=["happy", "surprise"], frames=(40, 40), size=(320, 240), seed=2, motion="strong")
+
+
+def _per_frame_detection(frames):
+    return [faces.landmarks_in_frame(f) for f in frames]
+
+
+def test_tracker_holds_moving_heads_like_per_frame_detection(moving, monkeypatch):
+    """On turning, shifting, blurred, briefly occluded heads the tracked landmarks stay
+    as close to per-frame detection as issue 13 asks (2 % IOD mean, 4 % p95; the
+    floor between two dlib fits in slightly different boxes is ~1.3 %), while the
+    predictor runs on a fraction of the frames and the detector on a tenth."""
+    from fercli import align as align_module
+    from fercli.align import make_tracker
+
+    refs = [_per_frame_detection(moving.clip(i)) for i in range(len(moving))]
+    calls = []
+    predict = align_module.faces.predict_landmarks
+    monkeypatch.setattr(align_module.faces, "predict_landmarks", lambda *a: calls.append(1) or predict(*a))
+    tracker = make_tracker(AlignOptions())
+    diffs, truth_err, ref_err = [], [], []
+    occluded = moving.meta["synth"]["occluded"]
+    for i, ref in enumerate(refs):
+        frames = moving.clip(i)
+        truth = moving.landmarks[moving.offsets[i]:moving.offsets[i + 1]].astype(np.float64)
+        tracker.reset()
+        states = [tracker(f) for f in frames]
+        first, last = occluded.get(moving.clip_ids[i], (-1, -1))
+        for t, (s, r) in enumerate(zip(states, ref)):
+            if first <= t <= last:
+                continue
+            assert s.found, f"clip {i} frame {t} lost outside the occlusion"
+            iod = faces.interocular(truth[t])
+            truth_err.append(np.linalg.norm(s.landmarks - truth[t], axis=1).mean() / iod)
+            # Frames where per-frame detection itself is off the face (a false
+            # detection) say nothing about the tracker.
+            if r is not None and np.linalg.norm(r - truth[t], axis=1).mean() / iod < 0.1:
+                diffs.append(np.linalg.norm(s.landmarks - r, axis=1).mean() / iod)
+                ref_err.append(np.linalg.norm(r - truth[t], axis=1).mean() / iod)
+    diffs = np.array(diffs) * 100
+    assert diffs.mean() < 2.0 and np.percentile(diffs, 95) < 4.0, (diffs.mean(), np.percentile(diffs, 95))
+    assert np.mean(truth_err) < np.mean(ref_err) + 0.005  # as close to the truth as detecting every frame
+    n = len(moving.frames)
+    assert tracker.detections <= n // 5  # every 10th frame, plus searches after the occlusion
+    # Flow carried the landmarks on some frames, never on more than 2 in a row.
+    assert n / 3 - len(moving) <= len(calls) < 0.6 * n
+
+
+def test_predict_every_1_runs_the_predictor_on_every_frame(moving, monkeypatch):
+    from fercli import align as align_module
+    from fercli.align import make_tracker
+
+    calls = []
+    predict = align_module.faces.predict_landmarks
+    monkeypatch.setattr(align_module.faces, "predict_landmarks", lambda *a: calls.append(1) or predict(*a))
+    tracker = make_tracker(AlignOptions(predict_every=1))
+    frames = moving.clip(0)[:20]
+    states = [tracker(f) for f in frames]
+    assert all(s.found for s in states)
+    assert len(calls) >= len(frames)
+    with pytest.raises(FercliError, match="--predict-every"):
+        AlignOptions(predict_every=0).check()
+
+
+# --------------------------------------------------------------------------- every face (--faces all)
+
+
+@pytest.fixture(scope="module")
+def pair():
+    """Two subjects side by side (synth --faces-per-frame 2) and, for the truth of
+    both faces, the same subjects rendered alone at the tile size."""
+    from fercli.synth import synthesize
+
+    kw = dict(subjects=2, classes=["happy"], frames=(14, 14), seed=5, motion="mild")
+    group = synthesize(size=(640, 240), faces_per_frame=2, **kw)
+    single = synthesize(size=(320, 240), **kw)
+    truth = np.stack([single.landmarks[:14], single.landmarks[14:] + [320, 0]], axis=1).astype(np.float64)  # (F, 2, 68, 2)
+    return group, truth
+
+
+def _in_source(out: "artifacts.Clips", i: int) -> np.ndarray:
+    from fercli.align import invert, map_points
+
+    s = slice(out.offsets[i], out.offsets[i + 1])
+    return map_points(invert(out.source_transform()[s]), out.landmarks[s].astype(np.float64))
+
+
+def test_faces_all_tracks_both_faces_of_a_group_video(pair):
+    group, truth = pair
+    out, stats = align(group, AlignOptions(faces="all"))
+    assert list(out.clip_ids) == [f"{group.clip_ids[0]}#face0", f"{group.clip_ids[0]}#face1"]
+    assert list(out.face_id) == [0, 1] and list(out.subjects) == [group.subjects[0]] * 2
+    assert stats.clips_out == 2 and stats.found == 28 and stats.missing == 0
+    for k in range(2):
+        # Face 0 is the left one; each clip's landmarks, mapped back to the video's
+        # pixels, lie on its own face's truth.
+        assert list(out.source_frame[out.offsets[k]:out.offsets[k + 1]]) == list(range(14))
+        err = np.linalg.norm(_in_source(out, k) - truth[:, k], axis=-1).mean(-1) / faces.interocular(truth[:, k])
+        assert err.mean() < 0.06 and err.max() < 0.1, (k, err.mean(), err.max())
+    # Without a recorded subject each face is its own.
+    anonymous = artifacts.Clips(**{**group.__dict__, "subjects": np.array([""], dtype=object)})
+    assert list(align(anonymous, AlignOptions(faces="all"))[0].subjects) == list(out.clip_ids)
+    # The default still follows one face, the most confident.
+    best, _ = align(group, AlignOptions())
+    assert len(best) == 1 and best.face_id is None
+
+
+def test_faces_all_a_face_that_comes_and_goes_spans_its_own_frames(pair):
+    group, truth = pair
+    frames = group.frames.copy()
+    frames[:4, :, 320:] = frames[0, 0, 330]  # the right face arrives at frame 4 ...
+    frames[11:, :, :320] = frames[0, 0, 10]  # ... and the left one leaves after frame 10
+    moved = artifacts.Clips(**{**group.__dict__, "frames": frames})
+    out, _ = align(moved, AlignOptions(faces="all", missing="hold", redetect_every=3))
+    spans = {int(f): list(out.source_frame[out.offsets[i]:out.offsets[i + 1]]) for i, f in enumerate(out.face_id)}
+    # New faces are looked for every --redetect-every frames (0, 3, 6, ...): the right
+    # one is found at frame 6; a face that leaves is lost at once.
+    assert spans[0] == list(range(0, 11)) and spans[1] == list(range(6, 14))
+    assert out.face_found.all()
+
+
+def test_faces_all_in_table_and_cli_errors(pair, tmp_path):
+    group, _ = pair
+    path = tmp_path / "group.h5"
+    artifacts.save_clips(str(path), group, [])
+    fercli("align", path, "--faces", "all", "-o", tmp_path / "a.h5", check=True)
+    proc = fercli("table", tmp_path / "a.h5", check=True)
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(proc.stdout.decode())))
+    assert sorted({(r["face_id"], r["clip_id"].split("#")[1]) for r in rows}) == [("0", "face0"), ("1", "face1")]
+    assert_user_error(fercli("align", path, "--faces", "some", "-o", tmp_path / "x.h5"), "--faces must be one of")
+    assert not (tmp_path / "x.h5").exists()
+
+
+# --------------------------------------------------------------------------- --transform auto
+
+
+def test_nose_offset_measures_how_much_the_affine_would_shear():
+    from fercli.align import nose_offset
+
+    mean = faces.MEAN_FACE_68 * 40 + [100, 80]
+    assert nose_offset(mean) < 1e-9
+    turned = mean.copy()
+    turned[faces.NOSE_TIP, 0] += 0.2 * 40  # nose tip a fifth of the eye distance sideways
+    assert nose_offset(turned) == pytest.approx(0.2)
+    rot = np.array([[np.cos(0.5), -np.sin(0.5)], [np.sin(0.5), np.cos(0.5)]])
+    assert nose_offset(turned @ rot.T * 1.7) == pytest.approx(0.2)  # independent of roll and scale
+
+
+def test_transform_auto_keeps_affine_for_frontal_faces_and_uses_similarity_for_turned_ones(clips):
+    frontal, stats = align(clips, AlignOptions(transform="auto"))
+    affine, _ = align(clips, AlignOptions())
+    assert stats.similarity_clips == 0 and np.array_equal(frontal.frames, affine.frames)
+    # The rule itself, on given landmarks: a nose tip a quarter of the eye distance
+    # sideways (a head turned ~25 degrees) is registered by similarity, rotation and
+    # scale only; a frontal one stays affine.
+    from fercli.align import FaceState, register_clip
+
+    frames = np.zeros((3, 200, 200), np.uint8)
+    front = faces.MEAN_FACE_68 * 40 + [100, 80]
+    turned = front.copy()
+    turned[faces.NOSE_TIP, 0] += 0.25 * 40
+    for points, kind in ((front, "affine"), (turned, "similarity")):
+        states = [FaceState(True, points, (40.0, 40.0, 160.0, 160.0)) for _ in frames]
+        r = register_clip(frames, states, AlignOptions(transform="auto"))
+        m = r.transforms[:, :, :2]
+        assert r.transform == kind
+        assert np.allclose(m[:, 0, 0], m[:, 1, 1]) and np.allclose(m[:, 0, 1], -m[:, 1, 0]) or kind == "affine"
+    sheared = register_clip(frames, [FaceState(True, turned, (40.0, 40.0, 160.0, 160.0))] * 3, AlignOptions())
+    m = sheared.transforms[0, :, :2]
+    assert not np.isclose(m[0, 1], -m[1, 0], atol=1e-3)  # the affine shears that face
+    with pytest.raises(FercliError, match="--transform must be one of"):
+        AlignOptions(transform="shear").check()

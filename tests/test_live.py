@@ -155,3 +155,53 @@ def test_onnx_engine_runs_the_cnn_once_per_frame_for_feature_sequences(setup, mo
     for a, b in zip(runs["torch"], runs["onnx"]):
         if a.probs is not None:
             assert np.abs(a.probs - b.probs).max() < 1e-4
+
+
+def _csv(path):
+    import csv
+
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_csv_one_row_per_frame_with_window_labels(setup, tmp_path):
+    d, model = setup
+    out = tmp_path / "frames.csv"
+    proc = fercli("live", model, "--source", d / "clip.mp4", "--headless", "--csv", out, check=True)
+    lines = [json.loads(x) for x in proc.stdout.decode().splitlines()]
+    assert all(x["face_id"] == 0 for x in lines)
+    rows = _csv(out)
+    from fercli.tables import LANDMARK_COLUMNS, OPENFACE_COLUMNS
+
+    assert list(rows[0])[:5] == OPENFACE_COLUMNS and set(LANDMARK_COLUMNS) <= set(rows[0])
+    assert [int(r["frame"]) for r in rows] == list(range(1, 24)) and [int(r["source_frame"]) for r in rows] == list(range(23))
+    assert {r["face_id"] for r in rows} == {"0"}
+    # Frames 7 and 8 (0-based) are black.
+    assert [r["success"] for r in rows] == ["0" if k in (7, 8) else "1" for k in range(23)]
+    assert rows[7]["face_x"] == "" and float(rows[6]["face_width"]) > 40 and rows[6]["x_30"] != ""
+    assert float(rows[5]["timestamp"]) == pytest.approx(5 / 25, abs=1e-3)
+    # The window label sits on the frame that completes it, the last one's on the last frame.
+    labelled = [int(r["source_frame"]) for r in rows if r["label"]]
+    assert labelled == [4, 9, 14, 19, 22]
+    for r, line in zip([rows[k] for k in labelled], lines):
+        assert r["label"] == line["label"] and int(r["window_start"]) == line["frames"][0]
+        assert abs(float(r["p_happy"]) - line["probabilities"]["happy"]) < 1e-6
+    assert_user_error(fercli("live", model, "--source", d / "clip.mp4", "--headless", "--csv", "-"), "--csv needs a file name")
+
+
+def test_faces_all_labels_every_face(tmp_path):
+    """Two faces side by side: a label per face per window, face ids in JSON and CSV."""
+    fercli("synth", "--subjects", "2", "--classes", "happy", "--frames", "12:12", "--size", "640x240", "--color",
+           "--faces-per-frame", "2", "--video", tmp_path / "two.mp4", "-o", tmp_path / "two.h5", check=True)
+    model = _model(tmp_path / "m.h5")
+    proc = fercli("live", model, "--source", tmp_path / "two.mp4", "--headless", "--faces", "all", "--csv", tmp_path / "f.csv", check=True)
+    lines = [json.loads(x) for x in proc.stdout.decode().splitlines()]
+    assert [(x["frames"], x["face_id"]) for x in lines] == [([0, 4], 0), ([0, 4], 1), ([5, 9], 0), ([5, 9], 1), ([10, 11], 0), ([10, 11], 1)]
+    assert all(x["label"] and x["face_found"] == x["window"] for x in lines)
+    rows = _csv(tmp_path / "f.csv")
+    assert [(int(r["frame"]), int(r["face_id"])) for r in rows] == [(k, f) for k in range(1, 13) for f in (0, 1)]
+    left = [float(r["face_x"]) for r in rows if r["face_id"] == "0"]
+    right = [float(r["face_x"]) for r in rows if r["face_id"] == "1"]
+    assert max(left) < 320 <= min(right)  # face 0 is the left one, and stays it
+    assert [r["frame"] for r in rows if r["label"]] == ["5", "5", "10", "10", "12", "12"]
+    assert_user_error(fercli("live", model, "--source", tmp_path / "two.mp4", "--headless", "--faces", "every"), "--faces must be one of")

@@ -183,3 +183,104 @@ def test_cli_video_and_faces_errors(tmp_path):
     assert_user_error(fercli("synth", "--faces", str(tmp_path / "none"), "-o", str(tmp_path / "x.h5")), "not a folder")
     assert_user_error(fercli("synth", "--video", str(tmp_path / "no" / "v.mp4"), "-o", str(tmp_path / "x.h5")), "does not exist")
     assert not (tmp_path / "x.h5").exists()
+
+
+# --------------------------------------------------------------------------- head motion (--motion)
+
+
+def _eye_frame(landmarks):
+    """Eye midpoint, inter-ocular distance and roll (degrees) per frame."""
+    left, right = faces.eye_centres(landmarks.astype(np.float64))
+    d = right - left
+    return (left + right) / 2, np.hypot(d[:, 0], d[:, 1]), np.degrees(np.arctan2(d[:, 1], d[:, 0]))
+
+
+def test_motion_none_is_the_still_default_and_moving_clips_are_deterministic():
+    still = small(frames=(12, 12))
+    assert np.array_equal(still.frames, small(frames=(12, 12), motion="none").frames)
+    strong_a, strong_b = small(frames=(12, 12), motion="strong"), small(frames=(12, 12), motion="strong")
+    assert np.array_equal(strong_a.frames, strong_b.frames) and np.array_equal(strong_a.landmarks, strong_b.landmarks)
+    assert not np.allclose(strong_a.landmarks, still.landmarks)
+    assert strong_a.meta["synth"]["motion"] == "strong" and still.meta["synth"]["motion"] == "none"
+    with pytest.raises(FercliError, match="--motion must be one of"):
+        small(motion="wild")
+
+
+def test_moving_heads_keep_exact_landmarks():
+    """The head turns, shifts, scales and blurs over the clip, and dlib's landmarks on
+    the moving frames still agree with the stored ones as on still frames."""
+    clips = synth.synthesize(subjects=2, classes=["happy", "surprise"], frames=(36, 36), size=(320, 240), seed=3, motion="strong")
+    mid, iod, roll = _eye_frame(clips.landmarks)
+    for i in range(len(clips)):
+        s = slice(clips.offsets[i], clips.offsets[i + 1])
+        travel = np.ptp(mid[s], axis=0).max() / iod[s].mean()
+        assert travel > 0.4 and np.ptp(roll[s]) > 3 and iod[s].max() / iod[s].min() > 1.05, (travel, np.ptp(roll[s]))
+    occluded = clips.meta["synth"]["occluded"]
+    assert set(occluded) <= set(clips.clip_ids) and occluded
+    hidden = np.zeros(len(clips.frames), bool)
+    for i, cid in enumerate(clips.clip_ids):
+        if cid in occluded:
+            first, last = occluded[cid]
+            assert 0 < first <= last < clips.lengths[i] and last - first < 6
+            hidden[clips.offsets[i] + first: clips.offsets[i] + last + 1] = True
+    detector, predictor = faces.hog_detector(), faces.shape_predictor()
+    errors = []
+    for k in np.flatnonzero(~hidden)[::3]:
+        frame, truth = clips.frames[k], clips.landmarks[k]
+        boxes = detector(frame, 0)
+        if len(boxes):
+            box = max(boxes, key=lambda r: r.area())
+            pred = faces.predict_landmarks(predictor, frame, (box.left(), box.top(), box.right() + 1, box.bottom() + 1))
+            errors.append(np.linalg.norm(pred - truth, axis=1).mean() / faces.interocular(truth))
+    assert len(errors) >= 0.9 * len(np.flatnonzero(~hidden)[::3])
+    errors = np.array(errors)
+    assert np.median(errors) < 0.055 and errors.max() < 0.12, (np.median(errors), errors.max())
+
+
+def test_motion_blur_kernel_is_centred_along_the_motion():
+    """Blur must not move the face: the kernel's centroid is its centre, so the
+    stored landmarks stay those of mid-exposure."""
+    assert synth._blur_kernel(np.array([0.5, 0.5]), 0.5) is None  # under a pixel: sharp
+    for v in ([12.0, 0.0], [0.0, -9.0], [7.0, 7.0], [-10.0, 4.0]):
+        k = synth._blur_kernel(np.array(v), 0.5)
+        assert abs(k.sum() - 1) < 1e-5
+        ys, xs = np.mgrid[0:k.shape[0], 0:k.shape[1]]
+        c = (k.shape[0] - 1) / 2
+        assert abs((k * xs).sum() - c) < 0.05 and abs((k * ys).sum() - c) < 0.05
+        # spread along the motion, not across it
+        along = np.array(v) / np.hypot(*v)
+        proj = (xs - c) * along[0] + (ys - c) * along[1]
+        across = (xs - c) * -along[1] + (ys - c) * along[0]
+        assert np.sqrt((k * proj ** 2).sum()) > 2 * np.sqrt((k * across ** 2).sum())
+
+
+def test_cli_motion(tmp_path):
+    from conftest import assert_user_error, fercli
+
+    out = tmp_path / "m.h5"
+    fercli("synth", "--subjects", "1", "--classes", "happy", "--frames", "6:6", "--size", "96x72", "--motion", "mild",
+           "-o", str(out), check=True)
+    from fercli import artifacts
+
+    clips, _, lineage = artifacts.load_clips(str(out), "test")
+    assert clips.meta["synth"]["motion"] == "mild" and lineage[-1]["parameters"]["motion"] == "mild"
+    assert_user_error(fercli("synth", "--motion", "wild", "-o", str(tmp_path / "x.h5")), "--motion must be one of")
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_faces_per_frame_puts_single_face_clips_side_by_side():
+    """A group frame is exactly the subjects' own clips (rendered at the tile size)
+    next to each other; the artifact keeps the leftmost face's landmarks."""
+    kw = dict(subjects=4, classes=["happy", "fear"], frames=(5, 5), seed=2, motion="mild")
+    group = synth.synthesize(size=(300, 120), faces_per_frame=2, **kw)
+    single = synth.synthesize(size=(150, 120), **kw)
+    assert len(group) == 4 and list(group.subjects) == ["S001+S002", "S001+S002", "S003+S004", "S003+S004"]
+    assert group.meta["synth"]["faces_per_frame"] == 2 and group.meta["synth"]["tiles"] == [150, 150]
+    # single clips: S001 happy, S001 fear, S002 happy, S002 fear, S003 ...
+    for g, (left, right) in enumerate([(0, 2), (1, 3), (4, 6), (5, 7)]):
+        assert np.array_equal(group.clip(g), np.concatenate([single.clip(left), single.clip(right)], axis=2))
+        assert np.array_equal(group.landmarks[group.offsets[g]:group.offsets[g + 1]], single.landmarks[single.offsets[left]:single.offsets[left + 1]])
+    with pytest.raises(FercliError, match="multiple of --faces-per-frame"):
+        synth.synthesize(subjects=3, faces_per_frame=2, size=(300, 120), frames=(2, 2))
+    with pytest.raises(FercliError, match="too narrow"):
+        synth.synthesize(subjects=2, faces_per_frame=2, size=(24, 120), frames=(2, 2))

@@ -19,7 +19,7 @@ def align(
     size: int = number_opt(64, "--size", help="Output crop side in pixels (64 for chapter 3, 96 for chapter 4).", min=8, max=4096),
     gray: bool = typer.Option(True, "--gray/--color", help="Gray output (default) or colour (needs colour input)."),
     no_align: bool = typer.Option(False, "--no-align", help="Crop the detector's box only (square, no registration): chapter 4's unaligned mode."),
-    transform: str = typer.Option("affine", "--transform", help="affine (exact eyes + nose tip, as 3.2.2) or similarity (least squares, no shear)."),
+    transform: str = typer.Option("affine", "--transform", help="affine (exact eyes + nose tip, as 3.2.2), similarity (least squares, no shear: turned heads) or auto (similarity for clips whose face is turned more than ~15 degrees)."),
     detector: str = typer.Option("hog", "--detector", help="hog (dlib, default), mmod (dlib CNN), opencv-dnn or yunet (need --detector-model)."),
     detector_model: Optional[str] = typer.Option(None, "--detector-model", help="Model file for opencv-dnn (e.g. res10 .caffemodel, .onnx, .pb) or yunet (.onnx)."),
     detector_config: Optional[str] = typer.Option(None, "--detector-config", help="Config file for opencv-dnn models that need one (e.g. deploy.prototxt)."),
@@ -27,6 +27,8 @@ def align(
     upsample: int = number_opt(0, "--upsample", help="dlib detectors: upsample the detection image this many times (finds smaller faces, slower).", min=0, max=4),
     detect_width: int = number_opt(320, "--detect-width", help="Detect on a copy downscaled to at most this width; landmarks use full resolution.", min=32, max=16384),
     redetect_every: int = number_opt(10, "--redetect-every", help="Run the detector every K frames (and whenever tracking is lost); 1 = every frame.", min=1, max=1_000_000),
+    predict_every: int = number_opt(3, "--predict-every", help="Fit the 68 landmarks at least every K frames; in between, optical flow carries them while the face only moves rigidly. 1 = every frame.", min=1, max=1000),
+    faces: str = typer.Option("best", "--faces", help="best: the most confident face per clip; all: every face, each tracked as its own clip (id in clip_id '#faceN' and face_id)."),
     missing: str = typer.Option("hold", "--missing", help="Frames without a face: hold (previous transform), interpolate, or drop."),
     workers: int = number_opt(1, "--workers", help="Processes (clips are spread over them; output order is unchanged).", min=1, max=256),
     shard: Optional[str] = typer.Option(None, "--shard", help="I/N: process only contiguous block I (0-based) of N; `fercli merge` the shards in order."),
@@ -38,7 +40,7 @@ def align(
     options = AlignOptions(size=size, gray=gray, align=not no_align, transform=transform, detector=detector,
                            detector_model=detector_model, detector_config=detector_config, predictor=predictor,
                            upsample=upsample, detect_width=detect_width, redetect_every=redetect_every,
-                           missing=missing, workers=workers)
+                           predict_every=predict_every, faces=faces, missing=missing, workers=workers)
     options.check()
     shard_t = parse_shard(shard)
     clips, identity, lineage = artifacts.load_clips(path, "align")
@@ -47,11 +49,19 @@ def align(
     params = {**options.parameters(), "shard": shard}
     artifacts.save_clips(output, out, [*lineage, artifacts.lineage_entry("align", params, [identity])])
     total = max(1, stats.frames_in)
-    err.print(f"align: {stats.clips_out}/{stats.clips_in} clips, faces found in {stats.found}/{stats.frames_in} frames "
-              f"({100 * stats.found / total:.1f} %), {stats.missing} without a face ({options.missing}), "
-              f"detector ran on {stats.detections} frames", soft_wrap=True, markup=False)
+    if options.faces == "all":
+        err.print(f"align: {stats.clips_out} faces tracked in {stats.clips_in - len(stats.dropped_clips)}/{stats.clips_in} clips "
+                  f"({stats.frames_in} frames), {stats.found} face-frames found, {stats.missing} filled while a face was lost "
+                  f"({options.missing}), detector ran on {stats.detections} frames", soft_wrap=True, markup=False)
+    else:
+        err.print(f"align: {stats.clips_out}/{stats.clips_in} clips, faces found in {stats.found}/{stats.frames_in} frames "
+                  f"({100 * stats.found / total:.1f} %), {stats.missing} without a face ({options.missing}), "
+                  f"detector ran on {stats.detections} frames", soft_wrap=True, markup=False)
     if stats.dropped_clips:
         first = ", ".join(stats.dropped_clips[:5])
         err.print(f"align: dropped {len(stats.dropped_clips)} clip(s) with no face at all (first: {first})", soft_wrap=True, markup=False)
+    if options.transform == "auto" and options.align:
+        err.print(f"align: --transform auto registered {stats.similarity_clips}/{stats.clips_out} clips by similarity "
+                  f"(turned faces), the rest affine", soft_wrap=True, markup=False)
     if stats.gt_error_iod_pct is not None:
         err.print(f"align: mean landmark error vs the input's landmarks {stats.gt_error_iod_pct:.2f} % of inter-ocular distance", soft_wrap=True, markup=False)

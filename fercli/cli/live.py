@@ -30,19 +30,24 @@ def live(
     upsample: int = number_opt(0, "--upsample", help="dlib detectors: upsample the detection image (small faces).", min=0, max=4),
     detect_width: int = number_opt(320, "--detect-width", help="Detect on a copy at most this wide.", min=32, max=16384),
     redetect_every: int = number_opt(10, "--redetect-every", help="Run the detector every K frames (and when tracking is lost).", min=1, max=1_000_000),
+    predict_every: int = number_opt(3, "--predict-every", help="Fit the 68 landmarks at least every K frames (optical flow carries them in between while the face moves rigidly).", min=1, max=1000),
     max_frames: Optional[int] = number_opt(None, "--max-frames", help="Stop after this many frames.", min=1),
     threads: int = number_opt(1, "--threads", help="Inference threads (a batch of one frame is fastest on 1).", min=1, max=256),
+    faces: str = typer.Option("best", "--faces", help="best: the most confident face; all: every face, a label per face per window (JSON lines and --csv carry face_id)."),
+    csv_path: Optional[str] = typer.Option(None, "--csv", help="Write one row per frame and face (OpenFace-style columns, box, 68 landmarks; window label and probabilities on the frame that completes a window) to this CSV file."),
     engine: str = typer.Option("auto", "--engine", help="torch, onnx (onnxruntime), or auto: onnx when onnx + onnxruntime are installed."),
 ) -> None:
     from fercli import live as stage
 
-    if record is not None:
-        if record == "-":
-            raise FercliError("--record needs a file name, not '-'")
-        check_outputs([model, source], [record])
+    if record is not None and record == "-":
+        raise FercliError("--record needs a file name, not '-'")
+    if csv_path is not None and csv_path == "-":
+        raise FercliError("--csv needs a file name, not '-' (standard output carries the JSON lines)")
+    check_outputs([model, source], [record, csv_path])
     options = stage.LiveOptions(window=window, aligned=aligned, detector=detector, detector_model=detector_model,
                                 detector_config=detector_config, predictor=predictor, upsample=upsample,
-                                detect_width=detect_width, redetect_every=redetect_every, threads=threads, engine=engine)
+                                detect_width=detect_width, redetect_every=redetect_every, predict_every=predict_every,
+                                faces=faces, threads=threads, engine=engine)
     options.check()
     show = not headless
     if show:
@@ -56,17 +61,20 @@ def live(
         src.close()
         raise
     timings = stage.Timings()
-    with _recorder(record, src.fps) as writer:
-        last_window = None
+    with _CsvLog(csv_path, session.class_names, faces == "all") as log, _recorder(record, src.fps) as writer:
+        last_windows: dict = {}
         for result in stage.run(session, src, timings, max_frames, realtime_clock=source.isdigit()):
-            if result.window is not None:
-                last_window = result.window
+            for window in result.windows:
+                last_windows[window.face_id] = window
                 if headless:
-                    sys.stdout.write(json.dumps(result.window.as_json()) + "\n")
-                    sys.stdout.flush()
+                    sys.stdout.write(json.dumps(window.as_json()) + "\n")
+            if headless and result.windows:
+                sys.stdout.flush()
+            if log is not None:
+                log(result)
             if result.frame is None or (writer is None and not show):
                 continue
-            overlay = stage.draw_overlay(result.frame, result, last_window, session.class_names)
+            overlay = stage.draw_overlay(result.frame, result, last_windows, session.class_names)
             if writer is not None:
                 writer(overlay)
             if show:
@@ -101,19 +109,103 @@ def _check_display() -> None:
         raise FercliError("no display is available (OpenCV without GUI support or no screen): use --headless") from None
 
 
-class _recorder:
-    """Context manager yielding ``write(frame)`` (or None); the file appears only on success."""
+class _AtomicOutput:
+    """A context manager for one output file that appears only when the run ends
+    normally: ``__enter__`` gives what ``_open(temporary path)`` returns (None without
+    a path); ``_nothing_written`` discards the file and raises one sentence."""
 
-    def __init__(self, path: Optional[str], fps: float):
-        self.path, self.fps = path, fps
+    suffix = ""
+
+    def __init__(self, path: Optional[str]):
+        self.path = path
         self._atomic = None
-        self._writer = None
 
     def __enter__(self):
         if self.path is None:
             return None
-        self._atomic = artifacts.atomic_path(self.path, suffix=".mp4")
-        self._tmp = self._atomic.__enter__()
+        self._atomic = artifacts.atomic_path(self.path, suffix=self.suffix)
+        tmp = self._atomic.__enter__()
+        try:
+            return self._open(tmp)
+        except BaseException:
+            self._atomic.__exit__(*sys.exc_info())
+            raise
+
+    def _open(self, tmp: str):  # pragma: no cover - interface
+        raise TypeError("abstract")
+
+    def _nothing_written(self, message: str):
+        try:
+            raise FercliError(message)
+        except FercliError:
+            self._atomic.__exit__(*sys.exc_info())
+            raise
+
+
+class _CsvLog(_AtomicOutput):
+    """Yields ``add(result)``: the rows of each frame (:func:`fercli.live.csv_rows`),
+    written when the next result comes, so the windows the end-of-stream flush
+    completes join the last frame's rows."""
+
+    suffix = ".csv"
+
+    def __init__(self, path: Optional[str], class_names: list[str], all_faces: bool):
+        super().__init__(path)
+        self.class_names, self.all_faces = class_names, all_faces
+        self._pending = None
+        self._rows = False
+
+    def _open(self, tmp: str):
+        import csv
+
+        from fercli import live as stage
+
+        self._file = open(tmp, "w", newline="", encoding="utf-8")
+        self._writer = csv.writer(self._file)
+        self._writer.writerow(stage.csv_columns(self.class_names))
+        return self._add
+
+    def _add(self, result) -> None:
+        if result.frame is None and self._pending is not None:
+            self._pending[1].extend(result.windows)
+            return
+        self._write_pending()
+        self._pending = (result, list(result.windows))
+        self._rows = True
+
+    def _write_pending(self) -> None:
+        from fercli import live as stage
+
+        if self._pending is not None:
+            result, windows = self._pending
+            self._writer.writerows(stage.csv_rows(result, windows, self.class_names, self.all_faces))
+            self._pending = None
+
+    def __exit__(self, exc_type, exc, tb):
+        if self._atomic is None:
+            return False
+        try:
+            if exc_type is None:
+                self._write_pending()
+        finally:
+            self._file.close()
+        if exc_type is None and not self._rows:
+            self._nothing_written(f"no frames to write to {self.path}")  # no header-only file
+        return self._atomic.__exit__(exc_type, exc, tb)
+
+
+class _recorder(_AtomicOutput):
+    """Yields ``write(frame)``: the overlay video."""
+
+    suffix = ".mp4"
+
+    def __init__(self, path: Optional[str], fps: float):
+        super().__init__(path)
+        self.fps = fps
+        self._writer = None
+
+    def _open(self, tmp: str):
+        self._tmp = tmp
         return self._write
 
     def _write(self, frame) -> None:
@@ -132,11 +224,5 @@ class _recorder:
         if self._writer is not None:
             self._writer.release()
         elif exc_type is None:
-            # Nothing to record: leave no empty video behind.
-            exc_type, exc = FercliError, FercliError("no frames to record")
-            try:
-                raise exc
-            except FercliError:
-                self._atomic.__exit__(*sys.exc_info())
-                raise
+            self._nothing_written("no frames to record")  # no empty video
         return self._atomic.__exit__(exc_type, exc, tb)

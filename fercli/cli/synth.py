@@ -29,6 +29,14 @@ def synth(
     faces: Optional[str] = typer.Option(None, "--faces", help="Folder of frontal face photographs to warp instead of the astronaut."),
     video: Optional[str] = typer.Option(None, "--video", help="Also render the clips one after another as an MP4 (mp4v) video."),
     fps: float = number_opt(30.0, "--fps", help="Frame rate of --video.", above=0, max=1000),
+    motion: str = typer.Option(
+        "none", "--motion", help="Head movement over each clip: none, mild (small turns and shifts) or strong (yaw/pitch/roll, "
+        "shifts, scale, light change, motion blur, a brief occlusion). Landmarks stay exact."
+    ),
+    faces_per_frame: int = number_opt(
+        1, "--faces-per-frame", min=1, max=16, help="Subjects side by side in each frame (a group video for align --faces all); "
+        "the artifact's landmarks are the leftmost face's."
+    ),
 ) -> None:
     if video == "-":
         raise FercliError("--video needs a file name, not '-'")
@@ -49,12 +57,14 @@ def synth(
     with progress_bar("synth") as progress:
         clips = synthesize(
             subjects=subjects, clips_per_class=clips_per_class, classes=class_list, frames=frame_range,
-            size=size_wh, color=color, seed=seed, faces=faces, progress=progress,
+            size=size_wh, color=color, seed=seed, faces=faces, progress=progress, motion=motion,
+            faces_per_frame=faces_per_frame,
         )
     params = {
         "subjects": subjects, "clips_per_class": clips_per_class, "classes": list(clips.class_names),
         "frames": list(frame_range), "size": list(size_wh), "color": color, "seed": seed,
-        "faces": os.path.abspath(faces) if faces else None,
+        "faces": os.path.abspath(faces) if faces else None, "motion": motion,
+        "faces_per_frame": faces_per_frame,
     }
     if video is not None:
         render_video(clips, video, fps)
