@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sys
 from typing import Any, Iterator, Optional
 
@@ -55,6 +56,15 @@ def parse_size(text: str, option: str = "--size") -> tuple[int, int]:
     if min(size) <= 0:
         raise FercliError(f"{option} must be positive (got '{text}')")
     return size
+
+
+def parse_bytes(text: str, option: str) -> int:
+    """'64M' -> 67108864, '2G', '1.5G', '1000' (K/M/G/T are powers of 1024)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?\s*", text.upper())
+    value = int(float(match.group(1)) * 1024 ** " KMGT".index(match.group(2) or " ")) if match else 0
+    if value <= 0:
+        raise FercliError(f"{option} must be a positive size such as 8G, 64M or 1000000 (got '{text}')")
+    return value
 
 
 def parse_range(text: str, option: str) -> tuple[int, int]:
