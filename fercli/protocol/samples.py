@@ -331,6 +331,7 @@ class SampleReader:
         self.sets = [(c, np.asarray(r, np.int64), lab) for c, r, lab in sets if len(r)]
         labels, owners, self._pos, self._first, self._count, starts = [], [], [], [], [], [0]
         for clips, rows, lab in self.sets:
+            check_layout(clips, rows, spec)  # every clip, before any is read
             y, owner = sample_owners(clips, rows, lab, class_names, spec)
             # position of each sample's clip in ``rows`` (a clip's samples are consecutive, clips in ``rows`` order)
             order = np.argsort(rows, kind="stable")
