@@ -25,6 +25,12 @@ Samples (:class:`SampleSpec` says how, :func:`build_samples` does it):
 
 Arrays stay uint8 until a batch is on the device: :func:`to_float` is the one
 conversion to [0, 1] (pixels and LBP codes alike, / 255).
+
+Data larger than memory: :class:`SampleReader` numbers the samples of a set of clips
+without reading a frame (labels, owning clip, per-sample layout) and builds any of
+them on demand with :func:`build_samples`, a piece of clips at a time (train's
+streamed loads, evaluate); with a lazily opened artifact only those clips' frames
+are read.
 """
 
 from __future__ import annotations
