@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 import torch
@@ -24,3 +25,15 @@ def resolve_device(name: str, local_rank: Optional[int] = None) -> torch.device:
     if name == "cpu" or not torch.cuda.is_available():
         return torch.device("cpu")
     return torch.device("cuda", local_rank if local_rank is not None else torch.cuda.current_device())
+
+
+def free_memory(device: torch.device) -> tuple[int, str]:
+    """(bytes free on ``device`` now, what they are): a GPU's free memory
+    (``torch.cuda.mem_get_info``), or the RAM the kernel says can be allocated
+    (``MemAvailable`` of /proc/meminfo, capped by the cgroup's limit: :func:`fercli.untrusted.available_memory`)."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free), torch.cuda.get_device_name(device)
+    from fercli.untrusted import available_memory
+
+    return available_memory(), "available RAM"

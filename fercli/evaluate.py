@@ -36,7 +36,11 @@ from fercli.progress import ProgressFn, report
 from fercli.protocol import partition as P
 from fercli.protocol.join import class_key
 from fercli.protocol.modelfile import ModelFile, fold_state
-from fercli.protocol.samples import SampleSpec, build_samples, clip_labels, to_float
+from fercli.protocol.samples import SampleReader, SampleSpec, clip_labels, to_float
+
+#: Samples per forward pass, and most bytes of samples held at once (data larger than memory is read in loads).
+EVAL_BATCH = 128
+EVAL_LOAD_BYTES = 256 << 20
 
 
 # --------------------------------------------------------------------------- metrics
@@ -176,14 +180,19 @@ def evaluate(mf: ModelFile, clips: Clips, fold: Optional[int] = None, split: str
     for i, (k, index, what) in enumerate(jobs):
         registry.load_state(model, fold_state(mf, k, "model"), rec.arch)
         model.eval().to(dev)
-        samples = build_samples(clips, index, data.labels, class_names, spec)
+        samples = SampleReader([(clips, index, data.labels)], class_names, spec)  # read a load at a time
         if not len(samples):
             raise FercliError(f"{what}: no samples to evaluate")
+        load = max(1, EVAL_LOAD_BYTES // samples.sample_bytes // EVAL_BATCH) * EVAL_BATCH  # whole batches: the same batches as one load
         probs = []
         with torch.no_grad():
-            for start in range(0, len(samples), 128):
-                xs = [to_float(torch.from_numpy(samples.inputs[n][start:start + 128]).to(dev)) for n in spec.input_names]
-                probs.append(torch.softmax(model(*xs).float(), 1).cpu().numpy())
+            for lo in range(0, len(samples), load):
+                part = samples.read(np.arange(lo, min(len(samples), lo + load)))
+                if first_inputs is None:
+                    first_inputs = [to_float(torch.from_numpy(part.inputs[n][:1])) for n in spec.input_names]
+                for start in range(0, len(part), EVAL_BATCH):
+                    xs = [to_float(torch.from_numpy(part.inputs[n][start:start + EVAL_BATCH]).to(dev)) for n in spec.input_names]
+                    probs.append(torch.softmax(model(*xs).float(), 1).cpu().numpy())
         y_prob = np.concatenate(probs)
         y_pred = y_prob.argmax(1)
         outputs.append({"clip": samples.clip_index, "fold": np.full(len(y_pred), -1 if k is None else k),
@@ -192,8 +201,6 @@ def evaluate(mf: ModelFile, clips: Clips, fold: Optional[int] = None, split: str
         pooled += cm
         results.append({"fold": k, "part": what, **metrics_from_confusion(cm, class_names), "baselines": baselines(samples.labels, class_names),
                         "clips": int(len(index))})
-        if first_inputs is None:
-            first_inputs = [to_float(torch.from_numpy(samples.inputs[n][:1])) for n in spec.input_names]
         report(progress, i + 1, len(jobs))
 
     accs = [r["accuracy"] for r in results if r["accuracy"] is not None]

@@ -63,7 +63,7 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} TiB"  # pragma: no cover - the loop returns
 
 
-def _available_memory() -> int:
+def available_memory() -> int:
     """Bytes the kernel says can be allocated now, capped by this cgroup's limit."""
     available: Optional[int] = None
     try:
@@ -93,7 +93,7 @@ def _available_memory() -> int:
 
 @functools.lru_cache(maxsize=None)
 def _default_budget() -> int:
-    return max(256 << 20, int(_available_memory() * BUDGET_SHARE))
+    return max(256 << 20, int(available_memory() * BUDGET_SHARE))
 
 
 def memory_budget() -> int:

@@ -47,7 +47,11 @@ def test_torchrun_two_cpu_ranks_match_single_process(tmp_path):
     cmd = [sys.executable, "-m", "fercli", "train",
            "plain-cnn", data, "--fold", "0", "--size", "8", "--config", "dropout=0", "--config", "batch_norm=false", "--config", "width=0.25",
            "--batch-size", "7", "--epochs", "2", "--optimizer", "sgd", "--lr", "0.05", "--device", "cpu", "-q", "-o", str(ddp)]
-    procs = [subprocess.Popen(cmd, env={**base, "RANK": str(r), "LOCAL_RANK": str(r)}, stderr=subprocess.PIPE) for r in range(2)]
+    # Rank 0 streams its share of every batch from the artifact (a 1 KiB --device-memory cap), rank 1
+    # holds the data: where the data lives changes nothing, and each rank reads only its own slices.
+    streamed = ["--device-memory", "1K"]
+    procs = [subprocess.Popen(cmd + (streamed if r == 0 else []), env={**base, "RANK": str(r), "LOCAL_RANK": str(r)}, stderr=subprocess.PIPE)
+             for r in range(2)]
     for p in procs:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err.decode()[-3000:]
@@ -56,6 +60,7 @@ def test_torchrun_two_cpu_ranks_match_single_process(tmp_path):
         extra = json.loads(f.attrs["extra"])
         hist = json.loads(f.attrs["history"])
     assert extra["run"]["world_size"] == 2
+    assert extra["run"]["data_mode"]["mode"] == "streaming"  # rank 0's, which wrote the model
     ref_hist = json.loads(h5py.File(single)["/"].attrs["history"])
     # metrics are reduced over the ranks: the whole training set and test fold, not one shard
     assert hist[-1]["loss"] == pytest.approx(ref_hist[-1]["loss"], abs=1e-4)

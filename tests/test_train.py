@@ -80,10 +80,11 @@ def test_resume_reaches_the_same_weights(data, full_run):
     assert len(load_model_file(str(part), "test").record.history) == 6
 
 
-def test_sigterm_saves_a_checkpoint_and_resume_matches(data, full_run):
-    out = data["dir"] / "term.h5"
+@pytest.mark.parametrize("where", [[], ["--device-memory", "1K"]], ids=["resident", "streamed"])
+def test_sigterm_saves_a_checkpoint_and_resume_matches(data, full_run, where):
+    out = data["dir"] / f"term{len(where)}.h5"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    args = [sys.executable, "-m", "fercli", "train", "plain-cnn", data["ck"], "--fold", "0", "--epochs", "6", *BASE, "-o", str(out)]
+    args = [sys.executable, "-m", "fercli", "train", "plain-cnn", data["ck"], "--fold", "0", "--epochs", "6", *BASE, *where, "-o", str(out)]
     proc = subprocess.Popen(args, stderr=subprocess.PIPE, env=env)
     deadline = time.time() + 120
     while not out.exists() and proc.poll() is None and time.time() < deadline:

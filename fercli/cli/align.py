@@ -43,7 +43,9 @@ def align(
                            predict_every=predict_every, faces=faces, missing=missing, workers=workers)
     options.check()
     shard_t = parse_shard(shard)
-    clips, identity, lineage = artifacts.load_clips(path, "align")
+    clips, identity, lineage = artifacts.load_clips(path, "align", lazy=shard_t is not None)
+    if shard_t is not None:  # an array task reads only its own clips' frames
+        clips, shard_t = clips.select(artifacts.shard_indices(len(clips), shard_t)), None
     with progress_bar("align") as progress:
         out, stats = run_align(clips, options, shard_t, progress)
     params = {**options.parameters(), "shard": shard}

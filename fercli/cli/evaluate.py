@@ -41,7 +41,7 @@ def evaluate(
     from fercli.protocol import data_origins, load_model_file
 
     mf = load_model_file(model, "evaluate")
-    clips, ident, lineage = artifacts.load_clips(data, "evaluate")
+    clips, ident, lineage = artifacts.load_clips(data, "evaluate", lazy=True)  # samples are read a load at a time
     with progress_bar("evaluate") as bar:
         result = run_evaluate(mf, clips, fold=fold, split=split, device=device, latency=not no_latency, progress=bar,
                               identity={**ident, "origins": data_origins(lineage)}, include_training_data=include_training_data)

@@ -33,7 +33,7 @@ def lbptop(
     grid_size = parse_size(grid, "--grid") if grid is not None else (4, 4)
     histogram = histogram or grid is not None
     shard_spec = parse_shard(shard)
-    clips, identity, lineage = artifacts.load_clips(path, "lbptop")
+    clips, identity, lineage = artifacts.load_clips(path, "lbptop", lazy=shard_spec is not None)  # a shard reads only its clips
     if len(clips) == 0:
         raise FercliError(f"{artifacts.display_name(path)} holds no clips")
     if shard_spec is not None:

@@ -11,7 +11,7 @@ from typing import List, Optional
 import typer
 from typer.core import TyperCommand
 
-from fercli import artifacts
+from fercli import artifacts, untrusted
 from fercli.cli.app import app
 from fercli.cli.common import check_outputs, err, examples, number_opt, parse_size
 from fercli.errors import FercliError
@@ -84,11 +84,14 @@ def train(
     config: List[str] = typer.Option([], "--config", help="KEY=VALUE model option (JSON value), repeatable."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-epoch lines."),
     tensorboard: Optional[str] = typer.Option(None, "--tensorboard", help="Also write TensorBoard event files of the per-epoch metrics to DIR (one run per fold; needs `pip install tensorboard`)."),
+    device_memory: Optional[str] = typer.Option(None, "--device-memory", help="Memory the samples may take on the device, e.g. 8G or 64M; more data is streamed from the artifacts in loads (same results). Default: half the device's free memory (CPU: available RAM)."),
+    shuffle_window: int = number_opt(65_536, "--shuffle-window", min=0, max=2**40, help="Samples shuffled together each epoch; larger data is shuffled as blocks within windows of this many samples (so streaming reads in runs). 0 = the whole set. Part of the run: --resume keeps it."),
 ) -> None:
     # --resume reads its checkpoint from -o on purpose; any other input at -o is refused.
     check_outputs([*data, init_from, *(streams.split(",") if streams else [])], [output])
     if output == "-":
         raise FercliError("train checkpoints into its output every epoch, so -o must be a file, not standard output")
+    memory_cap = untrusted.parse_bytes(device_memory, "--device-memory") if device_memory is not None else None
     from fercli import train as T  # torch only when training
     from fercli.models import registry
     from fercli.protocol import data_origins, load_model_file, save_model_file
@@ -132,7 +135,7 @@ def train(
     fit = T.FitOptions(
         epochs=n_epochs, batch_size=batch_size or recipe["batch_size"], lr=lr if lr is not None else recipe["lr"],
         optimizer=(optimizer or recipe["optimizer"]).lower(), momentum=momentum, weight_decay=weight_decay,
-        schedule=schedule or recipe["schedule"], seed=seed, compile=compile_model,
+        schedule=schedule or recipe["schedule"], seed=seed, compile=compile_model, shuffle_window=shuffle_window,
         augment=T.AugmentConfig(rotation=rotation if rotation is not None else recipe["rotation"],
                                 flip=flip if flip is not None else recipe["flip"], shift=shift if shift is not None else recipe["shift"]),
     )
@@ -143,11 +146,11 @@ def train(
         raise FercliError("--classes takes class names separated by commas, or 'all'")
     opts = T.RunOptions(arch=arch, config=cfg, task=task, frame=frame, frames=frames, size=parse_size(size) if size else None,
                         fold=fold, all_folds=all_folds, n_folds=n_folds, val=val, classes=class_list, device=device,
-                        freeze=freeze_loaded, fit=fit)
+                        freeze=freeze_loaded, fit=fit, device_memory=memory_cap)
 
     datasets, lineages = [], []
     for path in data:
-        clips, ident, lineage = artifacts.load_clips(path, "train")
+        clips, ident, lineage = artifacts.load_clips(path, "train", lazy=True)  # frames are read when samples are built
         datasets.append((clips, {**ident, "origins": data_origins(lineage)}))
         lineages.append(lineage)
     init = load_model_file(init_from, "train --init-from") if init_from else None
@@ -197,6 +200,10 @@ def train(
             for line in describe_lines(describe(record)):
                 err.print(f"partition: {line}", markup=False, highlight=False, soft_wrap=True)
 
+    def on_data(placement) -> None:
+        if show:
+            err.print(placement.describe(), markup=False, highlight=False, soft_wrap=True)
+
     def on_fold(part: str, e: dict) -> None:
         if show and e.get("test_acc") is not None:
             err.print(f"{part}: test accuracy {e['test_acc']:.4f} on {e['n_test']} held-out clips")
@@ -207,7 +214,7 @@ def train(
         try:
             record = T.train(opts, datasets, init, stream_files, resume_file,
                              T.Callbacks(save=save if main_rank else None, progress=bar, on_epoch=on_epoch, on_init=on_init, on_fold=on_fold,
-                                         on_plan=on_plan))
+                                         on_plan=on_plan, on_data=on_data))
         except T.Stopped as stop:
             if not main_rank:  # only rank 0 writes the checkpoint, so only it reports where it stands
                 raise typer.Exit(code=128 + stop.signum)

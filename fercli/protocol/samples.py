@@ -25,6 +25,12 @@ Samples (:class:`SampleSpec` says how, :func:`build_samples` does it):
 
 Arrays stay uint8 until a batch is on the device: :func:`to_float` is the one
 conversion to [0, 1] (pixels and LBP codes alike, / 255).
+
+Data larger than memory: :class:`SampleReader` numbers the samples of a set of clips
+without reading a frame (labels, owning clip, per-sample layout) and builds any of
+them on demand with :func:`build_samples`, a piece of clips at a time (train's
+streamed loads, evaluate); with a lazily opened artifact only those clips' frames
+are read.
 """
 
 from __future__ import annotations
@@ -242,10 +248,18 @@ def _image_picks(clips: Clips, index: np.ndarray, labels: np.ndarray, class_name
 
 def sample_labels(clips: Clips, index: np.ndarray, labels: np.ndarray, class_names: Sequence[str], spec: SampleSpec) -> np.ndarray:
     """The labels :func:`build_samples` would give, without touching a frame (per-class counts)."""
+    return sample_owners(clips, index, labels, class_names, spec)[0]
+
+
+def sample_owners(clips: Clips, index: np.ndarray, labels: np.ndarray, class_names: Sequence[str],
+                  spec: SampleSpec) -> tuple[np.ndarray, np.ndarray]:
+    """(label, owning clip) of every sample :func:`build_samples` would make of clips
+    ``index``, in its order (a clip's samples together, clips in ``index`` order), without
+    touching a frame."""
     index = np.asarray(index, dtype=np.int64)
     if "image" in spec.input_names:
-        return _image_picks(clips, index, labels, class_names, spec.frame)[1]
-    return labels[index].astype(np.int64)
+        return _image_picks(clips, index, labels, class_names, spec.frame)[1:]
+    return labels[index].astype(np.int64), index.copy()
 
 
 def check_layout(clips: Clips, index: np.ndarray, spec: SampleSpec) -> None:
@@ -305,6 +319,81 @@ def build_samples(clips: Clips, index: np.ndarray, labels: np.ndarray, class_nam
             maps = clips.planes[name][concat_ranges(po[index], po[index + 1])]
             arrays[name] = maps.reshape(len(index), m, 1, *maps.shape[1:])
     return Samples(arrays, labels[index].astype(np.int64), index)
+
+
+class SampleReader:
+    """The samples of clips ``rows`` of one or more data sets, numbered 0..n-1 in the order
+    :func:`build_samples` + :meth:`Samples.concat` give them, known without reading a
+    frame (labels, owning clip, shapes); :meth:`read` builds just the samples asked for,
+    a piece of clips at a time, so data larger than memory is read in loads (train's
+    streaming mode, evaluate).  ``sets``: per data set (clips, rows, per-clip labels).
+    """
+
+    #: Most samples built at once while reading (bounds the memory of a read beyond its result).
+    PIECE_BYTES = 16 << 20
+
+    def __init__(self, sets: Sequence[tuple[Clips, np.ndarray, np.ndarray]], class_names: Sequence[str], spec: SampleSpec):
+        self.class_names, self.spec = list(class_names), spec
+        self.sets = [(c, np.asarray(r, np.int64), lab) for c, r, lab in sets if len(r)]
+        labels, owners, self._pos, self._first, self._count, starts = [], [], [], [], [], [0]
+        for clips, rows, lab in self.sets:
+            check_layout(clips, rows, spec)  # every clip, before any is read
+            y, owner = sample_owners(clips, rows, lab, class_names, spec)
+            # position of each sample's clip in ``rows`` (a clip's samples are consecutive, clips in ``rows`` order)
+            order = np.argsort(rows, kind="stable")
+            pos = order[np.searchsorted(rows, owner, sorter=order)] if len(owner) else np.zeros(0, np.int64)
+            count = np.bincount(pos, minlength=len(rows))
+            labels.append(y)
+            owners.append(owner)
+            self._pos.append(pos)
+            self._count.append(count)
+            self._first.append(np.cumsum(count) - count)
+            starts.append(starts[-1] + len(y))
+        self._starts = np.asarray(starts, np.int64)
+        self.labels = np.concatenate(labels) if labels else np.zeros(0, np.int64)
+        self.clip_index = np.concatenate(owners) if owners else np.zeros(0, np.int64)
+        # One clip of every data set: the per-sample layout (and one sentence if they differ).
+        probe = Samples.concat([build_samples(c, r[:1], lab, class_names, spec) for c, r, lab in self.sets]) if self.sets else None
+        self.shapes = {k: v.shape[1:] for k, v in probe.inputs.items()} if probe is not None else {}
+        self.sample_bytes = sum(int(np.prod(s, dtype=np.int64)) for s in self.shapes.values()) + 8  # uint8 inputs + int64 label
+
+    def __len__(self) -> int:
+        return int(len(self.labels))
+
+    @property
+    def nbytes(self) -> int:
+        return len(self) * self.sample_bytes
+
+    def read_all(self) -> Samples:
+        return self.read(np.arange(len(self)))
+
+    def read(self, want: np.ndarray) -> Samples:
+        """Samples ``want`` (sorted, unique sample numbers) as uint8 arrays, in that order."""
+        want = np.asarray(want, np.int64)
+        out = {k: np.empty((len(want), *s), np.uint8) for k, s in self.shapes.items()}
+        piece = max(1, self.PIECE_BYTES // self.sample_bytes)
+        done = 0
+        for d, (clips, rows, lab) in enumerate(self.sets):
+            lo, hi = np.searchsorted(want, self._starts[d:d + 2])
+            local = want[lo:hi] - self._starts[d]
+            pos = self._pos[d][local]
+            clips_needed, first_needed = np.unique(pos, return_index=True)
+            # pieces of whole clips, about ``piece`` samples each
+            sizes = self._count[d][clips_needed]
+            group = (np.cumsum(sizes) - sizes) // piece
+            for part in np.split(np.arange(len(clips_needed)), np.flatnonzero(np.diff(group)) + 1):
+                if not len(part):
+                    continue
+                built = build_samples(clips, rows[clips_needed[part]], lab, self.class_names, self.spec)
+                built_first = np.cumsum(sizes[part]) - sizes[part]
+                a = int(first_needed[part[0]])
+                b = int(first_needed[part[-1] + 1]) if part[-1] + 1 < len(clips_needed) else len(local)
+                k = np.searchsorted(clips_needed[part], pos[a:b])
+                at = built_first[k] + (local[a:b] - self._first[d][pos[a:b]])
+                for name, arr in built.inputs.items():
+                    out[name][done:done + (b - a)] = arr[at]
+                done += b - a
+        return Samples(out, self.labels[want], self.clip_index[want])
 
 
 def to_float(x):

@@ -1,6 +1,7 @@
 """The one training engine (thesis 3.3.1, 4.2.6, 4.3.1, 5.3.1): on-device
 augmentation (:mod:`.augment`), the loop with DDP and checkpoints
-(:mod:`.engine`), weight transfer (:mod:`.init`), and the experiment driver
+(:mod:`.engine`), resident or streamed data (:mod:`.stream`), weight transfer
+(:mod:`.init`), and the experiment driver
 :func:`train` (:mod:`.run`).  Which clips train and how they become tensors is the
 experiment protocol's (:mod:`fercli.protocol`)."""
 

@@ -6,7 +6,14 @@ Design (why it looks like this):
   48x48 faces, CIFAR-10 60k 32x32), so the whole training set is moved ONCE to
   the device as uint8 and every batch is indexed, converted to float and
   augmented there (:mod:`fercli.train.augment`).  No DataLoader workers, no
-  host->device copy per step: the GPU never waits for a loader.
+  host->device copy per step: the GPU never waits for a loader.  Data larger
+  than the device's memory budget is streamed instead (:mod:`fercli.train.stream`):
+  the same batches, in loads of consecutive batches; the epoch loop only asks its
+  data to ``feed`` it the batches, each with the device data holding it.
+- The epoch's sample order (:func:`sample_order`) does not depend on where the
+  data lives: a permutation of the whole set up to ``--shuffle-window`` samples,
+  beyond that whole blocks of samples shuffled, then samples shuffled within
+  windows of blocks (so a streamed epoch reads the artifact in runs, not at random).
 - Repeatability without saving RNG streams: every epoch reseeds from
   ``(seed, fold, epoch)`` -- the batch order and augmentation parameters come from
   a CPU ``torch.Generator`` seeded that way, and the global torch RNG (dropout) is
@@ -31,7 +38,7 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Iterable, Iterator, NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -45,6 +52,11 @@ from fercli.train import augment as aug
 
 SEED_STRIDE_FOLD = 1_000_003
 SEED_STRIDE_EPOCH = 7_919
+#: Default --shuffle-window: every data set of the thesis (CIFAR-10's 50k training
+#: images, FER2013's 29k) is one window, i.e. a plain permutation.
+SHUFFLE_WINDOW = 65_536
+#: Blocks per window when the data is larger than one window.
+BLOCKS_PER_WINDOW = 64
 
 
 # --------------------------------------------------------------------------- options
@@ -63,6 +75,7 @@ class FitOptions:
     augment: aug.AugmentConfig = field(default_factory=aug.AugmentConfig)
     eval_batch_size: int = 256
     compile: bool = False  # torch.compile the training forward/backward (--compile)
+    shuffle_window: int = SHUFFLE_WINDOW  # samples shuffled together (0: the whole set; see sample_order)
 
 
 def parse_schedule(text: str) -> tuple[str, list[int], float]:
@@ -218,6 +231,15 @@ def _to_float(name: str, x: torch.Tensor) -> torch.Tensor:
     return x.float().div_(255.0)
 
 
+class Batch(NamedTuple):
+    """One step's samples as this rank takes them."""
+
+    index: torch.Tensor  # sample numbers (in the set; after ``feed``, in the device data fed with it)
+    params: Optional[torch.Tensor]  # augmentation parameters of those samples
+    n_global: int  # samples in the global batch (all ranks)
+    weight: float  # 0: a stand-in sample of a rank with none in a tiny last batch
+
+
 @dataclass
 class DeviceData:
     """A sample set held whole on the device as uint8."""
@@ -230,6 +252,49 @@ class DeviceData:
     def put(cls, samples: Samples, device: torch.device) -> "DeviceData":
         return cls({k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in samples.inputs.items()},
                    torch.from_numpy(samples.labels.astype(np.int64)).to(device), len(samples))
+
+    def feed(self, batches: Iterable[Batch]) -> Iterator[tuple["DeviceData", Batch]]:
+        """Each batch with the device data holding its samples: all of them are here
+        (:class:`fercli.train.stream.StreamedData` feeds loads instead)."""
+        for batch in batches:
+            yield self, batch
+
+
+def sample_order(n: int, window: int, gen: torch.Generator) -> torch.Tensor:
+    """The epoch's order of ``n`` samples, the same wherever the data lives.
+
+    ``n <= window`` (or ``window`` 0): a random permutation.  Larger sets: blocks of
+    ``window / 64`` consecutive samples in random order, taken 64 blocks (one window)
+    at a time, and the samples of each window permuted -- a shuffle buffer, so a
+    streamed epoch reads the artifact in runs of whole blocks.
+    """
+    if window <= 0 or n <= window:
+        return torch.randperm(n, generator=gen)
+    block = max(1, window // BLOCKS_PER_WINDOW)
+    blocks = torch.randperm(-(-n // block), generator=gen).tolist()
+    per_window = max(1, window // block)
+    out = []
+    for w in range(0, len(blocks), per_window):
+        idx = torch.cat([torch.arange(b * block, min(n, (b + 1) * block)) for b in blocks[w:w + per_window]])
+        out.append(idx[torch.randperm(len(idx), generator=gen)])
+    return torch.cat(out)
+
+
+def global_batches(order: torch.Tensor, batch_size: int, augment: aug.AugmentConfig, gen: torch.Generator,
+                   dist: Dist) -> Iterator[Batch]:
+    """The epoch's global batches of ``order``, as this rank takes them: its slice of each
+    (DDP), with augmentation parameters drawn from ``gen`` for the whole global batch."""
+    for start in range(0, len(order), batch_size):
+        gidx = order[start:start + batch_size]
+        n_global = len(gidx)
+        params = aug.draw(n_global, augment, gen) if augment.active else None
+        if dist.world > 1:
+            mine = gidx[dist.rank::dist.world]
+            if len(mine) == 0:  # a tiny last global batch; still join the all-reduce
+                yield Batch(gidx[:1], params[:1] if params is not None else None, n_global, 0.0)
+                continue
+            gidx, params = mine, params[dist.rank::dist.world] if params is not None else None
+        yield Batch(gidx, params, n_global, 1.0)
 
 
 def epoch_seed(seed: int, fold: int, epoch: int) -> int:
@@ -308,25 +373,14 @@ class Engine:
         seed = epoch_seed(opts.seed, self.fold_id, epoch)
         gen = torch.Generator().manual_seed(seed)
         torch.manual_seed(seed + dist.rank)  # dropout; per rank so ranks don't share masks
-        order = torch.randperm(data.n, generator=gen)
+        order = sample_order(data.n, opts.shuffle_window, gen)
         self.set_train_mode()
         t0 = time.perf_counter()
         loss_sum = correct = seen = 0.0
         loss_t = torch.zeros((), dtype=torch.float64, device=self.device)
         correct_t = torch.zeros((), dtype=torch.float64, device=self.device)
-        bs = opts.batch_size
-        for start in range(0, data.n, bs):
-            gidx = order[start:start + bs]
-            n_global = len(gidx)
-            params = aug.draw(n_global, opts.augment, gen) if opts.augment.active else None
-            if dist.world > 1:
-                gidx = gidx[dist.rank::dist.world]
-                params = params[dist.rank::dist.world] if params is not None else None
-            if len(gidx) == 0:  # a tiny last global batch; still join the all-reduce
-                gidx = order[start:start + 1]
-                weight = 0.0
-            else:
-                weight = 1.0
+        # ``data`` becomes, batch by batch, the device data holding the batch (the whole set or a streamed load)
+        for data, (gidx, params, n_global, weight) in data.feed(global_batches(order, opts.batch_size, opts.augment, gen, dist)):
             idx = gidx.to(self.device)
             inputs = self._batch_inputs(data, idx, params if opts.augment.active else None)
             y = data.labels.index_select(0, idx)
@@ -377,8 +431,10 @@ class Engine:
         dist = self.dist
         idx_all = torch.arange(data.n)[dist.rank::dist.world] if dist.world > 1 else torch.arange(data.n)
         loss = correct = 0.0
-        for start in range(0, len(idx_all), self.opts.eval_batch_size):
-            idx = idx_all[start:start + self.opts.eval_batch_size].to(self.device)
+        ebs = self.opts.eval_batch_size
+        batches = (Batch(idx_all[start:start + ebs], None, 0, 1.0) for start in range(0, len(idx_all), ebs))
+        for data, batch in data.feed(batches):
+            idx = batch.index.to(self.device)
             with self._autocast():
                 logits = self.model(*self._batch_inputs(data, idx, None))
             y = data.labels.index_select(0, idx)

@@ -31,11 +31,11 @@ from fercli.protocol import partition as P
 from fercli.protocol.join import class_key
 from fercli.models.checks import check_finite
 from fercli.protocol.modelfile import ModelFile, check_transfer, fold_state
-from fercli.protocol.samples import (PLANE_INPUTS, Samples, SampleSpec, build_samples, check_layout, choose_classes, clip_labels,
-                                     sample_labels)
-from fercli.train.engine import (DeviceData, Engine, FitOptions, Stopped, dist_from_env, epoch_seed, init_distributed, load_optimizer,
+from fercli.protocol.samples import PLANE_INPUTS, SampleReader, SampleSpec, check_layout, choose_classes, clip_labels, sample_labels
+from fercli.train.engine import (Engine, FitOptions, Stopped, dist_from_env, epoch_seed, init_distributed, load_optimizer,
                                  optimizer_arrays, parse_schedule, resolve_device)
 from fercli.train.init import InitReport, find_stream_prefix, freeze, load_matching
+from fercli.train.stream import Placement, place_data
 
 # Per-architecture defaults for options the user did not give.  Chapter 5 (5.3.1):
 # SGD lr 0.1, x0.1 at 40/70/90 % of the epochs (= 80, 140, 180 of 200), 4-px
@@ -71,11 +71,14 @@ class RunOptions:
     device: str = "auto"
     freeze: bool = False
     fit: FitOptions = field(default_factory=FitOptions)
+    device_memory: Optional[int] = None  # --device-memory: bytes the samples may take on the device (None: half its free memory)
 
     def fingerprint(self) -> dict:
-        """What must not change between a checkpoint and its --resume."""
+        """What must not change between a checkpoint and its --resume (not where the
+        data lives: a streamed run resumes resident and vice versa, with the same result)."""
         d = asdict(self)
         d.pop("device")
+        d.pop("device_memory")
         d["fit"].pop("epochs")
         d["fit"].pop("eval_batch_size")
         return json.loads(json.dumps(d, default=lambda o: list(o) if isinstance(o, tuple) else str(o)))
@@ -89,6 +92,7 @@ class Callbacks:
     on_init: Optional[Callable[[InitReport], None]] = None
     on_fold: Optional[Callable[[str, dict], None]] = None
     on_plan: Optional[Callable[[P.PartitionRecord], None]] = None  # the partition, before anything trains
+    on_data: Optional[Callable[[Placement], None]] = None  # resident or streamed data, before anything trains
 
 
 # --------------------------------------------------------------------------- config
@@ -189,22 +193,25 @@ class Experiment:
             for si, s in enumerate(self.streams):
                 check_finite(fold_state(s, run.fold, f"stream {si + 1}"), s.path or f"stream {si + 1}")
                 check_transfer(s, run.fold, self.partition, r, f"stream {si + 1}")
+        # Resident or streamed: the largest run's samples against the device's budget.
+        probe = SampleReader([(d.clips, a.rows[:1], d.labels) for a, d in zip(self.partition.data, self.data)], self.class_names, self.spec)
+        needed = max((sum(part["samples"] for part in run.values()) for run in self.partition.counts), default=0) * probe.sample_bytes
+        self.placement = place_data(needed, probe.sample_bytes, opts.fit.batch_size, device, opts.device_memory, dist)
         self.run_info = {
             "options": opts.fingerprint(), "epochs": opts.fit.epochs, "device": str(device), "world_size": dist.world,
             "data": [ident for _, ident in datasets], "init_from": init.identity if init else None,
             "streams": [s.identity for s in self.streams], "seed": opts.fit.seed, "torch": torch.__version__,
             "numpy": np.__version__, "python": platform.python_version(), "host": platform.node(),
             "cuda_device": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+            "data_mode": self.placement.as_json(),
         }
 
-    def samples(self, run: int, part: int) -> Optional[Samples]:
-        """The uint8 samples of one part of one run, over every data artifact (None: empty)."""
-        pieces = []
-        for a, d in zip(self.partition.data, self.data):
-            rows = a.rows_in(run, part)
-            if len(rows):
-                pieces.append(build_samples(d.clips, rows, d.labels, self.class_names, self.spec))
-        return Samples.concat(pieces) if pieces else None
+    def samples(self, run: int, part: int) -> Optional[SampleReader]:
+        """The samples of one part of one run, over every data artifact, not read yet (None: empty)."""
+        sets = [(d.clips, a.rows_in(run, part), d.labels) for a, d in zip(self.partition.data, self.data)]
+        if not any(len(rows) for _, rows, _ in sets):
+            return None
+        return SampleReader(sets, self.class_names, self.spec)
 
 
 @dataclass
@@ -278,7 +285,7 @@ class FoldRun:
         if self.resuming and "optimizer" in progress.resume.arrays:
             load_optimizer(self.engine.optimizer, progress.resume.arrays["optimizer"],
                            progress.resume.record.extra.get("optimizer_groups", []), exp.device)
-        self.data = {name: DeviceData.put(s, exp.device) for name, s in (("train", self.train_s), ("test", self.test_s), ("val", self.val_s))
+        self.data = {name: exp.placement.put(s, exp.device) for name, s in (("train", self.train_s), ("test", self.test_s), ("val", self.val_s))
                      if s is not None}
         self.steps_per_epoch = -(-len(self.train_s) // opts.fit.batch_size)
         if self.resuming:
@@ -381,6 +388,8 @@ def train(
     progress = Progress.of(resume, opts, exp)
     if cb.on_plan:
         cb.on_plan(exp.partition)
+    if cb.on_data:
+        cb.on_data(exp.placement)
     record: Optional[ModelRecord] = None
     try:
         for index in range(progress.run, len(exp.partition.runs)):
