@@ -18,6 +18,7 @@ from fercli.progress import ProgressFn
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 OutputOpt = typer.Option(..., "-o", "--output", help="Output artifact path ('-' = standard output).")
+ThreadsOpt = typer.Option(1, "--threads", help="torch CPU threads (default 1: the same result on any machine and core count; 0 = torch's default, one per core).")
 
 
 @contextlib.contextmanager

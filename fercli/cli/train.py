@@ -13,7 +13,7 @@ from typer.core import TyperCommand
 
 from fercli import artifacts
 from fercli.cli.app import app
-from fercli.cli.common import err, examples, parse_size
+from fercli.cli.common import ThreadsOpt, err, examples, parse_size
 from fercli.errors import FercliError
 
 def _parse_config(items: List[str]) -> dict:
@@ -83,15 +83,19 @@ def train(
     config: List[str] = typer.Option([], "--config", help="KEY=VALUE model option (JSON value), repeatable."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-epoch lines."),
     tensorboard: Optional[str] = typer.Option(None, "--tensorboard", help="Also write TensorBoard event files of the per-epoch metrics to DIR (one run per fold; needs `pip install tensorboard`)."),
+    threads: int = ThreadsOpt,
 ) -> None:
     artifacts.check_output_path(output)
     if output == "-":
         raise FercliError("train checkpoints into its output every epoch, so -o must be a file, not standard output")
     from fercli import train as T  # torch only when training
+    from fercli.device import configure_cpu
     from fercli.models import registry
     from fercli.protocol import data_origins, load_model_file, save_model_file
+    from fercli.protocol.provenance import data_summary
     from fercli.train.engine import dist_from_env
 
+    configure_cpu(threads, device)
     spec = registry.get_spec(arch)
     cfg = _parse_config(config)
     flags = {"input": input_kind, "plane": plane, "rnn": rnn, "depth": depth, "expansion": expansion, "width_mult": width_mult}
@@ -141,7 +145,7 @@ def train(
     datasets, lineages = [], []
     for path in data:
         clips, ident, lineage = artifacts.load_clips(path, "train")
-        datasets.append((clips, {**ident, "origins": data_origins(lineage)}))
+        datasets.append((clips, {**ident, "origins": data_origins(lineage), "made_by": data_summary(lineage)}))
         lineages.append(lineage)
     init = load_model_file(init_from, "train --init-from") if init_from else None
     stream_files = [load_model_file(p.strip(), "train --streams") for p in streams.split(",") if p.strip()] if streams else []
