@@ -1,7 +1,8 @@
 # fercli — every target installs what it needs first (`make install` is a no-op once done).
 #
 #   make demo            the main job on embedded synthetic data
-#   make test            the whole test suite
+#   make test            lint, then the whole test suite
+#   make lint            ruff (unused imports and variables, undefined names, syntax errors)
 #   make chapter3|4|5    reproduce a thesis chapter (DATA=... for a real dataset)
 #   make bench           the speed benchmarks in bench/
 #
@@ -40,8 +41,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -c "import fercli.faces as f; f.landmark_model_path()"
 	touch $(STAMP)
 
-test: install
+test: install lint
 	$(BIN)/python -m pytest -q
+
+# ruff with the small rule set of pyproject.toml (real mistakes, not style)
+lint: install
+	$(BIN)/ruff check fercli tests bench examples
 
 # ----------------------------------------------------------------------------- file names
 # Every output path says what made it, so a run with other variables builds new files and
@@ -62,13 +67,13 @@ hash8    = $(shell printf '%s' $(call sq,$(1)) | sha1sum | cut -c1-8)
 data_id  = $(if $(wildcard $(1)),$(shell { realpath $(call sq,$(wildcard $(1))); find -L $(call sq,$(wildcard $(1))) -printf '%P %s %T@\n' | LC_ALL=C sort; } | sha1sum | cut -c1-8),$(error $(2)=$(1) does not exist))
 fold_flag = $(if $(filter all,$(1)),--folds all,--fold $(1))
 fold_tag  = $(if $(filter all,$(1)),all-folds,fold$(1))
-# ingest_or_use VAR,DATASET,OUTPUT: a clips artifact (.h5) is used as it is, anything else is ingested
-ingest_or_use = $(if $(filter %.h5,$(1)),cp $(1) $(3),$(FERCLI) ingest $(2) $(1) -o $(3))
 
 # torch CPU threads per stage (1: the same numbers on any machine; `make -j` uses the cores)
 THREADS  ?= 1
 DEVICE   ?= auto
 RUNTIME   = --threads $(THREADS) --device $(DEVICE)
+# seed of every training (initialisation, batch order, augmentation, dropout)
+SEED     ?= 0
 # extra `fercli evaluate` options (the demo passes --no-latency)
 EVAL_FLAGS ?=
 TABLE     = $(BIN)/python examples/table.py
@@ -115,8 +120,8 @@ CH3_GRU   ?=
 CH3_FIT   ?=
 CH3_DIR   := $(OUT)/ch3/$(CH3_SET)
 CH3_FOLDS := $(CH3_DIR)/folds-k$(FOLDS).h5
-CH3_RUN   := $(CH3_DIR)/k$(FOLDS)-$(call fold_tag,$(CH3_FOLD))-e$(CH3_EPOCHS)-lbp$(CH3_LBP_EPOCHS)-seq$(CH3_SEQ_EPOCHS)-fuse$(CH3_FUSE_EPOCHS)-$(call hash8,$(CH3_CNN)|$(CH3_GRU)|$(CH3_FIT)|$(THREADS))
-CH3_COMMON = $(call fold_flag,$(CH3_FOLD)) $(CH3_FIT) $(RUNTIME)
+CH3_RUN   := $(CH3_DIR)/k$(FOLDS)-$(call fold_tag,$(CH3_FOLD))-e$(CH3_EPOCHS)-lbp$(CH3_LBP_EPOCHS)-seq$(CH3_SEQ_EPOCHS)-fuse$(CH3_FUSE_EPOCHS)-$(call hash8,$(CH3_CNN)|$(CH3_GRU)|$(CH3_FIT)|$(THREADS)|$(SEED))
+CH3_COMMON = $(call fold_flag,$(CH3_FOLD)) $(CH3_FIT) $(RUNTIME) --seed $(SEED)
 CH3_TRAIN  = --epochs $(CH3_EPOCHS) $(CH3_CNN) $(CH3_COMMON)
 CH3_LBP    = --epochs $(CH3_LBP_EPOCHS) $(CH3_CNN) $(CH3_COMMON)
 CH3_SEQ    = --epochs $(CH3_SEQ_EPOCHS) $(CH3_GRU) $(CH3_COMMON)
@@ -189,7 +194,8 @@ chapter3: chapter3-main $(foreach r,$(CH3_T35),$(call ch3_report,$(r)))
 #      4.3.4), ONNX export and a headless run of the live system.
 # The static CNN takes the first and last 3 frames of each whole sequence (4.3.1), the
 # CNN-RNN the three 5-frame clips of each (4.2.7); 7 classes (neutral + six basic).
-# FER2013/SFEW/AFEW may also name clips artifacts (.h5) made by `fercli ingest`; AFEW's CNN part
+# FER2013/SFEW/AFEW may also name clips artifacts (.h5) of your own (SFEW's aligned to 96x96, the
+# others as `fercli ingest` writes them); AFEW's CNN part
 # is the SFEW-trained CNN (4.3.2: the static data set of the dynamic one), so AFEW needs SFEW.
 # Identity pre-training (4.2.6): VGGFace cannot be fetched here, so stage 1 learns the identities
 # of a separate synthetic population (other people than DATA's); point CH4_PRETRAIN at an aligned
@@ -197,11 +203,13 @@ chapter3: chapter3-main $(foreach r,$(CH3_T35),$(call ch3_report,$(r)))
 CH4_SYNTH  ?= --subjects 12 --clips-per-class 3 --classes happy,sadness,surprise,anger --size 320x240 --seed 1
 CH4_FACES_SYNTH ?= --subjects 12 --clips-per-class 1 --size 320x240 --seed 99
 ifeq ($(DATA),)
-# synthetic run: the small MobileNetV3 (and MobileNetV2) on 12 subjects x 4 expressions (+ neutral),
-# batches of 16 with a cosine schedule; the GRU/LSTM learn on the frozen CNN's probabilities
-# (fine-tuning the whole CNN-GRU on ~300 clips lost ~8 points on held-out subjects).
+# synthetic run: the small MobileNetV3 on 12 subjects x 4 expressions (+ neutral), 15 epochs of the
+# first and last 3 frames of each sequence, batches of 16 with a cosine schedule; the GRU/LSTM learn
+# on the frozen CNN's probabilities (fine-tuning the whole CNN-GRU on ~300 clips lost ~8 points on
+# held-out subjects). CH4_NETS="mobilenet-v3-small mobilenet-v2" adds Table 4.1's MobileNetV2 rows.
 CH4_NET    ?= mobilenet-v3-small
-CH4_EPOCHS ?= 30
+CH4_NETS   ?= $(CH4_NET)
+CH4_EPOCHS ?= 15
 CH4_ID_EPOCHS ?= 3
 CH4_SEQ_EPOCHS ?= 10
 CH4_FOLDS  ?= 4
@@ -232,10 +240,10 @@ else
 CH4_FACES_DIR := $(OUT)/ch4/faces-$(call data_id,$(CH4_PRETRAIN),CH4_PRETRAIN)
 CH4_FACES  := $(CH4_PRETRAIN)
 endif
-CH4_FIT     = $(CH4_BATCH) $(RUNTIME)
-CH4_ID_TAG := e$(CH4_ID_EPOCHS)-$(call hash8,$(CH4_CNN)|$(CH4_BATCH)|$(THREADS))
+CH4_FIT     = $(CH4_BATCH) $(RUNTIME) --seed $(SEED)
+CH4_ID_TAG := e$(CH4_ID_EPOCHS)-$(call hash8,$(CH4_CNN)|$(CH4_BATCH)|$(THREADS)|$(SEED))
 ch4_identity = $(CH4_FACES_DIR)/identity-$(1)-$(CH4_ID_TAG).h5
-CH4_RUN    := $(CH4_DIR)/$(call fold_tag,$(CH4_FOLD))-e$(CH4_EPOCHS)-$(CH4_SEQ_EPOCHS)-$(call hash8,$(CH4_CNN)|$(CH4_BATCH)|$(CH4_SEQ)|$(THREADS)|$(CH4_FACES_DIR)|$(CH4_ID_TAG))
+CH4_RUN    := $(CH4_DIR)/$(call fold_tag,$(CH4_FOLD))-e$(CH4_EPOCHS)-$(CH4_SEQ_EPOCHS)-$(call hash8,$(CH4_CNN)|$(CH4_BATCH)|$(CH4_SEQ)|$(THREADS)|$(SEED)|$(CH4_FACES_DIR)|$(CH4_ID_TAG))
 CH4_FOLDED  = $(call fold_flag,$(CH4_FOLD)) $(CH4_FIT)
 CH4_STATIC  = --frame first-last --epochs $(CH4_EPOCHS) $(CH4_CNN)
 CH4_RNN     = --input probs --frames 5 --config fc=0 --epochs $(CH4_SEQ_EPOCHS) $(CH4_SEQ)
@@ -303,7 +311,7 @@ $(CH4_RUN)/live.jsonl: $(CH4_RUN)/$(CH4_NET)-gru-both.h5
 # --- the other data sets of Tables 4.1/4.2 (a column each, when given)
 # ch4_extra NAME,PATH: $(OUT)/ch4/NAME-<id>/ with clips.h5 (ingested, or the .h5 given) and a run folder
 ch4_set_dir = $(OUT)/ch4/$(1)-$(call data_id,$(2),$(3))
-CH4_X_TAG  := e$(CH4_EPOCHS)-$(CH4_SEQ_EPOCHS)-$(call hash8,$(CH4_CNN)|$(CH4_BATCH)|$(CH4_SEQ)|$(THREADS)|$(CH4_FACES_DIR)|$(CH4_ID_TAG))
+CH4_X_TAG  := e$(CH4_EPOCHS)-$(CH4_SEQ_EPOCHS)-$(call hash8,$(CH4_CNN)|$(CH4_BATCH)|$(CH4_SEQ)|$(THREADS)|$(SEED)|$(CH4_FACES_DIR)|$(CH4_ID_TAG))
 CH4_T41    := $(foreach n,$(CH4_NETS),$(CH4_RUN)/report-$(n)-direct-on-aligned.h5 $(CH4_RUN)/report-$(n)-pretrained-on-aligned.h5)
 CH4_T42    := $(CH4_RUN)/report-$(CH4_NET)-lstm-on-seq-aligned.h5 $(CH4_RUN)/report-$(CH4_NET)-gru-on-seq-aligned.h5
 CH4_T43    := $(CH4_RUN)/report-$(CH4_NET)-gru-on-seq-aligned.h5 $(CH4_RUN)/report-$(CH4_NET)-gru-on-seq-unaligned.h5 \
@@ -311,26 +319,32 @@ CH4_T43    := $(CH4_RUN)/report-$(CH4_NET)-gru-on-seq-aligned.h5 $(CH4_RUN)/repo
 CH4_CROSS_DATA :=
 CH4_CROSS_TAG  :=
 
-ifneq ($(FER2013),)
-FER_DIR    := $(call ch4_set_dir,fer2013,$(FER2013),FER2013)
-FER_RUN    := $(FER_DIR)/$(CH4_X_TAG)
-CH4_CROSS_DATA += $(FER_DIR)/clips.h5
-CH4_CROSS_TAG  += $(notdir $(FER_DIR))
-$(FER_DIR)/clips.h5: | install
-	mkdir -p $(@D)
-	$(call ingest_or_use,$(FER2013),fer2013,$@)
-CH4_T41 += $(foreach n,$(CH4_NETS),$(FER_RUN)/report-$(n)-direct-on-fer2013.h5 $(FER_RUN)/report-$(n)-pretrained-on-fer2013.h5)
-endif
-ifneq ($(SFEW),)
-SFEW_DIR   := $(call ch4_set_dir,sfew,$(SFEW),SFEW)
-SFEW_RUN   := $(SFEW_DIR)/$(CH4_X_TAG)
-CH4_CROSS_DATA += $(SFEW_DIR)/clips.h5
-CH4_CROSS_TAG  += $(notdir $(SFEW_DIR))
-$(SFEW_DIR)/clips.h5: | install
-	mkdir -p $(@D)
-	$(if $(filter %.h5,$(SFEW)),cp $(SFEW) $@,$(FERCLI) ingest sfew $(SFEW) --partition Train,Val -o - | $(FERCLI) align - --size 96 -o $@)
-CH4_T41 += $(foreach n,$(CH4_NETS),$(SFEW_RUN)/report-$(n)-direct-on-sfew.h5 $(SFEW_RUN)/report-$(n)-pretrained-on-sfew.h5)
-endif
+# CH4_STATIC_DATA NAME,VAR,MAKE-CLIPS: a static data set of Table 4.1 given as VAR=PATH: its clips
+# (ingested, or the .h5 given), its single-database models (official split, 96x96 like CK+'s) and
+# its column; it also joins the cross-database training
+define CH4_STATIC_DATA
+$(2)_DIR := $$(call ch4_set_dir,$(1),$$($(2)),$(2))
+$(2)_RUN := $$($(2)_DIR)/$$(CH4_X_TAG)
+CH4_CROSS_DATA += $$($(2)_DIR)/clips.h5
+CH4_CROSS_TAG  += $$(notdir $$($(2)_DIR))
+CH4_T41 += $$(foreach n,$$(CH4_NETS),$$($(2)_RUN)/report-$$(n)-direct-on-$(1).h5 $$($(2)_RUN)/report-$$(n)-pretrained-on-$(1).h5)
+$$($(2)_DIR)/clips.h5: | install
+	mkdir -p $$(@D)
+	$$(if $$(filter %.h5,$$($(2))),cp $$($(2)) $$@,$(3))
+$$($(2)_RUN)/%-direct.h5: $$($(2)_DIR)/clips.h5
+	mkdir -p $$(@D)
+	$$(FERCLI) train $$* $$< --size 96 --epochs $$(CH4_EPOCHS) $$(CH4_CNN) $$(CH4_OFFICIAL) -o $$@
+$$($(2)_RUN)/%-pretrained.h5: $$($(2)_DIR)/clips.h5 $$(call ch4_identity,%)
+	mkdir -p $$(@D)
+	$$(FERCLI) train $$* $$< --size 96 --init-from $$(call ch4_identity,$$*) --epochs $$(CH4_EPOCHS) $$(CH4_CNN) $$(CH4_OFFICIAL) -o $$@
+$$($(2)_RUN)/report-%-on-$(1).h5: $$($(2)_RUN)/%.h5 $$($(2)_DIR)/clips.h5
+	$$(FERCLI) evaluate $$< $$($(2)_DIR)/clips.h5 $$(EVAL_FLAGS) $$(RUNTIME) -o $$@ --figure $$(@:.h5=.png) > /dev/null
+$$(CH4_RUN)/report-%-on-$(1).h5: $$(CH4_RUN)/%.h5 $$($(2)_DIR)/clips.h5
+	$$(FERCLI) evaluate $$< $$($(2)_DIR)/clips.h5 $$(EVAL_FLAGS) $$(RUNTIME) -o $$@ > /dev/null
+endef
+$(if $(FER2013),$(eval $(call CH4_STATIC_DATA,fer2013,FER2013,$$(FERCLI) ingest fer2013 $$(FER2013) -o $$@)))
+$(if $(SFEW),$(eval $(call CH4_STATIC_DATA,sfew,SFEW,$$(FERCLI) ingest sfew $$(SFEW) --partition Train$$(,)Val -o - | $$(FERCLI) align - --size 96 -o $$@)))
+
 ifneq ($(AFEW),)
 ifeq ($(SFEW),)
 $(error AFEW=... needs SFEW=...: AFEW's CNN part is the SFEW-trained CNN (4.3.2))
@@ -339,7 +353,7 @@ AFEW_DIR   := $(call ch4_set_dir,afew,$(AFEW),AFEW)
 AFEW_RUN   := $(AFEW_DIR)/$(CH4_X_TAG)
 $(AFEW_DIR)/raw.h5: | install
 	mkdir -p $(@D)
-	$(call ingest_or_use,$(AFEW),afew --partition Train$(,)Val,$@)
+	$(if $(filter %.h5,$(AFEW)),cp $(AFEW) $@,$(FERCLI) ingest afew $(AFEW) --partition Train$(,)Val -o $@)
 $(AFEW_DIR)/aligned.h5: $(AFEW_DIR)/raw.h5
 	$(FERCLI) align $< --size 96 -o - | $(FERCLI) resample -n 5 - -o $@
 $(AFEW_DIR)/unaligned.h5: $(AFEW_DIR)/raw.h5
@@ -362,30 +376,12 @@ CH4_T43 += $(AFEW_RUN)/report-$(CH4_NET)-gru-on-aligned.h5 $(AFEW_RUN)/report-$(
            $(AFEW_RUN)/report-$(CH4_NET)-gru-both-on-unaligned.h5
 endif
 
-# single-database static CNNs of FER2013 and SFEW (official split, 96x96 like CK+'s)
-define CH4_STATIC_SET
-$(1)/%-direct.h5: $(2)/clips.h5
-	mkdir -p $$(@D)
-	$$(FERCLI) train $$* $$< --size 96 --epochs $(CH4_EPOCHS) $(CH4_CNN) $(CH4_OFFICIAL) -o $$@
-$(1)/%-pretrained.h5: $(2)/clips.h5 $(call ch4_identity,%)
-	mkdir -p $$(@D)
-	$$(FERCLI) train $$* $$< --size 96 --init-from $$(call ch4_identity,$$*) --epochs $(CH4_EPOCHS) $(CH4_CNN) $(CH4_OFFICIAL) -o $$@
-$(1)/report-%-on-$(3).h5: $(1)/%.h5 $(2)/clips.h5
-	$$(FERCLI) evaluate $$< $(2)/clips.h5 $$(EVAL_FLAGS) $$(RUNTIME) -o $$@ --figure $$(@:.h5=.png) > /dev/null
-endef
-$(if $(FER2013),$(eval $(call CH4_STATIC_SET,$(FER_RUN),$(FER_DIR),fer2013)))
-$(if $(SFEW),$(eval $(call CH4_STATIC_SET,$(SFEW_RUN),$(SFEW_DIR),sfew)))
-
 # Table 4.1's cross-database rows (4.3.2): CK+ with FER2013 and/or SFEW, tested on each
 ifneq ($(strip $(CH4_CROSS_DATA)),)
 CH4_CROSS  := cross-$(subst $(space),+,$(strip $(CH4_CROSS_TAG)))
 $(CH4_RUN)/%-$(CH4_CROSS).h5: $(CH4_DIR)/aligned.h5 $(CH4_CROSS_DATA) $(call ch4_identity,%)
 	mkdir -p $(@D)
 	$(FERCLI) train $* $(CH4_DIR)/aligned.h5 $(CH4_CROSS_DATA) --init-from $(call ch4_identity,$*) --size 96 $(CH4_STATIC) $(CH4_FOLDED) -o $@
-$(CH4_RUN)/report-%-on-fer2013.h5: $(CH4_RUN)/%.h5 $(FER_DIR)/clips.h5
-	$(FERCLI) evaluate $< $(FER_DIR)/clips.h5 $(EVAL_FLAGS) $(RUNTIME) -o $@ > /dev/null
-$(CH4_RUN)/report-%-on-sfew.h5: $(CH4_RUN)/%.h5 $(SFEW_DIR)/clips.h5
-	$(FERCLI) evaluate $< $(SFEW_DIR)/clips.h5 $(EVAL_FLAGS) $(RUNTIME) -o $@ > /dev/null
 CH4_T41 += $(foreach n,$(CH4_NETS),$(CH4_RUN)/report-$(n)-$(CH4_CROSS)-on-aligned.h5 \
              $(if $(FER2013),$(CH4_RUN)/report-$(n)-$(CH4_CROSS)-on-fer2013.h5) $(if $(SFEW),$(CH4_RUN)/report-$(n)-$(CH4_CROSS)-on-sfew.h5))
 endif
@@ -428,8 +424,8 @@ CH5_SEGMENTS ?=
 CH5_SEG_EPOCHS ?= $(CH5_EPOCHS)
 CH5_DIR     := $(OUT)/ch5/$(CH5_SET)
 CH5_DATA    := $(CH5_DIR)/data.h5
-CH5_RUN     := $(CH5_DIR)/d$(CH5_DEPTH)-$(if $(CH5_SPLIT),$(subst $(space),,$(subst --,,$(CH5_SPLIT))),official)-e$(CH5_EPOCHS)-$(CH5_SEG_EPOCHS)-$(call hash8,$(CH5_MODEL)|$(CH5_SIZE)|$(THREADS))
-ch5_train    = --depth $(CH5_DEPTH) --epochs $(1) --size $(CH5_SIZE) $(CH5_MODEL) $(CH5_SPLIT) $(RUNTIME)
+CH5_RUN     := $(CH5_DIR)/d$(CH5_DEPTH)-$(if $(CH5_SPLIT),$(subst $(space),,$(subst --,,$(CH5_SPLIT))),official)-e$(CH5_EPOCHS)-$(CH5_SEG_EPOCHS)-$(call hash8,$(CH5_MODEL)|$(CH5_SIZE)|$(THREADS)|$(SEED))
+ch5_train    = --depth $(CH5_DEPTH) --epochs $(1) --size $(CH5_SIZE) $(CH5_MODEL) $(CH5_SPLIT) $(RUNTIME) --seed $(SEED)
 CH5_PRUNE    = $(CH5_SPLIT) $(RUNTIME)
 
 $(CH5_DATA): | install

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing
-import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
