@@ -30,7 +30,6 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
-from fercli import artifacts
 # The pruning artifact's records and its reader/writer live with the other layouts.
 from fercli.artifacts import BlockStats, ModelRecord, Pruning, load_pruning, read_pruning, save_pruning  # noqa: F401
 from fercli.errors import FercliError

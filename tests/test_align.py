@@ -12,7 +12,7 @@ from conftest import ROOT, assert_user_error, fercli
 from face_video import face_clips
 
 from fercli import artifacts, faces
-from fercli.align import AlignOptions, FaceTracker, align, shard_indices, template
+from fercli.align import AlignOptions, align, shard_indices, template
 from fercli.errors import FercliError
 
 

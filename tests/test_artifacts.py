@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fercli import artifacts
-from fercli.artifacts import Clips, ModelRecord
+from fercli.artifacts import ModelRecord
 from fercli.errors import FercliError
 
 

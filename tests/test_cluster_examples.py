@@ -68,10 +68,6 @@ def train_env(env):
     return {**env, "SLURM_JOB_ID": "77", "SLURM_GPUS_ON_NODE": "4", "SLURM_NNODES": "2", "SLURM_JOB_NODELIST": "node[7-8]", "SLURM_CPUS_PER_TASK": "16"}
 
 
-def train_env(env):
-    return {**env, "SLURM_JOB_ID": "77", "SLURM_GPUS_ON_NODE": "4", "SLURM_NNODES": "2", "SLURM_JOB_NODELIST": "node[7-8]", "SLURM_CPUS_PER_TASK": "16"}
-
-
 def test_train_ddp_torchrun_line_for_two_nodes_of_four_gpus(tmp_path, env):
     proc = subprocess.run(["bash", str(TRAIN), "plain-cnn", "ck.h5", "m.h5", "--epochs", "3"], cwd=tmp_path, env=train_env(env), capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

@@ -72,15 +72,15 @@ def test_schedule_parsing():
             P.parse_schedule(bad)
 
 
-@pytest.mark.parametrize("ratio", [1, 2.5])
-def test_rebuild_equals_source_with_dropped_gates_zeroed(ratio):
-    rec, model = _record(seed=3)
+@pytest.mark.parametrize("ratio,depthwise", [(1, "lbc"), (2.5, "lbc"), (2.5, "learned")])
+def test_rebuild_equals_source_with_dropped_gates_zeroed(ratio, depthwise):
+    rec, model = _record(seed=3, depthwise=depthwise)
     stats, seen = P.se_statistics(model, [[torch.rand(8, 1, 16, 16)]], total=8)
     pr = P.Pruning(rec, [ratio], stats, [P.select_kept(stats, ratio)], seen)
     small_rec = R.rebuild(pr, 0)
     small = registry.from_record(small_rec).eval()
     # A freshly built LB-MBNet-r' has exactly the rebuilt shapes.
-    fresh, _ = registry.build("lb-mbnet", 3, {**TINY, "expansion": ratio})
+    fresh, _ = registry.build("lb-mbnet", 3, {**TINY, "expansion": ratio, "depthwise": depthwise})
     assert {k: v.shape for k, v in fresh.state_dict().items()} == {k: v.shape for k, v in small.state_dict().items()}
     assert [b.mid_chs for _, b in small.prunable_blocks()] == [len(k) for k in pr.kept[0]]
 

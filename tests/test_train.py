@@ -279,6 +279,41 @@ def test_multistream_fuses_trained_streams_per_fold(tmp_path):
         train(RunOptions("multistream", size=(8, 8), fold=1, fit=fit(0)), ds, streams=streams)
 
 
+def test_averaged_outputs_fusion_trains_nothing_and_scores_the_mean(tmp_path):
+    """3.1 (4): --config fusion=average --epochs 0 writes the fusion of fold k's streams; evaluate scores the mean probabilities."""
+    from fercli.evaluate import evaluate
+    from fercli.protocol import load_model_file
+    from fercli.protocol.samples import SampleSpec, build_samples, clip_labels, to_float
+    from fercli.models import registry
+    from fercli.train import RunOptions
+    from train_helpers import with_planes
+
+    clips = with_planes(tiny_clips())
+    ds = [(clips, {"id": "p"})]
+    paths = []
+    for plane in ("xt", "yt"):
+        p = tmp_path / f"{plane}.h5"
+        train_to(p, RunOptions("lbptop-gru", config={"plane": plane}, size=(8, 8), fold=0, fit=fit(1)), ds)
+        paths.append(p)
+    streams = [load_model_file(str(p), "t") for p in paths]
+    train_to(tmp_path / "avg.h5", RunOptions("multistream", config={"fusion": "average"}, size=(8, 8), fold=0, fit=fit(0)), ds, streams=streams)
+    avg = load_model_file(str(tmp_path / "avg.h5"), "t")
+    assert avg.record.config["fusion"] == "average" and not any(k.startswith("classifier") for k in avg.record.state)
+    report = evaluate(avg, clips, latency=False)
+    assert report["trainable_params"] == 0
+    # the same held-out clips scored by hand: argmax of the two streams' mean probabilities
+    test = np.flatnonzero(np.asarray(clips.folds) == 0)
+    probs = []
+    for s in streams:
+        model = registry.from_record(s.record).eval()
+        spec = SampleSpec.from_json(s.record.extra["data_prep"], model, s.record.config)
+        samples = build_samples(clips, test, clip_labels(clips, s.record.class_names), s.record.class_names, spec)
+        with torch.no_grad():
+            probs.append(torch.softmax(model(*[to_float(torch.from_numpy(samples.inputs[n])) for n in spec.input_names]), 1))
+    expected = float(((probs[0] + probs[1]).argmax(1).numpy() == samples.labels).mean())
+    assert report["accuracy_mean"] == pytest.approx(expected)
+
+
 def test_folds_all_resume_after_interruption_in_the_second_fold(tmp_path):
     """A --folds all run stopped inside fold 1 resumes there and ends with every fold's exact weights."""
     from fercli.errors import Interrupted

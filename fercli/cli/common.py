@@ -35,6 +35,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 out = Console(highlight=False, markup=False)
 
 OutputOpt = typer.Option(..., "-o", "--output", help="Output artifact path ('-' = standard output).")
+ThreadsOpt = typer.Option(1, "--threads", help="torch CPU threads (default 1: the same result on any machine and core count; 0 = torch's default, one per core).")
 
 #: Largest image side any option may ask for (frames, crops, --resize, --size).
 MAX_SIDE = 16384

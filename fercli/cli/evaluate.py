@@ -10,7 +10,7 @@ from rich.table import Table
 
 from fercli import artifacts
 from fercli.cli.app import app
-from fercli.cli.common import bold, check_outputs, err, examples, number_opt, out as stdout, print_json, progress_bar
+from fercli.cli.common import ThreadsOpt, bold, check_outputs, err, examples, number_opt, out as stdout, print_json, progress_bar
 from fercli.errors import FercliError
 
 
@@ -27,6 +27,7 @@ def evaluate(
     figure: Optional[str] = typer.Option(None, "--figure", help="Write the row-normalised confusion matrix (like Fig 3.7) as .png, .pdf or .svg."),
     device: str = typer.Option("auto", "--device", help="Device for the predictions: auto (CUDA when available) | cpu | cuda (latency is always CPU)."),
     no_latency: bool = typer.Option(False, "--no-latency", help="Skip the CPU latency measurement."),
+    threads: int = ThreadsOpt,
 ) -> None:
     check_outputs([model, data], [output, figure])
     if figure is not None:
@@ -37,8 +38,12 @@ def evaluate(
         raise FercliError("--json and -o - both want standard output: write the report to a file")
     if include_training_data and split != "all":
         raise FercliError("--include-training-data goes with --split all (the test part never holds training clips)")
+    from fercli.device import configure_cpu
     from fercli.evaluate import evaluate as run_evaluate
     from fercli.protocol import data_origins, load_model_file
+    from fercli.protocol.provenance import data_summary, model_summary
+
+    configure_cpu(threads, device)
 
     mf = load_model_file(model, "evaluate")
     clips, ident, lineage = artifacts.load_clips(data, "evaluate", lazy=True)  # samples are read a load at a time
@@ -46,6 +51,7 @@ def evaluate(
         result = run_evaluate(mf, clips, fold=fold, split=split, device=device, latency=not no_latency, progress=bar,
                               identity={**ident, "origins": data_origins(lineage)}, include_training_data=include_training_data)
     result["data"] = ident
+    result["provenance"] = {"model": model_summary(mf.lineage), "data": data_summary(lineage)}  # what fercli.results names rows by
     predictions = result.pop("predictions")  # per-sample arrays: in the report artifact, not the JSON
     if figure is not None:
         from fercli import figures

@@ -7,7 +7,7 @@ from rich.table import Table
 
 from fercli import artifacts
 from fercli.cli.app import app
-from fercli.cli.common import bold, err, examples, out as stdout, print_json
+from fercli.cli.common import bold, examples, out as stdout, print_json
 
 
 @app.command(help="Show an artifact's kind, shapes, class and subject counts, and lineage.",

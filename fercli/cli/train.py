@@ -13,7 +13,7 @@ from typer.core import TyperCommand
 
 from fercli import artifacts, untrusted
 from fercli.cli.app import app
-from fercli.cli.common import check_outputs, err, examples, number_opt, parse_size
+from fercli.cli.common import ThreadsOpt, check_outputs, err, examples, number_opt, parse_size
 from fercli.errors import FercliError
 
 def _parse_config(items: List[str]) -> dict:
@@ -86,6 +86,7 @@ def train(
     tensorboard: Optional[str] = typer.Option(None, "--tensorboard", help="Also write TensorBoard event files of the per-epoch metrics to DIR (one run per fold; needs `pip install tensorboard`)."),
     device_memory: Optional[str] = typer.Option(None, "--device-memory", help="Memory the samples may take on the device, e.g. 8G or 64M; more data is streamed from the artifacts in loads (same results). Default: half the device's free memory (CPU: available RAM)."),
     shuffle_window: int = number_opt(65_536, "--shuffle-window", min=0, max=2**40, help="Samples shuffled together each epoch; larger data is shuffled as blocks within windows of this many samples (so streaming reads in runs). 0 = the whole set. Part of the run: --resume keeps it."),
+    threads: int = ThreadsOpt,
 ) -> None:
     # --resume reads its checkpoint from -o on purpose; any other input at -o is refused.
     check_outputs([*data, init_from, *(streams.split(",") if streams else [])], [output])
@@ -93,10 +94,13 @@ def train(
         raise FercliError("train checkpoints into its output every epoch, so -o must be a file, not standard output")
     memory_cap = untrusted.parse_bytes(device_memory, "--device-memory") if device_memory is not None else None
     from fercli import train as T  # torch only when training
+    from fercli.device import configure_cpu
     from fercli.models import registry
     from fercli.protocol import data_origins, load_model_file, save_model_file
+    from fercli.protocol.provenance import data_summary
     from fercli.train.engine import dist_from_env
 
+    configure_cpu(threads, device)
     spec = registry.get_spec(arch)
     cfg = _parse_config(config)
     flags = {"input": input_kind, "plane": plane, "rnn": rnn, "depth": depth, "expansion": expansion, "width_mult": width_mult}
@@ -151,7 +155,7 @@ def train(
     datasets, lineages = [], []
     for path in data:
         clips, ident, lineage = artifacts.load_clips(path, "train", lazy=True)  # frames are read when samples are built
-        datasets.append((clips, {**ident, "origins": data_origins(lineage)}))
+        datasets.append((clips, {**ident, "origins": data_origins(lineage), "made_by": data_summary(lineage)}))
         lineages.append(lineage)
     init = load_model_file(init_from, "train --init-from") if init_from else None
     stream_files = [load_model_file(p.strip(), "train --streams") for p in streams.split(",") if p.strip()] if streams else []

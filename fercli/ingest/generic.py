@@ -33,7 +33,7 @@ from fercli.artifacts import Clips
 from fercli.errors import FercliError
 from fercli.ingest.common import (
     IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, ClipList, FrameOptions, Reader, Report, canonical_name, counting, declared_frames, is_litter,
-    is_truncated, list_dir, natural_key, nothing_usable, order_classes, require_dir,
+    is_truncated, natural_key, nothing_usable, order_classes, require_dir,
 )
 from fercli.progress import ProgressFn
 

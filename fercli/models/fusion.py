@@ -8,6 +8,11 @@ default (``freeze_streams: true``): their parameters do not train and they stay
 in eval mode (fixed BN statistics, no dropout) even when the fusion trains, so
 fusing never degrades a stream.
 
+``fusion: average`` is 3.1 (4)'s "accuracy of averaged outputs": the mean of the
+streams' class probabilities, nothing trained (``train --epochs 0`` writes it; the
+output is ``log`` of the mean, so softmax gives the mean back and the cross-entropy
+is that of the averaged distribution).
+
 Config ``streams`` is a list of ``{"arch": name, "config": {...}}``; the inputs
 are the union of the streams' inputs in the fixed order ``clip, image, xy, xt,
 yt``, and each stream receives the ones it declares. Weights of stream *i* live
@@ -15,7 +20,8 @@ under ``streams.<i>.``; :func:`multistream_from_records` builds the network
 from trained stream artifacts and loads them.
 
 Parameter count (default four streams, K = 7): 5,532,081 in all; the fusion
-classifier alone has 512 x 7 + 7 = 3,591 trainable (the rest frozen).
+classifier alone has 512 x 7 + 7 = 3,591 trainable (the rest frozen); with
+``fusion: average`` there is no classifier (0 trainable).
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ from fercli.models.base import FercliModel
 from fercli.models.registry import build, get_spec, register
 
 INPUT_ORDER = ("clip", "image", "xy", "xt", "yt")
+
+FUSIONS = ("concat", "average")
 
 DEFAULT_STREAMS = (
     {"arch": "cnn-gru", "config": {"input": "features"}},
@@ -55,11 +63,16 @@ def _check_streams(streams) -> list:
 
 
 class MultiStream(FercliModel):
-    """Concatenated stream features -> dropout -> linear classifier (3.2.5)."""
+    """Concatenated stream features -> dropout -> linear classifier (3.2.5), or the
+    streams' averaged class probabilities (``fusion: average``, 3.1 (4))."""
 
-    def __init__(self, num_classes: int, streams: list | tuple = DEFAULT_STREAMS, freeze_streams: bool = True, dropout: float = 0.0):
+    def __init__(self, num_classes: int, streams: list | tuple = DEFAULT_STREAMS, freeze_streams: bool = True, dropout: float = 0.0,
+                 fusion: str = "concat"):
         super().__init__()
+        if fusion not in FUSIONS:
+            raise FercliError(f"multistream fusion must be one of {', '.join(FUSIONS)}, not {fusion!r}")
         streams = _check_streams(streams)
+        self.fusion, self.num_classes = fusion, num_classes
         self.streams = nn.ModuleList()
         self.stream_inputs: list[tuple[str, ...]] = []
         for s in streams:
@@ -71,9 +84,12 @@ class MultiStream(FercliModel):
         if freeze_streams:
             for p in self.streams.parameters():
                 p.requires_grad_(False)
-        self.feature_dim = sum(m.feature_dim for m in self.streams)
-        self.drop = nn.Dropout(dropout)
-        self.classifier = nn.Linear(self.feature_dim, num_classes)
+        if fusion == "average":  # the features are the streams' logits, side by side
+            self.feature_dim = num_classes * len(self.streams)
+        else:
+            self.feature_dim = sum(m.feature_dim for m in self.streams)
+            self.drop = nn.Dropout(dropout)
+            self.classifier = nn.Linear(self.feature_dim, num_classes)
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -86,9 +102,14 @@ class MultiStream(FercliModel):
             raise FercliError(f"multistream takes {len(self.inputs)} inputs ({', '.join(self.inputs)}), got {len(xs)}")
         by_name = dict(zip(self.inputs, xs))
         feats = [m.features(*(by_name[n] for n in names)) for m, names in zip(self.streams, self.stream_inputs)]
+        if self.fusion == "average":
+            feats = [m.classify(f) for m, f in zip(self.streams, feats)]
         return torch.cat(feats, dim=1)
 
     def classify(self, f: torch.Tensor) -> torch.Tensor:
+        if self.fusion == "average":
+            probs = torch.softmax(f.view(f.shape[0], len(self.streams), self.num_classes), dim=2).mean(1)
+            return torch.log(probs.clamp_min(torch.finfo(probs.dtype).tiny))
         return self.classifier(self.drop(f))
 
     @classmethod
@@ -105,7 +126,7 @@ class MultiStream(FercliModel):
 register("multistream", MultiStream, doc="Multi-stream fusion: concatenated 128-d stream features -> softmax (3.2.5).")
 
 
-def multistream_from_records(records: list, freeze_streams: bool = True, dropout: float = 0.0) -> tuple[MultiStream, dict]:
+def multistream_from_records(records: list, freeze_streams: bool = True, dropout: float = 0.0, fusion: str = "concat") -> tuple[MultiStream, dict]:
     """Build the fusion network from trained stream ModelRecords and load their weights.
 
     All streams must share class names; returns (model, resolved config).
@@ -116,7 +137,8 @@ def multistream_from_records(records: list, freeze_streams: bool = True, dropout
     for r in records[1:]:
         if list(r.class_names) != names:
             raise FercliError(f"the streams disagree on class names ({names} vs {list(r.class_names)}), so they cannot be fused")
-    config = {"streams": [{"arch": r.arch, "config": dict(r.config)} for r in records], "freeze_streams": freeze_streams, "dropout": dropout}
+    config = {"streams": [{"arch": r.arch, "config": dict(r.config)} for r in records], "freeze_streams": freeze_streams, "dropout": dropout,
+              "fusion": fusion}
     model, resolved = build("multistream", len(names), config)
     for i, r in enumerate(records):
         state = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in r.state.items()}

@@ -48,7 +48,12 @@ Trainable parameters (K = 10, RGB) and FLOPs at 32x32, this code vs the thesis
     ==================  ============  ========  ======  =========  =======  ======
 
 Fixed (non-trainable) LBC kernel values are counted apart: 9 per LBC channel
-(132,480 for 59-r6). The FLOP counter skips BN, activations, the SE's
+(132,480 for 59-r6).
+
+``depthwise: learned`` puts an ordinary learned 3x3 depthwise conv where every LBC
+layer is -- 5.3.2's comparison of the LBC layer with the standard convolution:
+the same network, its 9 x C kernel values trainable instead of fixed
+(LB-MBNet-59-r6: 7,242,038 trainable, 0 fixed; FLOPs unchanged). The FLOP counter skips BN, activations, the SE's
 multiplication and residual adds, hence the consistent 1-2 % shortfall.
 """
 
@@ -60,11 +65,13 @@ import torch
 from torch import nn
 
 from fercli.errors import FercliError
-from fercli.models.blocks import ConvBNAct, FrameClassifier, InvertedResidual
+from fercli.models.blocks import ConvBNAct, FrameClassifier, InvertedResidual, learned_depthwise
 from fercli.models.lbc import lbc_factory
 from fercli.models.registry import register
 
 DEFAULT_CHANNELS = (32, 16, 64, 128, 256, 512)
+#: The depthwise layer of every block: the fixed LBC (the thesis's) or a learned conv (5.3.2's baseline).
+DEPTHWISE = ("lbc", "learned")
 
 
 def repeats_for_depth(depth: int) -> int:
@@ -99,8 +106,10 @@ class LBMBNet(FrameClassifier):
 
     def __init__(self, num_classes: int, depth: int = 59, expansion=6, in_channels: int = 3, input_size: int = 32,
                  lbc_sparsity: float = 0.5, lbc_seed: int = 0, se_ratio: float = 0.25, act: str = "swish",
-                 dropout: float = 0.0, channels: Sequence[int] = DEFAULT_CHANNELS):
+                 dropout: float = 0.0, channels: Sequence[int] = DEFAULT_CHANNELS, depthwise: str = "lbc"):
         super().__init__()
+        if depthwise not in DEPTHWISE:
+            raise FercliError(f"LB-MBNet depthwise must be one of {', '.join(DEPTHWISE)}, not {depthwise!r}")
         if len(channels) != 6:
             raise FercliError("LB-MBNet 'channels' lists 6 widths: stem, stack 0, stacks 1-3, top")
         if not 0 < lbc_sparsity <= 1:
@@ -112,7 +121,8 @@ class LBMBNet(FrameClassifier):
 
         def lb_block(index: int, c_in: int, mid: int, c_out: int, stride: int) -> InvertedResidual:
             return InvertedResidual(c_in, mid, c_out, 3, stride, act=act, se_squeeze=se_width(c_in), se_act=act, se_gate="sigmoid",
-                                    dw_factory=lbc_factory(lbc_sparsity, lbc_seed, index), expand_when_equal=True)
+                                    dw_factory=lbc_factory(lbc_sparsity, lbc_seed, index) if depthwise == "lbc" else learned_depthwise,
+                                    expand_when_equal=True)
 
         self.stem = ConvBNAct(in_channels, channels[0], 3, 1, act=act)
         self.stack0 = lb_block(0, channels[0], channels[0], channels[1], 1)

@@ -173,8 +173,10 @@ def make_optimizer(params: list[nn.Parameter], opts: FitOptions) -> torch.optim.
     raise FercliError(f"--optimizer must be sgd or adam (got '{opts.optimizer}')")
 
 
-def optimizer_arrays(optimizer: torch.optim.Optimizer) -> tuple[dict[str, np.ndarray], list[dict]]:
+def optimizer_arrays(optimizer: Optional[torch.optim.Optimizer]) -> tuple[dict[str, np.ndarray], list[dict]]:
     """Optimizer state as flat arrays ('<param index>.<name>') + JSON param groups."""
+    if optimizer is None:
+        return {}, []
     sd = optimizer.state_dict()
     arrays: dict[str, np.ndarray] = {}
     for idx, state in sd["state"].items():
@@ -322,7 +324,8 @@ class Engine:
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         if not trainable and opts.epochs > 0:
             raise FercliError("every weight of this model is frozen: nothing to train (drop --freeze)")
-        self.optimizer = make_optimizer(trainable, opts)
+        # None: nothing trains (an --epochs 0 model such as the averaged-outputs fusion)
+        self.optimizer = make_optimizer(trainable, opts) if trainable else None
         # Modules whose weights are all frozen run in eval mode during training:
         # fixed BatchNorm statistics, no dropout (they are feature extractors).
         self.frozen_modules = [m for m in self.model.modules()

@@ -282,7 +282,7 @@ class FoldRun:
         self.test_s = exp.samples(index, P.TEST)
         self.val_s = exp.samples(index, P.VAL)
         self.engine = Engine(model, exp.spec.input_names, opts.fit, exp.device, exp.dist, self.fold_id)
-        if self.resuming and "optimizer" in progress.resume.arrays:
+        if self.resuming and "optimizer" in progress.resume.arrays and self.engine.optimizer is not None:
             load_optimizer(self.engine.optimizer, progress.resume.arrays["optimizer"],
                            progress.resume.record.extra.get("optimizer_groups", []), exp.device)
         self.data = {name: exp.placement.put(s, exp.device) for name, s in (("train", self.train_s), ("test", self.test_s), ("val", self.val_s))

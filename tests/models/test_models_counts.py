@@ -55,6 +55,19 @@ def test_lb_mbnet_tables_5_2_5_3_5_5(depth, r, millions, flops):
     assert c["fixed_params"] == 9 * lbc_channels
 
 
+@pytest.mark.parametrize("depth", [59, 32])
+def test_learned_depthwise_makes_the_lbc_values_trainable(depth):
+    """5.3.2's comparison: the same LB-MBNet with a learned 3x3 depthwise conv where every LBC is."""
+    lbc, _ = registry.build("lb-mbnet", 10, {"depth": depth, "expansion": 6})
+    conv, _ = registry.build("lb-mbnet", 10, {"depth": depth, "expansion": 6, "depthwise": "learned"})
+    a, b = parameter_counts(lbc), parameter_counts(conv)
+    assert a["fixed_params"] > 0 and b["fixed_params"] == 0
+    assert b["trainable_params"] == a["trainable_params"] + a["fixed_params"]  # 7,242,038 for 59-r6
+    assert all(blk.dw.weight.requires_grad for _, blk in conv.prunable_blocks())
+    x = torch.rand(1, 3, 32, 32)
+    assert complexity(lbc, [x])["flops"] == complexity(conv, [x])["flops"]
+
+
 def test_fixed_params_exclude_bn_statistics():
     m, _ = registry.build("plain-cnn", 7, {})
     c = parameter_counts(m)

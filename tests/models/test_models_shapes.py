@@ -169,3 +169,21 @@ def test_mobilenet_residuals_and_v3_se():
     assert sum(b.use_residual for b in blocks) == 10
     v2, _ = registry.build("mobilenet-v2", 7, {})
     assert sum(isinstance(b, InvertedResidual) for b in v2.body) == 17
+
+
+def test_multistream_average_is_the_mean_of_the_streams_probabilities():
+    """3.1 (4): 'the accuracy of averaged outputs' -- nothing trained, softmax of the output = mean of the streams' softmax."""
+    torch.manual_seed(0)
+    streams = [{"arch": "lbptop-gru", "config": {"plane": p, "maps": 2, "input_size": 16}} for p in ("xt", "yt")]
+    m, cfg = registry.build("multistream", 3, {"streams": streams, "fusion": "average"})
+    assert cfg["fusion"] == "average"
+    assert not [n for n, p in m.named_parameters() if p.requires_grad]
+    m.eval()
+    xs = tuple(torch.rand_like(x) for x in m.dummy_inputs(4))
+    with torch.no_grad():
+        fused = torch.softmax(m(*xs), 1)
+        each = [torch.softmax(s(x), 1) for s, x in zip(m.streams, xs)]
+    assert torch.allclose(fused, (each[0] + each[1]) / 2, atol=1e-6)
+    assert not torch.allclose(each[0], each[1])  # the streams differ, so the average is a real mix
+    with pytest.raises(FercliError, match="fusion"):
+        registry.build("multistream", 3, {"streams": streams, "fusion": "max"})
