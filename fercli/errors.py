@@ -31,6 +31,35 @@ class Interrupted(Exception):
 #: library caller that goes on after one signal can still write files.
 pending_signals: list[int] = []
 
+#: Set by the first SIGINT/SIGTERM: an orderly stop (checkpoint, cleanup, one sentence)
+#: is under way.  Clusters often deliver SIGTERM more than once (to the job step, and
+#: again through torchrun to every rank); a later signal must not interrupt that stop
+#: half-way (a second message, a checkpoint write abandoned), so it is ignored.
+_stop_started = False
+
+
+def note_signal(signum: int) -> bool:
+    """Remember a received SIGINT/SIGTERM; False if a stop was already under way
+    (the caller then ignores it).  Survives :func:`clear_interrupted`."""
+    global _stop_started
+    if _stop_started:
+        return False
+    _stop_started = True
+    pending_signals.append(signum)
+    return True
+
+
+def stop_started() -> bool:
+    """Whether a SIGINT/SIGTERM has started a stop since :func:`reset_signals`."""
+    return _stop_started
+
+
+def reset_signals() -> None:
+    """Forget every received signal, including a stop under way (a new command starts)."""
+    global _stop_started
+    _stop_started = False
+    pending_signals.clear()
+
 
 def check_interrupted() -> None:
     """Raise :class:`Interrupted` if a termination signal arrived (even if swallowed)."""
@@ -62,7 +91,7 @@ def deferred_signals() -> Iterator[None]:
     previous = {signum: signal.getsignal(signum) for signum in watched}
 
     def remember(signum: int, frame: object) -> None:
-        pending_signals.append(signum)
+        note_signal(signum)
 
     for signum in watched:
         signal.signal(signum, remember)

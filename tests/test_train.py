@@ -105,6 +105,34 @@ def test_sigterm_saves_a_checkpoint_and_resume_matches(data, full_run, where):
     assert max_diff(weights(out), weights(full_run)) == 0.0
 
 
+def test_repeated_sigterm_stops_once_with_one_message(data):
+    """A cluster often delivers SIGTERM twice (to the job step, and again through
+    torchrun to every rank); later signals must not interrupt the orderly stop: one
+    sentence, exit 143, a checkpoint that resumes."""
+    out = data["dir"] / "term-repeated.h5"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    args = [sys.executable, "-m", "fercli", "train", "plain-cnn", data["ck"], "--fold", "0", "--epochs", "6", *BASE, "-o", str(out)]
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, env=env)
+    deadline = time.time() + 120
+    while not out.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    sent = 0
+    while proc.poll() is None and time.time() < deadline:  # SIGTERM every 10 ms until it has stopped
+        proc.send_signal(signal.SIGTERM)
+        sent += 1
+        time.sleep(0.01)
+    _, stderr = proc.communicate(timeout=120)
+    text = stderr.decode()
+    assert sent >= 2, "the stop took less than one repeat: the test proved nothing"
+    assert proc.returncode == 143, text
+    assert text.count("stopped by signal") == 1 and "Traceback" not in text, text
+    assert "resume with --resume" in text
+    from fercli.protocol import load_model_file
+
+    assert 1 <= len(load_model_file(str(out), "test").record.history) < 6
+    assert not [p for p in os.listdir(out.parent) if p.startswith(".fercli-tmp")]
+
+
 def test_no_pickle_in_model_artifacts(full_run):
     with h5py.File(full_run) as f:
         seen = []

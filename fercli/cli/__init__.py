@@ -19,7 +19,7 @@ import typer
 
 from fercli.cli.app import app
 from fercli.artifacts import committed_outputs
-from fercli.errors import FercliError, Interrupted, pending_signals
+from fercli.errors import FercliError, Interrupted, note_signal, reset_signals, stop_started
 from fercli.untrusted import one_line
 
 # typer >= 0.26 vendors its own click (and no longer installs click); older
@@ -45,8 +45,9 @@ for _name in COMMAND_MODULES:
 
 
 def _on_signal(signum: int, frame: object) -> None:
-    pending_signals.append(signum)  # remembered in case the raise below is swallowed
-    raise Interrupted(signum)
+    if not note_signal(signum):  # a stop is already under way: let it finish
+        return
+    raise Interrupted(signum)  # also remembered (note_signal), in case this raise is swallowed
 
 
 #: Exit status for a closed reader downstream (`fercli synth -o - | head -c 100`):
@@ -99,6 +100,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     silence_libraries()
     # SIGTERM (cluster pre-emption, `kill`) and SIGINT (Ctrl-C) unwind like an
     # exception so temporary files are removed and training can checkpoint.
+    reset_signals()
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     if not debug:
@@ -144,3 +146,10 @@ def main(argv: Optional[list[str]] = None) -> int:
             traceback.print_exc()
         say_error(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)")
         return 1
+    finally:
+        if stop_started():
+            # Stopped by a signal and about to exit with its status: a repeated one must not
+            # kill the interpreter's shutdown (Python restores the default action for its
+            # own handlers then, and the status would become -15 instead of 143).
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
