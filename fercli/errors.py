@@ -33,16 +33,19 @@ pending_signals: list[int] = []
 
 #: Set by the first SIGINT/SIGTERM: an orderly stop (checkpoint, cleanup, one sentence)
 #: is under way.  Clusters often deliver SIGTERM more than once (to the job step, and
-#: again through torchrun to every rank); a later signal must not interrupt that stop
-#: half-way (a second message, a checkpoint write abandoned), so it is ignored.
+#: again through torchrun to every rank); in a CLI process, which exits after the stop,
+#: a later signal must not interrupt that stop half-way (a second message, a checkpoint
+#: write abandoned), so it is ignored.  Library callers (no :func:`reset_signals` with
+#: ``ignore_repeats``) keep every signal, as before.
 _stop_started = False
+_ignore_repeats = False
 
 
 def note_signal(signum: int) -> bool:
-    """Remember a received SIGINT/SIGTERM; False if a stop was already under way
-    (the caller then ignores it).  Survives :func:`clear_interrupted`."""
+    """Remember a received SIGINT/SIGTERM; False if it repeats a stop already under way
+    in a CLI process (the caller then ignores it).  Survives :func:`clear_interrupted`."""
     global _stop_started
-    if _stop_started:
+    if _stop_started and _ignore_repeats:
         return False
     _stop_started = True
     pending_signals.append(signum)
@@ -54,10 +57,11 @@ def stop_started() -> bool:
     return _stop_started
 
 
-def reset_signals() -> None:
-    """Forget every received signal, including a stop under way (a new command starts)."""
-    global _stop_started
-    _stop_started = False
+def reset_signals(ignore_repeats: bool = False) -> None:
+    """Forget every received signal, including a stop under way (a new command starts);
+    ``ignore_repeats``: this process exits after a stop, so later signals are ignored."""
+    global _stop_started, _ignore_repeats
+    _stop_started, _ignore_repeats = False, ignore_repeats
     pending_signals.clear()
 
 

@@ -100,7 +100,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     silence_libraries()
     # SIGTERM (cluster pre-emption, `kill`) and SIGINT (Ctrl-C) unwind like an
     # exception so temporary files are removed and training can checkpoint.
-    reset_signals()
+    reset_signals(ignore_repeats=True)  # the process exits after a stop
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     if not debug:
