@@ -35,7 +35,6 @@ err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 out = Console(highlight=False, markup=False)
 
 OutputOpt = typer.Option(..., "-o", "--output", help="Output artifact path ('-' = standard output).")
-ThreadsOpt = typer.Option(1, "--threads", help="torch CPU threads (default 1: the same result on any machine and core count; 0 = torch's default, one per core).")
 
 #: Largest image side any option may ask for (frames, crops, --resize, --size).
 MAX_SIDE = 16384
@@ -76,6 +75,10 @@ def number_opt(default: Any, *flags: str, help: str, min: Optional[float] = None
         return value
 
     return typer.Option(default, *flags, help=help, callback=check, **kwargs)
+
+
+#: --threads of train, evaluate and prune (range-checked like every number: a huge count would spawn that many threads).
+ThreadsOpt = number_opt(1, "--threads", min=0, max=256, help="torch CPU threads (default 1: the same result on any machine and core count; 0 = torch's default, one per core).")
 
 
 @contextlib.contextmanager

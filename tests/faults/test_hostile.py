@@ -1124,6 +1124,8 @@ _OPTIONS = {
     "ingest_max_side_zero": _opt(["ingest", "sfew", ".", "--max-side", "0", "-o", "out.h5"], "--max-side must be at least 1", data=""),
     "ingest_resize_huge": _opt(["ingest", "images", ".", "--resize", "99999x99999", "-o", "out.h5"], "--resize", "at most", data=""),
     "evaluate_fold_negative": _opt(["evaluate", "m.h5", "c.h5", "--fold", "-2", "-o", "out.h5"], "--fold must be at least 0", data="model"),
+    "train_threads_absurd": _opt(["train", "plain-cnn", "c.h5", "--threads", "100000", "-o", "out.h5"], "--threads must be at most"),
+    "evaluate_threads_negative": _opt(["evaluate", "m.h5", "c.h5", "--threads", "-1", "-o", "out.h5"], "--threads must be at least 0", data="model"),
 }
 for _name, _build in _OPTIONS.items():
     CASES[f"option:{_name}"] = _build
