@@ -8,6 +8,6 @@ experiment protocol's (:mod:`fercli.protocol`)."""
 from fercli.protocol.modelfile import ModelFile, load_model_file  # re-exported: the library API before the protocol layer
 from fercli.train.augment import AugmentConfig
 from fercli.train.engine import Diverged, FitOptions, Stopped
-from fercli.train.run import RECIPES, Callbacks, RunOptions, recipe_for, train
+from fercli.train.run import Callbacks, RunOptions, resolve_options, train
 
-__all__ = ["AugmentConfig", "Callbacks", "Diverged", "FitOptions", "ModelFile", "RECIPES", "RunOptions", "Stopped", "load_model_file", "recipe_for", "train"]
+__all__ = ["AugmentConfig", "Callbacks", "Diverged", "FitOptions", "ModelFile", "RunOptions", "Stopped", "load_model_file", "resolve_options", "train"]
