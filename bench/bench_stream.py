@@ -109,6 +109,7 @@ def interleaved(data: str, args: argparse.Namespace) -> None:
     import torch
 
     from fercli import artifacts
+    from fercli.models.recipe import TrainingRecipe
     from fercli.models.registry import build
     from fercli.protocol.samples import SampleReader, SampleSpec, clip_labels
     from fercli.train.engine import DeviceData, Dist, Engine, FitOptions, global_batches, sample_order
@@ -121,7 +122,8 @@ def interleaved(data: str, args: argparse.Namespace) -> None:
     sources = {"resident": DeviceData.put(reader.read_all(), cpu), "streamed": StreamedData(reader, cpu, args.load)}
     torch.manual_seed(0)
     model, _ = build("plain-cnn", len(clips.class_names), {"width": 0.125, "in_channels": 1, "input_size": args.size})
-    engine = Engine(model, ("image",), FitOptions(epochs=1000, batch_size=args.batch, lr=0.01, optimizer="sgd", shuffle_window=args.window), cpu, Dist())
+    engine = Engine(model, ("image",), FitOptions(epochs=1000, batch_size=args.batch, lr=0.01, optimizer="sgd", shuffle_window=args.window).with_recipe(TrainingRecipe()),
+                    cpu, Dist())
     engine.train_epoch(sources["resident"], 0)  # warm-up
     rates: dict[str, list[float]] = {"resident": [], "streamed": []}
     for r in range(args.rounds):

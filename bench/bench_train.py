@@ -26,6 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fercli.models.recipe import TrainingRecipe
 from fercli.models.registry import build
 from fercli.protocol.samples import Samples
 from fercli.train.augment import AugmentConfig
@@ -58,7 +59,7 @@ def make_bare(model, x, y, cuda):
 
 
 def make_engine(model, arrays, labels, batch, device, augment, compile=False):
-    opts = FitOptions(epochs=1000, batch_size=batch, lr=0.01, optimizer="sgd", augment=augment, compile=compile)
+    opts = FitOptions(epochs=1000, batch_size=batch, lr=0.01, optimizer="sgd", augment=augment, compile=compile).with_recipe(TrainingRecipe())
     eng = Engine(model, ("image",), opts, device, Dist())
     data = DeviceData.put(Samples({"image": arrays}, labels, np.arange(len(labels))), device)
     epoch = [0]
@@ -107,7 +108,7 @@ def measure(arch: str, size: int = 64, batch: int = 32, steps: int = 4, rounds: 
     rng = np.random.default_rng(0)
     arrays = rng.integers(0, 256, (n, ch, size, size), dtype=np.uint8)
     labels = rng.integers(0, classes, n).astype(np.int64)
-    aug = AugmentConfig(rotation=10, flip=True) if augment else AugmentConfig(rotation=0, flip=False, shift=0)
+    aug = AugmentConfig(rotation=10, flip=True, shift=0) if augment else AugmentConfig(rotation=0, flip=False, shift=0)
     m2 = m2.to(dev)
     if cuda:
         m2 = m2.to(memory_format=torch.channels_last)

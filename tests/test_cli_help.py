@@ -47,6 +47,14 @@ def test_split_default_and_train_architectures_come_through():
     assert all(name in text for name in registry.available()) and "mobilenet-v3-small" in text
 
 
+def test_train_help_shows_every_recipes_defaults_once():
+    for _ in range(2):  # the help is generated from the registry each time, not appended to
+        text = " ".join(_help("train").replace("│", " ").split())  # cells wrapped inside the table's borders
+        assert "Epochs (0 writes the initialised model). Default: 30; lb-mbnet 200 (5.3.1)." in text
+        assert "Learning rate. Default: 0.001; lb-mbnet 0.1 (5.3.1)." in text and text.count("Default: 30;") == 1
+        assert "x0.1 at 40/70/90 % of the epochs" in text and "Random horizontal flips. Default: on." in text
+
+
 def test_align_on_a_video_says_ingest_first(tmp_path):
     video = tmp_path / "clip.mp4"
     video.write_bytes(b"not really a video")

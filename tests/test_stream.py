@@ -165,6 +165,7 @@ def test_a_streamed_run_resumes_resident(data, resident):
 
 def test_each_rank_reads_only_its_share(data):
     """Under torchrun a rank's loads hold only the samples of its slices of the global batches."""
+    from fercli.models.recipe import TrainingRecipe
     from fercli.protocol.samples import SampleReader, SampleSpec, clip_labels
     from fercli.train.engine import Dist, global_batches, sample_order
     from fercli.train.stream import StreamedData
@@ -178,7 +179,7 @@ def test_each_rank_reads_only_its_share(data):
     for rank in (0, 1):
         reader.read = lambda want, r=rank: asked[r].append(want) or read(want)  # type: ignore[method-assign]
         order = sample_order(len(reader), 64, torch.Generator().manual_seed(0))
-        batches = list(global_batches(order, 7, fit(1).augment, torch.Generator().manual_seed(1), Dist(2, rank, rank)))
+        batches = list(global_batches(order, 7, fit(1).with_recipe(TrainingRecipe()).augment, torch.Generator().manual_seed(1), Dist(2, rank, rank)))
         fed = list(StreamedData(reader, torch.device("cpu"), 10).feed(batches))
         assert len(fed) == len(batches)
         for (load, local), batch in zip(fed, batches):  # the load holds the batch's samples, indexed in the same order

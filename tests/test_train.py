@@ -269,12 +269,27 @@ def test_augmentation_same_params_for_every_frame_and_exact_shift_flip():
 
 
 def test_schedules():
+    from fercli.models import registry
     from fercli.train.engine import lr_at
-    from fercli.train.run import recipe_for
 
     assert [lr_at("step:80,140,180", 0.1, e, 200) for e in (0, 79, 80, 140, 199)] == pytest.approx([0.1, 0.1, 0.01, 0.001, 0.0001])
-    assert recipe_for("lb-mbnet", 200)["schedule"] == "step:80,140,180"  # 5.3.1
+    assert registry.get_spec("lb-mbnet").recipe.schedule_for(200) == "step:80,140,180"  # 5.3.1
     assert lr_at("cosine", 1.0, 0, 10) == 1.0 and lr_at("constant", 0.5, 9, 10) == 0.5
+
+
+def test_a_library_caller_gets_the_architectures_recipe():
+    """Issue 24: the recipe was resolved in the CLI, so fercli.train.train gave lb-mbnet Adam 1e-3."""
+    from fercli.train import AugmentConfig, FitOptions, RunOptions, train
+
+    clips = tiny_clips(frames=1)
+    rec = train(RunOptions("lb-mbnet", config={"depth": 14, "expansion": 1, "channels": [8, 4, 8, 8, 16, 16]}, size=(16, 16),
+                           fit=FitOptions(epochs=0, lr=0.05, augment=AugmentConfig(flip=False))), [(clips, {"id": "a"})])
+    fit_run = rec.extra["run"]["options"]["fit"]
+    assert {k: fit_run[k] for k in ("optimizer", "lr", "batch_size", "momentum", "schedule")} == \
+           {"optimizer": "sgd", "lr": 0.05, "batch_size": 128, "momentum": 0.9, "schedule": "step:1,1,1"}  # 5.3.1 but the given lr
+    assert fit_run["augment"] == {"rotation": 0.0, "flip": False, "shift": 4}
+    plain = train(RunOptions("plain-cnn", config={"width": 0.125}, size=(8, 8), fit=FitOptions(epochs=0)), [(clips, {"id": "a"})])
+    assert plain.extra["run"]["options"]["fit"]["optimizer"] == "adam" and plain.extra["run"]["options"]["fit"]["augment"]["rotation"] == 10.0
 
 
 def test_multistream_fuses_trained_streams_per_fold(tmp_path):

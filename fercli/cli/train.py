@@ -29,15 +29,38 @@ def _parse_config(items: List[str]) -> dict:
     return out
 
 
+def _model_config(arch: str, items: List[str], keys: dict, pool: Optional[str], frames: Optional[int]) -> dict:
+    """The model config the command line gives: ``--config`` items, then the flags that set one
+    key each (``keys``: key -> value or None); what each key accepts is the model's to check."""
+    from fercli.models import registry
+
+    spec = registry.get_spec(arch)
+    cfg = _parse_config(items)
+    cfg.update({key: value for key, value in keys.items() if value is not None})
+    if pool is not None:
+        if pool not in ("max", "gru"):
+            raise FercliError(f"--pool must be max (or gru, the default recurrent layer), not '{pool}'")
+        cfg["rnn"] = pool  # the temporal layer: max pooling or the GRU
+    if frames is not None and "frames" in spec.defaults:  # a clip model's nominal length is the clip length it trains on
+        cfg["frames"] = frames
+    return cfg
+
+
 class _TrainCommand(TyperCommand):
-    """``train --help`` lists the registered architectures (torch is imported for the help only)."""
+    """``train --help`` lists the registered architectures and, for every option a training
+    recipe sets, the recipes' defaults (torch is imported for the help only)."""
 
     def format_help(self, ctx, formatter) -> None:
         from fercli.models import registry
+        from fercli.models.recipe import OPTIONS, defaults_help
 
+        recipes = registry.recipes()
         for param in self.params:
             if param.name == "arch":
                 param.help = "Architecture: " + ", ".join(registry.available()) + "."
+            elif param.name in OPTIONS:
+                base = self.__dict__.setdefault("_base_help", {}).setdefault(param.name, param.help)
+                param.help = f"{base} {defaults_help(param.name, recipes)}"
         return super().format_help(ctx, formatter)
 
 
@@ -57,17 +80,18 @@ def train(
     frame: str = typer.Option("last", "--frame", help="Frame models on sequences: last (peak) | first-last (first/last 3 frames of whole sequences as neutral/peak, 4.3.1) | all."),
     frames: Optional[int] = number_opt(None, "--frames", help="Clip length for sequence models (resampled on the fly).", min=1, max=100_000),
     size: Optional[str] = typer.Option(None, "--size", help="Resize frames to N or WxH (ch4: 96, ch5: 32/48)."),
-    epochs: Optional[int] = number_opt(None, "--epochs", help="Epochs (0 writes the initialised model). Default: 30; lb-mbnet 200.", min=0, max=1_000_000),
-    batch_size: Optional[int] = number_opt(None, "--batch-size", help="GLOBAL batch size (split over torchrun ranks). Default 32; lb-mbnet 128.", min=1, max=65_536),
-    lr: Optional[float] = number_opt(None, "--lr", help="Learning rate. Default: adam 1e-3; lb-mbnet sgd 0.1.", above=0, max=1000),
-    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="sgd (momentum 0.9) | adam."),
-    momentum: float = number_opt(0.9, "--momentum", help="SGD momentum.", min=0, below=1),
-    weight_decay: float = number_opt(0.0, "--weight-decay", help="L2 weight decay.", min=0, max=1000),
+    # Options a training recipe sets: None = the architecture's recipe (the help appends the defaults).
+    epochs: Optional[int] = number_opt(None, "--epochs", help="Epochs (0 writes the initialised model).", min=0, max=1_000_000),
+    batch_size: Optional[int] = number_opt(None, "--batch-size", help="GLOBAL batch size (split over torchrun ranks).", min=1, max=65_536),
+    lr: Optional[float] = number_opt(None, "--lr", help="Learning rate.", above=0, max=1000),
+    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="sgd (with --momentum) | adam."),
+    momentum: Optional[float] = number_opt(None, "--momentum", help="SGD momentum.", min=0, below=1),
+    weight_decay: Optional[float] = number_opt(None, "--weight-decay", help="L2 weight decay.", min=0, max=1000),
     schedule: Optional[str] = typer.Option(None, "--schedule", help="constant | cosine | step:E1,E2,... (x0.1 each; '@G' for another factor)."),
     seed: int = number_opt(0, "--seed", help="Seed of initialisation, batch order, augmentation and dropout.", min=0, max=2**63 - 1),
-    rotation: Optional[float] = number_opt(None, "--rotation", help="Random rotation range in degrees (3.2.2; default 10, lb-mbnet 0).", min=0, max=180),
-    flip: Optional[bool] = typer.Option(None, "--flip/--no-flip", help="Random horizontal flips (default on)."),
-    shift: Optional[int] = number_opt(None, "--shift", help="Random width/height shift in pixels (5.3.1: 4; default 0, lb-mbnet 4).", min=0, max=4096),
+    rotation: Optional[float] = number_opt(None, "--rotation", help="Random rotation range in degrees (3.2.2).", min=0, max=180),
+    flip: Optional[bool] = typer.Option(None, "--flip/--no-flip", help="Random horizontal flips."),
+    shift: Optional[int] = number_opt(None, "--shift", help="Random width/height shift in pixels (5.3.1).", min=0, max=4096),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
     compile_model: bool = typer.Option(False, "--compile", help="torch.compile the training step (faster on GPUs after a compile of a minute or so; needs Triton on CUDA, a C++ compiler on CPU)."),
     init_from: Optional[str] = typer.Option(None, "--init-from", help="Model artifact whose matching weights initialise this model."),
@@ -88,6 +112,7 @@ def train(
     shuffle_window: int = number_opt(65_536, "--shuffle-window", min=0, max=2**40, help="Samples shuffled together each epoch; larger data is shuffled as blocks within windows of this many samples (so streaming reads in runs). 0 = the whole set. Part of the run: --resume keeps it."),
     threads: int = ThreadsOpt,
 ) -> None:
+    # -- parse: the command line as RunOptions (ranges were checked by number_opt)
     # --resume reads its checkpoint from -o on purpose; any other input at -o is refused.
     check_outputs([*data, init_from, *(streams.split(",") if streams else [])], [output])
     if output == "-":
@@ -95,27 +120,11 @@ def train(
     memory_cap = untrusted.parse_bytes(device_memory, "--device-memory") if device_memory is not None else None
     from fercli import train as T  # torch only when training
     from fercli.device import configure_cpu
-    from fercli.models import registry
-    from fercli.protocol import data_origins, load_model_file, save_model_file
-    from fercli.protocol.provenance import data_summary
     from fercli.train.engine import dist_from_env
 
     configure_cpu(threads, device)
-    spec = registry.get_spec(arch)
-    cfg = _parse_config(config)
-    flags = {"input": input_kind, "plane": plane, "rnn": rnn, "depth": depth, "expansion": expansion, "width_mult": width_mult}
-    for key, value in flags.items():
-        if value is not None:
-            cfg[key] = value
-    if pool is not None:
-        if pool not in ("max", "gru"):
-            raise FercliError(f"--pool must be max (or gru, the default recurrent layer), not '{pool}'")
-        cfg["pool" if "pool" in spec.defaults else "rnn"] = pool if "pool" in spec.defaults else ("max" if pool == "max" else "gru")
-    if frames is not None:
-        if frames <= 0:
-            raise FercliError("--frames must be positive")
-        if "frames" in spec.defaults:
-            cfg["frames"] = frames
+    cfg = _model_config(arch, config, {"input": input_kind, "plane": plane, "rnn": rnn, "depth": depth, "expansion": expansion,
+                                       "width_mult": width_mult}, pool, frames)
     if compile_model:  # before any data is read: no compiler, no Triton = one sentence at once
         from fercli.train.compile import check_compile
         from fercli.train.engine import resolve_device
@@ -123,67 +132,90 @@ def train(
         check_compile(resolve_device(device, dist_from_env()))
     if fold is not None and folds is not None:
         raise FercliError("give --fold K or --folds all, not both")
-    all_folds = folds is not None
     if folds is not None and folds != "all":
         try:
             n_folds = int(folds)
         except ValueError:
             raise FercliError(f"--folds takes 'all' or a number of folds (got '{folds}')") from None
-    if n_folds < 2:
-        raise FercliError("--n-folds must be at least 2")
-    if not 0 <= val < 1:
-        raise FercliError("--val must be a fraction in [0, 1)")
-
-    recipe = T.recipe_for(arch, epochs if epochs is not None else T.recipe_for(arch, 0)["epochs"])
-    n_epochs = epochs if epochs is not None else recipe["epochs"]
-    fit = T.FitOptions(
-        epochs=n_epochs, batch_size=batch_size or recipe["batch_size"], lr=lr if lr is not None else recipe["lr"],
-        optimizer=(optimizer or recipe["optimizer"]).lower(), momentum=momentum, weight_decay=weight_decay,
-        schedule=schedule or recipe["schedule"], seed=seed, compile=compile_model, shuffle_window=shuffle_window,
-        augment=T.AugmentConfig(rotation=rotation if rotation is not None else recipe["rotation"],
-                                flip=flip if flip is not None else recipe["flip"], shift=shift if shift is not None else recipe["shift"]),
-    )
-    if fit.batch_size <= 0 or fit.lr <= 0:
-        raise FercliError("--batch-size and --lr must be positive")
+        if n_folds < 2:
+            raise FercliError("--n-folds must be at least 2")
     class_list = [c.strip() for c in classes.split(",") if c.strip()] if classes is not None else None
     if classes is not None and not class_list:
         raise FercliError("--classes takes class names separated by commas, or 'all'")
-    opts = T.RunOptions(arch=arch, config=cfg, task=task, frame=frame, frames=frames, size=parse_size(size) if size else None,
-                        fold=fold, all_folds=all_folds, n_folds=n_folds, val=val, classes=class_list, device=device,
-                        freeze=freeze_loaded, fit=fit, device_memory=memory_cap)
+    fit = T.FitOptions(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, momentum=momentum, weight_decay=weight_decay,
+                       schedule=schedule, seed=seed, compile=compile_model, shuffle_window=shuffle_window,
+                       augment=T.AugmentConfig(rotation=rotation, flip=flip, shift=shift))
+    # -- resolve: the architecture's recipe fills every training option not given
+    opts = T.resolve_options(T.RunOptions(arch=arch, config=cfg, task=task, frame=frame, frames=frames, size=parse_size(size) if size else None,
+                                          fold=fold, all_folds=folds is not None, n_folds=n_folds, val=val, classes=class_list, device=device,
+                                          freeze=freeze_loaded, fit=fit, device_memory=memory_cap))
+    inputs = _Inputs(data, init_from, streams, output if resume else None)
+    entry = artifacts.lineage_entry("train", {"arch": arch, "options": opts.fingerprint(), "epochs": opts.fit.epochs, "device": device},
+                                    inputs.identities)
+    # -- run, reporting on rank 0
+    report = _Report(output, opts, artifacts.combine_lineage(inputs.lineages, entry), inputs.resume, init_from, quiet, tensorboard,
+                     dist_from_env().is_main)
+    with report.running():
+        record = T.train(opts, inputs.datasets, inputs.init, inputs.streams, inputs.resume, report.callbacks())
+    report.finished(record)
 
-    datasets, lineages = [], []
-    for path in data:
-        clips, ident, lineage = artifacts.load_clips(path, "train", lazy=True)  # frames are read when samples are built
-        datasets.append((clips, {**ident, "origins": data_origins(lineage), "made_by": data_summary(lineage)}))
-        lineages.append(lineage)
-    init = load_model_file(init_from, "train --init-from") if init_from else None
-    stream_files = [load_model_file(p.strip(), "train --streams") for p in streams.split(",") if p.strip()] if streams else []
-    if resume and not os.path.exists(output):
-        raise FercliError(f"--resume continues the checkpoint at {output}, which does not exist")
-    resume_file = load_model_file(output, "train --resume") if resume else None
-    for mf in ([init] if init else []) + stream_files:
-        lineages.append(mf.lineage)
 
-    inputs = [ident for _, ident in datasets] + ([init.identity] if init else []) + [s.identity for s in stream_files]
-    entry = artifacts.lineage_entry("train", {"arch": arch, "options": opts.fingerprint(), "epochs": fit.epochs, "device": device}, inputs)
-    lineage = artifacts.combine_lineage(lineages, entry)
-    main_rank = dist_from_env().is_main
-    show = main_rank and not quiet
-    board = _TensorBoard(tensorboard) if tensorboard and main_rank else None
+class _Inputs:
+    """The artifacts a training run reads: data (lazily: frames are read when samples are
+    built), the --init-from and stream models, the checkpoint --resume continues."""
 
-    saves = []
+    def __init__(self, data: List[str], init_from: Optional[str], streams: Optional[str], resume_at: Optional[str]) -> None:
+        from fercli.protocol import data_origins, load_model_file
+        from fercli.protocol.provenance import data_summary
 
-    def save(record, arrays) -> None:
-        save_model_file(output, record, lineage, arrays)
-        saves.append(record.extra.get("progress"))
+        self.datasets, self.lineages = [], []
+        for path in data:
+            clips, ident, lineage = artifacts.load_clips(path, "train", lazy=True)
+            self.datasets.append((clips, {**ident, "origins": data_origins(lineage), "made_by": data_summary(lineage)}))
+            self.lineages.append(lineage)
+        self.init = load_model_file(init_from, "train --init-from") if init_from else None
+        self.streams = [load_model_file(p.strip(), "train --streams") for p in streams.split(",") if p.strip()] if streams else []
+        if resume_at is not None and not os.path.exists(resume_at):
+            raise FercliError(f"--resume continues the checkpoint at {resume_at}, which does not exist")
+        self.resume = load_model_file(resume_at, "train --resume") if resume_at is not None else None
+        self.lineages += [mf.lineage for mf in ([self.init] if self.init else []) + self.streams]
+        self.identities = [ident for _, ident in self.datasets] + ([self.init.identity] if self.init else []) + [s.identity for s in self.streams]
 
-    def on_epoch(part: str, h: dict) -> None:
-        if board is not None:
-            board.epoch(part, h)
-        if not show:
+
+class _Report:
+    """What rank 0 shows and writes while a run trains: checkpoints (with the run's lineage),
+    per-epoch lines, TensorBoard scalars, the partition and data placement, fold results,
+    and where a stopped or diverged run leaves -o."""
+
+    def __init__(self, output: str, opts, lineage: list, resume_file, init_from: Optional[str], quiet: bool,
+                 tensorboard: Optional[str], main_rank: bool) -> None:
+        self.output, self.opts, self.lineage, self.resume_file, self.init_from = output, opts, lineage, resume_file, init_from
+        self.main_rank = main_rank
+        self.show = main_rank and not quiet
+        self.board = _TensorBoard(tensorboard) if tensorboard and main_rank else None
+        self.saves: list = []  # the progress of every checkpoint written
+
+    def callbacks(self):
+        from fercli import train as T
+
+        return T.Callbacks(save=self.save if self.main_rank else None, progress=self.bar, on_epoch=self.on_epoch, on_init=self.on_init,
+                           on_fold=self.on_fold, on_plan=self.on_plan, on_data=self.on_data)
+
+    def save(self, record, arrays) -> None:
+        from fercli.protocol import save_model_file
+
+        save_model_file(self.output, record, self.lineage, arrays)
+        self.saves.append(record.extra.get("progress"))
+
+    def _line(self, text: str) -> None:
+        err.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    def on_epoch(self, part: str, h: dict) -> None:
+        if self.board is not None:
+            self.board.epoch(part, h)
+        if not self.show:
             return
-        bits = [f"{part}", f"epoch {h['epoch']}/{fit.epochs}", f"loss {h['loss']:.4f}", f"acc {h['train_acc']:.3f}"]
+        bits = [f"{part}", f"epoch {h['epoch']}/{self.opts.fit.epochs}", f"loss {h['loss']:.4f}", f"acc {h['train_acc']:.3f}"]
         if "val_acc" in h:
             bits.append(f"val {h['val_acc']:.3f}")
         if "test_acc" in h:
@@ -191,65 +223,71 @@ def train(
         bits += [f"lr {h['lr']:.3g}", f"{h['seconds']:.1f} s", f"{h['img_per_s'] or 0:.0f} samples/s"]
         err.print("  ".join(bits), highlight=False, soft_wrap=True)
 
-    def on_init(report) -> None:
-        if show:
+    def on_init(self, report) -> None:
+        if self.show:
             c = report.counts()
-            err.print(f"init from {init_from}: {c['loaded']} tensors loaded, {c['new']} new, {c['skipped_for_shape']} skipped for shape"
-                      + (f" (under '{report.prefix}')" if report.prefix else "") + (", loaded part frozen" if freeze_loaded else ""))
+            err.print(f"init from {self.init_from}: {c['loaded']} tensors loaded, {c['new']} new, {c['skipped_for_shape']} skipped for shape"
+                      + (f" (under '{report.prefix}')" if report.prefix else "") + (", loaded part frozen" if self.opts.freeze else ""))
 
-    def on_plan(record) -> None:
-        if show:
+    def on_plan(self, record) -> None:
+        if self.show:
             from fercli.protocol.partition import describe, describe_lines
 
             for line in describe_lines(describe(record)):
-                err.print(f"partition: {line}", markup=False, highlight=False, soft_wrap=True)
+                self._line(f"partition: {line}")
 
-    def on_data(placement) -> None:
-        if show:
-            err.print(placement.describe(), markup=False, highlight=False, soft_wrap=True)
+    def on_data(self, placement) -> None:
+        if self.show:
+            self._line(placement.describe())
 
-    def on_fold(part: str, e: dict) -> None:
-        if show and e.get("test_acc") is not None:
+    def on_fold(self, part: str, e: dict) -> None:
+        if self.show and e.get("test_acc") is not None:
             err.print(f"{part}: test accuracy {e['test_acc']:.4f} on {e['n_test']} held-out clips")
 
-    from fercli.cli.common import progress_bar
+    @contextlib.contextmanager
+    def running(self):
+        """The progress bar and TensorBoard writers around the run; a stop (SIGTERM) or a
+        diverged epoch said as where -o stands."""
+        from fercli import train as T
+        from fercli.cli.common import progress_bar
 
-    with progress_bar(f"train {arch}", quiet=not show) as bar, board or contextlib.nullcontext():
-        try:
-            record = T.train(opts, datasets, init, stream_files, resume_file,
-                             T.Callbacks(save=save if main_rank else None, progress=bar, on_epoch=on_epoch, on_init=on_init, on_fold=on_fold,
-                                         on_plan=on_plan, on_data=on_data))
-        except T.Stopped as stop:
-            if not main_rank:  # only rank 0 writes the checkpoint, so only it reports where it stands
-                raise typer.Exit(code=128 + stop.signum)
-            if saves or resume:
-                where = saves[-1] if saves else (resume_file.record.extra.get("progress") or {})
-                part = f"fold run {where.get('partition', 0) + 1}, " if all_folds else ""
-                err.print(f"fercli: stopped by signal {stop.signum} at {part}epoch {where.get('epoch', 0)} of {fit.epochs}; "
-                          f"checkpoint saved to {output}; resume with --resume", highlight=False, soft_wrap=True)
-            else:
-                err.print(f"fercli: stopped by signal {stop.signum} before the first epoch finished; nothing was written",
-                          highlight=False, soft_wrap=True)
-            raise typer.Exit(code=128 + stop.signum)
-        except T.Diverged as bad:  # the diverged epoch was never saved: say what -o holds
-            if saves:
-                kept = f"{output} keeps the checkpoint of epoch {(saves[-1] or {}).get('epoch', bad.epoch - 1)}, the last finite one"
-            elif resume:
-                kept = f"{output} keeps the checkpoint --resume started from"
-            else:
-                kept = "nothing was written"
-            raise FercliError(f"training diverged in epoch {bad.epoch} ({bad.what}): {kept}; lower --lr") from None
-    if show and resume_file is not None and record is resume_file.record:
-        err.print(f"{output} already holds the finished run ({fit.epochs} epochs): nothing to do")
-        return
-    if show:
-        folds_done = record.extra.get("folds") or []
-        accs = [f["test_acc"] for f in folds_done if f.get("test_acc") is not None]
+        with progress_bar(f"train {self.opts.arch}", quiet=not self.show) as self.bar, self.board or contextlib.nullcontext():
+            try:
+                yield
+            except T.Stopped as stop:
+                if self.main_rank:  # only rank 0 writes the checkpoint, so only it reports where it stands
+                    err.print(self._stopped(stop.signum), highlight=False, soft_wrap=True)
+                raise typer.Exit(code=128 + stop.signum) from None
+            except T.Diverged as bad:  # the diverged epoch was never saved: say what -o holds
+                raise FercliError(f"training diverged in epoch {bad.epoch} ({bad.what}): {self._kept(bad.epoch)}; lower --lr") from None
+
+    def _stopped(self, signum: int) -> str:
+        if not self.saves and self.resume_file is None:
+            return f"fercli: stopped by signal {signum} before the first epoch finished; nothing was written"
+        where = self.saves[-1] if self.saves else (self.resume_file.record.extra.get("progress") or {})
+        part = f"fold run {where.get('partition', 0) + 1}, " if self.opts.all_folds else ""
+        return (f"fercli: stopped by signal {signum} at {part}epoch {where.get('epoch', 0)} of {self.opts.fit.epochs}; "
+                f"checkpoint saved to {self.output}; resume with --resume")
+
+    def _kept(self, epoch: int) -> str:
+        if self.saves:
+            return f"{self.output} keeps the checkpoint of epoch {(self.saves[-1] or {}).get('epoch', epoch - 1)}, the last finite one"
+        if self.resume_file is not None:
+            return f"{self.output} keeps the checkpoint --resume started from"
+        return "nothing was written"
+
+    def finished(self, record) -> None:
+        if not self.show:
+            return
+        if self.resume_file is not None and record is self.resume_file.record:
+            err.print(f"{self.output} already holds the finished run ({self.opts.fit.epochs} epochs): nothing to do")
+            return
+        accs = [f["test_acc"] for f in record.extra.get("folds") or [] if f.get("test_acc") is not None]
         if len(accs) > 1:
             import numpy as np
 
             err.print(f"mean test accuracy over {len(accs)} folds: {np.mean(accs):.4f} ± {np.std(accs):.4f}")
-        err.print(f"wrote {output}")
+        err.print(f"wrote {self.output}")
 
 
 class _TensorBoard:

@@ -16,15 +16,36 @@ through what :class:`FercliModel` declares, so none of them probes a model with
 - ``sequence_halves``: True for models that run as a per-frame CNN plus a
   per-window recurrent part (4.2.7, Fig 4.3); they also implement
   :class:`SequenceHalves`'s methods.
+
+What a class's config means is the class's too: its ``__init__`` keywords are the
+config keys, annotated with what each accepts (:mod:`fercli.models.checks`);
+:meth:`~FercliModel.config_from_data` and :meth:`~FercliModel.config_from_sources`
+fill in the keys a training run derives (channels and frame size from the data, a
+cnn-gru's backbone from ``--init-from``, a fusion's streams);
+:meth:`~FercliModel.nested_configs` names the configs of other architectures it holds.
 """
 
 from __future__ import annotations
 
 import abc
-from typing import Any
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Optional
 
 import torch
 from torch import nn
+
+from fercli.errors import FercliError
+
+
+@dataclass(frozen=True)
+class DataLayout:
+    """What a training run's data looks like, for the config keys a model derives from it."""
+
+    channels: int  # of a frame: 1 gray, 3 colour
+    frame_size: int  # frame side (height) the samples get (--size, else the data's)
+    clip_length: Optional[int] = None  # --frames, else the length every clip has (None: clips differ)
+    planes: dict[str, tuple[int, int]] = field(default_factory=dict)  # LBP-TOP plane -> (code maps per clip, map height)
 
 
 class FercliModel(nn.Module, metaclass=abc.ABCMeta):
@@ -39,6 +60,30 @@ class FercliModel(nn.Module, metaclass=abc.ABCMeta):
     def input_names(cls, config: dict[str, Any]) -> tuple[str, ...]:
         """The forward inputs of this class built with the (resolved) ``config``."""
         return tuple(cls.inputs)
+
+    @classmethod
+    def config_default(cls, key: str) -> Any:
+        """The default of config key ``key`` (its ``__init__`` keyword's)."""
+        return inspect.signature(cls.__init__).parameters[key].default
+
+    @classmethod
+    def config_from_data(cls, config: dict, data: DataLayout) -> dict:
+        """``config`` with the keys this class derives from the training data filled in
+        where not given (none here)."""
+        return config
+
+    @classmethod
+    def config_from_sources(cls, arch: str, config: dict, init: Optional[tuple[str, dict]], streams: list[tuple[str, dict]]) -> dict:
+        """``config`` with the keys this class (registered as ``arch``) derives from the
+        (arch, config) of the model that initialises it and of stream models, where not given."""
+        if streams:
+            raise FercliError(f"--streams is for the fusion architecture; '{arch}' takes no streams")
+        return config
+
+    @classmethod
+    def nested_configs(cls, arch: str, config: dict, defaults: dict) -> Iterator[tuple[str, Any]]:
+        """(architecture, config) of every model whose config ``config`` holds (checked with it)."""
+        return iter(())
 
     @abc.abstractmethod
     def features(self, *inputs: torch.Tensor) -> torch.Tensor:

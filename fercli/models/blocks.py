@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fercli.models.base import FercliModel
+from fercli.models.base import DataLayout, FercliModel
 
 
 def make_divisible(v: float, divisor: int = 8, min_value: Optional[int] = None) -> int:
@@ -66,6 +66,8 @@ _ACTS: dict[str, Callable[[], nn.Module]] = {
     "sigmoid": nn.Sigmoid,
     "none": nn.Identity,
 }
+#: Activation names a config may give (``act``).
+ACTIVATIONS = tuple(_ACTS)
 
 
 def make_act(name: str | None) -> nn.Module:
@@ -202,6 +204,14 @@ class FrameClassifier(FercliModel):
     """
 
     inputs = ("image",)
+
+    @classmethod
+    def config_from_data(cls, config: dict, data: DataLayout) -> dict:
+        """Channels (gray 1 / colour 3) and input size from the data unless given."""
+        out = dict(config)
+        out.setdefault("in_channels", data.channels)
+        out.setdefault("input_size", data.frame_size)
+        return out
 
     def classify(self, f: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.drop(f))

@@ -6,20 +6,25 @@ JSON type, and its weights could be of the wrong shape, incomplete, or not
 finite.  Building or loading such a record fails deep inside torch (exit 1,
 or memory exhausted); these checks say what is wrong in one sentence first.
 
-- :func:`check_config` -- every config value's type and range, per key; a
-  cnn-gru's backbone config and a multistream's stream configs recursively.
+- :class:`Rule` -- what one config key accepts.  Each architecture declares its
+  rules next to its ``__init__``, as ``Annotated`` keyword types
+  (``width: Width = 1.0``, ``depth: Annotated[int, Int(1, 1000)] = 59``); the
+  registry reads them with the defaults (:func:`fercli.models.registry.register`).
+  The aliases below are the rules several architectures share.
+- :func:`check_values` -- one config's values against its architecture's rules
+  (the registry walks a cnn-gru's backbone config and a multistream's stream
+  configs, :meth:`fercli.models.base.FercliModel.nested_configs`).
 - :func:`check_state` -- weight names and shapes against the built
   architecture (missing / unexpected / wrong shape) and finite values.
 
-:mod:`fercli.models.registry` calls them where a record is built (``build``,
-``from_record``, ``load_state``).
+A leaf module: it knows rules and values, no architecture.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Annotated, Any, Optional, Sequence
 
 import numpy as np
 
@@ -30,7 +35,7 @@ from fercli.errors import FercliError
 class Rule:
     """What one config key accepts: a JSON type and a range or a set of choices."""
 
-    kind: str  # 'int' | 'float' | 'bool' | 'str' | 'list' | 'dict' | 'ratio' (number or list of numbers)
+    kind: str  # 'int' | 'float' | 'bool' | 'str' | 'list' | 'ints' (list of whole numbers) | 'dict' | 'ratio' (number or list of numbers)
     min: Optional[float] = None
     max: Optional[float] = None
     above: Optional[float] = None  # strictly greater than
@@ -38,38 +43,35 @@ class Rule:
     choices: Optional[tuple] = None
 
 
-#: Config keys and what they accept, for every architecture that has the key.
-#: Upper bounds keep a config from asking for more memory than any machine has
-#: (the thesis's largest values are far below them).
-RULES: dict[str, Rule] = {
-    "width": Rule("float", above=0, max=8),
-    "width_mult": Rule("float", above=0, max=8),
-    "fc": Rule("int", min=0, max=16384),  # 0: no FC layer
-    "fc_layers": Rule("int", min=0, max=16),
-    "hidden": Rule("int", min=1, max=16384),
-    "dropout": Rule("float", min=0, below=1),
-    "in_channels": Rule("int", min=1, max=4),
-    "input_size": Rule("int", min=8, max=2048),
-    "frames": Rule("int", min=1, max=10000),
-    "maps": Rule("int", min=1, max=10000),
-    "batch_norm": Rule("bool"),
-    "freeze_streams": Rule("bool"),
-    "depth": Rule("int", min=1, max=1000),
-    "expansion": Rule("ratio", above=0, max=100),
-    "lbc_sparsity": Rule("float", above=0, max=1),
-    "lbc_seed": Rule("int", min=0, max=2**63 - 1),
-    "se_ratio": Rule("float", above=0, max=1),
-    "act": Rule("str", choices=("relu", "relu6", "hswish", "swish", "hsigmoid", "sigmoid", "none")),
-    "channels": Rule("list", min=1, max=16384),
-    "last_point": Rule("int", min=0, max=16384),
-    "plane": Rule("str", choices=("xt", "yt", "xy")),
-    "rnn": Rule("str", choices=("gru", "lstm", "max")),
-    "pool": Rule("str", choices=("gru", "max")),
-    "input": Rule("str", choices=("features", "probs")),
-    "backbone": Rule("str"),
-    "backbone_config": Rule("dict"),
-    "streams": Rule("list"),
-}
+def Int(min: Optional[float] = None, max: Optional[float] = None) -> Rule:
+    """A whole number in [min, max]."""
+    return Rule("int", min=min, max=max)
+
+
+def Num(min: Optional[float] = None, max: Optional[float] = None, above: Optional[float] = None, below: Optional[float] = None) -> Rule:
+    """A number in the range (``above``/``below`` strict)."""
+    return Rule("float", min=min, max=max, above=above, below=below)
+
+
+def OneOf(*choices: str) -> Rule:
+    """One of these strings."""
+    return Rule("str", choices=tuple(choices))
+
+
+# Rules several architectures share.  Upper bounds keep a config from asking for
+# more memory than any machine has (the thesis's largest values are far below them).
+InChannels = Annotated[int, Int(1, 4)]
+InputSize = Annotated[int, Int(8, 2048)]
+Width = Annotated[float, Num(above=0, max=8)]  # a multiplier of every layer's width
+Units = Annotated[int, Int(0, 16384)]  # FC units (0: no FC layer)
+Hidden = Annotated[int, Int(1, 16384)]
+FCLayers = Annotated[int, Int(0, 16)]
+Dropout = Annotated[float, Num(min=0, below=1)]
+Switch = Annotated[bool, Rule("bool")]
+Text = Annotated[str, Rule("str")]
+JSONObject = Annotated[Optional[dict], Rule("dict")]
+JSONList = Annotated[Sequence, Rule("list")]
+
 #: Nesting of backbone / stream configs deeper than this is not a model fercli builds.
 MAX_NESTING = 4
 _JSON = {int: "int", float: "float", bool: "bool", str: "str", list: "list", dict: "dict"}
@@ -97,7 +99,7 @@ def _number(arch: str, key: str, value: Any, rule: Rule, integer: bool) -> None:
         raise FercliError(f"model '{arch}': {key} must be less than {rule.below:g} (got {shown})")
 
 
-def _check_value(arch: str, key: str, value: Any, rule: Rule, depth: int) -> None:
+def _check_value(arch: str, key: str, value: Any, rule: Rule) -> None:
     if rule.kind in ("int", "float"):
         _number(arch, key, value, rule, rule.kind == "int")
     elif rule.kind == "ratio":  # one expansion ratio, or one per prunable block
@@ -114,52 +116,33 @@ def _check_value(arch: str, key: str, value: Any, rule: Rule, depth: int) -> Non
     elif rule.kind == "dict":
         if not isinstance(value, dict) and value is not None:  # None: "the default" (a backbone's own config)
             raise FercliError(f"model '{arch}': {key} must be a JSON object, not {_kind_of(value)}")
-    elif rule.kind == "list":
+    elif rule.kind in ("list", "ints"):
         if not isinstance(value, list) or len(value) > 1000:
             raise FercliError(f"model '{arch}': {key} must be a JSON list (of at most 1000 entries)")
-        if key == "channels":
+        if rule.kind == "ints":
             for item in value:
                 _number(arch, key, item, rule, True)
+    else:
+        raise ValueError(f"unknown rule kind {rule.kind!r}")
 
 
-def check_config(arch: str, config: Optional[dict], defaults: Optional[dict] = None, _depth: int = 0) -> None:
-    """Refuse a config value of the wrong type or out of range, naming the key.
-
-    ``config`` is checked as given (unknown keys are the registry's to refuse);
-    keys without a rule in :data:`RULES` must have the JSON type of their
-    default.  A cnn-gru's ``backbone_config`` and a multistream's stream configs
-    are checked against their own architectures.
-    """
-    from fercli.models import registry
-
+def check_object(arch: str, config: Any, depth: int) -> None:
+    """Refuse a config that is not a JSON object, or nests models deeper than :data:`MAX_NESTING`."""
     if not isinstance(config, dict):
         raise FercliError(f"model '{arch}' config must be a JSON object, not {_kind_of(config)}")
-    if _depth > MAX_NESTING:
+    if depth > MAX_NESTING:
         raise FercliError(f"model '{arch}' config nests backbones or streams more than {MAX_NESTING} deep")
-    if defaults is None:
-        defaults = registry.get_spec(arch).defaults
+
+
+def check_values(arch: str, config: dict, rules: dict[str, Rule]) -> None:
+    """Refuse a value of ``config`` of the wrong type or out of its key's range, naming the key.
+
+    ``config`` is checked as given: unknown keys are the registry's to refuse.
+    """
     for key, value in config.items():
-        rule = RULES.get(key)
+        rule = rules.get(key)
         if rule is not None:
-            _check_value(arch, key, value, rule, _depth)
-        elif key in defaults and defaults[key] is not None and not _same_json_type(value, defaults[key]):
-            raise FercliError(f"model '{arch}': {key} must be a {_kind_of(defaults[key])}, not {_kind_of(value)} {value!r}")
-    if "backbone" in config or "backbone_config" in config:
-        backbone = config.get("backbone", defaults.get("backbone"))
-        if isinstance(backbone, str):
-            check_config(backbone, config.get("backbone_config") or {}, None, _depth + 1)
-    for i, stream in enumerate(config.get("streams") or []):
-        if not isinstance(stream, dict) or not isinstance(stream.get("arch"), str) or not isinstance(stream.get("config", {}), dict):
-            raise FercliError(f"model '{arch}' stream {i + 1} must be {{\"arch\": name, \"config\": {{...}}}}")
-        check_config(stream["arch"], stream.get("config", {}), None, _depth + 1)
-
-
-def _same_json_type(value: Any, default: Any) -> bool:
-    if isinstance(default, bool) or isinstance(value, bool):
-        return isinstance(value, bool) and isinstance(default, bool)
-    if isinstance(default, (int, float)):
-        return isinstance(value, (int, float)) and (isinstance(default, float) or float(value).is_integer())
-    return isinstance(value, type(default))
+            _check_value(arch, key, value, rule)
 
 
 def non_finite(state: dict[str, np.ndarray]) -> Optional[str]:
@@ -179,25 +162,13 @@ def check_finite(state: dict[str, np.ndarray], what: str = "the model") -> None:
                           "it comes from a diverged training run and cannot be used")
 
 
-def check_state(model_or_arch: Any, config: Optional[dict], state: dict[str, np.ndarray], finite: bool = True,
-                num_classes: Optional[int] = None, arch: Optional[str] = None) -> None:
-    """Weight names, shapes and values of ``state`` against the built architecture.
+def check_state(model: Any, state: dict[str, np.ndarray], finite: bool = True, arch: Optional[str] = None) -> None:
+    """Weight names, shapes and values of ``state`` against the built ``nn.Module`` ``model``.
 
-    ``model_or_arch`` is the built ``nn.Module`` (or an architecture name, then
-    built from ``config`` with ``num_classes``).  Refuses missing or unexpected
-    weights, a weight of another shape or a non-numeric one, and (``finite``)
-    nan or infinite values.
+    Refuses missing or unexpected weights, a weight of another shape or a
+    non-numeric one, and (``finite``) nan or infinite values.
     """
-    if isinstance(model_or_arch, str):
-        from fercli.models import registry
-
-        if num_classes is None:
-            raise ValueError("check_state(arch, ...) needs num_classes")
-        arch = model_or_arch
-        model, _ = registry.build(arch, num_classes, config)
-    else:
-        model = model_or_arch
-        arch = arch or type(model).__name__
+    arch = arch or type(model).__name__
     target = model.state_dict()
     missing = [k for k in target if k not in state]
     unexpected = [k for k in state if k not in target]

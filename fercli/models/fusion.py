@@ -26,12 +26,15 @@ classifier alone has 512 x 7 + 7 = 3,591 trainable (the rest frozen); with
 
 from __future__ import annotations
 
+from typing import Annotated, Iterator, Optional
+
 import numpy as np
 import torch
 from torch import nn
 
 from fercli.errors import FercliError
 from fercli.models.base import FercliModel
+from fercli.models.checks import Dropout, JSONList, OneOf, Switch
 from fercli.models.registry import build, get_spec, register
 
 INPUT_ORDER = ("clip", "image", "xy", "xt", "yt")
@@ -66,8 +69,8 @@ class MultiStream(FercliModel):
     """Concatenated stream features -> dropout -> linear classifier (3.2.5), or the
     streams' averaged class probabilities (``fusion: average``, 3.1 (4))."""
 
-    def __init__(self, num_classes: int, streams: list | tuple = DEFAULT_STREAMS, freeze_streams: bool = True, dropout: float = 0.0,
-                 fusion: str = "concat"):
+    def __init__(self, num_classes: int, streams: JSONList = DEFAULT_STREAMS, freeze_streams: Switch = True, dropout: Dropout = 0.0,
+                 fusion: Annotated[str, OneOf(*FUSIONS)] = "concat"):
         super().__init__()
         if fusion not in FUSIONS:
             raise FercliError(f"multistream fusion must be one of {', '.join(FUSIONS)}, not {fusion!r}")
@@ -115,6 +118,20 @@ class MultiStream(FercliModel):
     @classmethod
     def input_names(cls, config: dict) -> tuple[str, ...]:
         return fusion_inputs(config)
+
+    @classmethod
+    def config_from_sources(cls, arch: str, config: dict, init: Optional[tuple[str, dict]], streams: list[tuple[str, dict]]) -> dict:
+        """The trained stream models (``--streams``) are the streams, unless given."""
+        if not streams:
+            return config
+        return {"streams": [{"arch": a, "config": c} for a, c in streams]} | config
+
+    @classmethod
+    def nested_configs(cls, arch: str, config: dict, defaults: dict) -> Iterator[tuple[str, dict]]:
+        for i, stream in enumerate(config.get("streams") or []):
+            if not isinstance(stream, dict) or not isinstance(stream.get("arch"), str) or not isinstance(stream.get("config", {}), dict):
+                raise FercliError(f"model '{arch}' stream {i + 1} must be {{\"arch\": name, \"config\": {{...}}}}")
+            yield stream["arch"], stream.get("config", {})
 
     def dummy_inputs(self, batch: int = 1) -> tuple[torch.Tensor, ...]:
         by_name: dict[str, torch.Tensor] = {}

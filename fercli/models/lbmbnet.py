@@ -59,14 +59,16 @@ multiplication and residual adds, hence the consistent 1-2 % shortfall.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Annotated, Sequence
 
 import torch
 from torch import nn
 
 from fercli.errors import FercliError
-from fercli.models.blocks import ConvBNAct, FrameClassifier, InvertedResidual, learned_depthwise
+from fercli.models.blocks import ACTIVATIONS, ConvBNAct, FrameClassifier, InvertedResidual, learned_depthwise
+from fercli.models.checks import Dropout, InChannels, InputSize, Int, Num, OneOf, Rule
 from fercli.models.lbc import lbc_factory
+from fercli.models.recipe import TrainingRecipe
 from fercli.models.registry import register
 
 DEFAULT_CHANNELS = (32, 16, 64, 128, 256, 512)
@@ -104,9 +106,13 @@ def block_widths(depth: int, expansion, channels: Sequence[int] = DEFAULT_CHANNE
 class LBMBNet(FrameClassifier):
     """LB-MBNet-{depth}-r{expansion} (Table 5.1)."""
 
-    def __init__(self, num_classes: int, depth: int = 59, expansion=6, in_channels: int = 3, input_size: int = 32,
-                 lbc_sparsity: float = 0.5, lbc_seed: int = 0, se_ratio: float = 0.25, act: str = "swish",
-                 dropout: float = 0.0, channels: Sequence[int] = DEFAULT_CHANNELS, depthwise: str = "lbc"):
+    def __init__(self, num_classes: int, depth: Annotated[int, Int(1, 1000)] = 59,
+                 expansion: Annotated[float | list[float], Rule("ratio", above=0, max=100)] = 6,  # one ratio, or one per prunable block
+                 in_channels: InChannels = 3, input_size: InputSize = 32,
+                 lbc_sparsity: Annotated[float, Num(above=0, max=1)] = 0.5, lbc_seed: Annotated[int, Int(0, 2**63 - 1)] = 0,
+                 se_ratio: Annotated[float, Num(above=0, max=1)] = 0.25, act: Annotated[str, OneOf(*ACTIVATIONS)] = "swish",
+                 dropout: Dropout = 0.0, channels: Annotated[Sequence[int], Rule("ints", min=1, max=16384)] = DEFAULT_CHANNELS,
+                 depthwise: Annotated[str, OneOf(*DEPTHWISE)] = "lbc"):
         super().__init__()
         if depthwise not in DEPTHWISE:
             raise FercliError(f"LB-MBNet depthwise must be one of {', '.join(DEPTHWISE)}, not {depthwise!r}")
@@ -144,4 +150,9 @@ class LBMBNet(FrameClassifier):
         return self.top(x).mean((2, 3))
 
 
-register("lb-mbnet", LBMBNet, doc="LB-MBNet: depthwise-LBC inverted bottlenecks with SE (chapter 5, Table 5.1).")
+#: 5.3.1: SGD lr 0.1, x0.1 at 40/70/90 % of the epochs (= 80, 140, 180 of 200), batches of 128,
+#: 4-pixel shifts and flips, no rotation.
+LB_MBNET_RECIPE = TrainingRecipe(optimizer="sgd", lr=0.1, schedule="step@0.4,0.7,0.9", epochs=200, batch_size=128, rotation=0.0, shift=4,
+                                 source="5.3.1")
+
+register("lb-mbnet", LBMBNet, recipe=LB_MBNET_RECIPE, doc="LB-MBNet: depthwise-LBC inverted bottlenecks with SE (chapter 5, Table 5.1).")

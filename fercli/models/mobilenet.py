@@ -39,11 +39,14 @@ BatchNorm running statistics: on that count V3-Large is 3.12 M and V3 + GRU
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 from torch import nn
 
 from fercli.errors import FercliError
 from fercli.models.blocks import ConvBNAct, FrameClassifier, InvertedResidual, make_act, make_divisible
+from fercli.models.checks import Dropout, InChannels, InputSize, OneOf, Units, Width
 from fercli.models.registry import register
 
 # (kernel, expanded width, out width, SE, activation, stride)
@@ -79,8 +82,8 @@ VARIANTS = {
 class MobileNet(FrameClassifier):
     """Stem conv s2 -> inverted residual blocks -> 1x1 conv -> GAP -> [last point] -> FC 128 -> dropout -> FC K."""
 
-    def __init__(self, num_classes: int, variant: str = "v3-large", in_channels: int = 3, input_size: int = 96, width_mult: float = 1.0,
-                 fc: int = 128, dropout: float = 0.2, last_point: int = 0):
+    def __init__(self, num_classes: int, variant: Annotated[str, OneOf(*VARIANTS)] = "v3-large", in_channels: InChannels = 3,
+                 input_size: InputSize = 96, width_mult: Width = 1.0, fc: Units = 128, dropout: Dropout = 0.2, last_point: Units = 0):
         super().__init__()
         if variant not in VARIANTS:
             raise FercliError(f"MobileNet variant must be one of {', '.join(VARIANTS)}, not {variant!r}")

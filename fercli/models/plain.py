@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from fercli.models.blocks import FrameClassifier
+from fercli.models.checks import Dropout, InChannels, InputSize, Switch, Units, Width
 from fercli.models.registry import register
 
 PLAIN_WIDTHS = (64, 128, 256)
@@ -81,8 +82,8 @@ class PlainCNN(FrameClassifier):
     ``classify(f)`` applies its dropout and the classifier.
     """
 
-    def __init__(self, num_classes: int, in_channels: int = 1, input_size: int = 64, fc: int = 128, dropout: float = 0.7, batch_norm: bool = True,
-                 width: float = 1.0):
+    def __init__(self, num_classes: int, in_channels: InChannels = 1, input_size: InputSize = 64, fc: Units = 128, dropout: Dropout = 0.7,
+                 batch_norm: Switch = True, width: Width = 1.0):
         super().__init__()
         self.in_channels, self.input_size = in_channels, input_size
         self.trunk = PlainTrunk(in_channels, plain_widths(width), batch_norm)

@@ -1,4 +1,4 @@
-"""Model registry: ``name -> (model class, default config)``.
+"""Model registry: ``name -> (model class, default config, config rules, training recipe)``.
 
 Every network of every chapter is built by name from a JSON-able config, so a
 model artifact (arch name + config JSON + weights as HDF5 datasets) rebuilds
@@ -7,21 +7,33 @@ the exact module without pickle.
 A registered class implements :class:`fercli.models.base.FercliModel` (its
 ``inputs``, ``features``/``classify``, ``dummy_inputs``); its default config is
 read once from its ``__init__`` signature (every keyword after ``num_classes``),
-so a default is written in exactly one place.  ``fixed`` keywords are set by the
-registration itself (``mobilenet-v2`` is :class:`MobileNet` with
-``variant='v2'``) and are not config keys.
+so a default is written in exactly one place, and so is what each key accepts: its
+``Annotated`` :class:`~fercli.models.checks.Rule` in the same signature.  ``fixed``
+keywords are set by the registration itself (``mobilenet-v2`` is :class:`MobileNet`
+with ``variant='v2'``) and are not config keys.  ``recipe`` is how the thesis
+trained the architecture (:class:`~fercli.models.recipe.TrainingRecipe`; chapters
+3-4's when not given).
+
+:meth:`ModelSpec.config_for_training` completes a config from what a training run
+has (a model to start from, stream models, the data): each class derives its own
+keys (:meth:`~fercli.models.base.FercliModel.config_from_sources`,
+:meth:`~fercli.models.base.FercliModel.config_from_data`).
 """
 
 from __future__ import annotations
 
 import copy
 import inspect
+import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional, Sequence
 
 from torch import nn
 
 from fercli.errors import FercliError
+from fercli.models import checks
+from fercli.models.base import DataLayout, FercliModel
+from fercli.models.recipe import TrainingRecipe
 
 
 def _jsonable(value: Any) -> Any:
@@ -45,6 +57,18 @@ def signature_defaults(cls: type, exclude: set[str]) -> dict:
     return out
 
 
+def signature_rules(cls: type, keys: Sequence[str]) -> dict[str, checks.Rule]:
+    """The :class:`~fercli.models.checks.Rule` annotated on each config keyword of ``cls.__init__``."""
+    hints = typing.get_type_hints(cls.__init__, include_extras=True)
+    rules = {}
+    for key in keys:
+        rule = next((m for m in getattr(hints.get(key), "__metadata__", ()) if isinstance(m, checks.Rule)), None)
+        if rule is None:
+            raise TypeError(f"{cls.__name__}.__init__ argument {key!r} needs an Annotated checks.Rule to be a config key")
+        rules[key] = rule
+    return rules
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
@@ -52,6 +76,8 @@ class ModelSpec:
     defaults: dict = field(default_factory=dict)
     fixed: dict = field(default_factory=dict)
     doc: str = ""
+    rules: dict = field(default_factory=dict)
+    recipe: TrainingRecipe = field(default_factory=TrainingRecipe)
 
     @property
     def inputs(self) -> tuple[str, ...]:
@@ -75,20 +101,40 @@ class ModelSpec:
     def builder(self, num_classes: int, **config) -> nn.Module:
         return self.cls(num_classes, **self.fixed, **config)
 
+    def config_for_training(self, config: dict, data: DataLayout, init: Optional[tuple[str, dict]] = None,
+                            streams: Sequence[tuple[str, dict]] = ()) -> dict:
+        """``config`` (the keys the user gave) completed for a training run, resolved.
+
+        ``init`` is the (arch, config) of the model that initialises this one and
+        ``streams`` those of the fusion's stream models.  A model of this same
+        architecture passes on its shape options (depth, per-block expansion,
+        widths, LBC seeds: a rebuilt LB-MBNet, a model trained further) unless
+        given, so every weight fits without repeating them; then the class derives
+        its keys from the sources and the data.
+        """
+        cfg, init, streams = copy.deepcopy(config), copy.deepcopy(init), copy.deepcopy(list(streams))
+        if init is not None and init[0] == self.name:
+            for key, value in init[1].items():
+                if key not in cfg and key != "input_size" and key in self.defaults:
+                    cfg[key] = copy.deepcopy(value)
+        cfg = self.cls.config_from_sources(self.name, cfg, init, streams)
+        return self.resolve(self.cls.config_from_data(cfg, data))
+
 
 _REGISTRY: dict[str, ModelSpec] = {}
 
 
-def register(name: str, cls: type, fixed: dict | None = None, doc: str = "") -> None:
-    """Register ``cls`` (a :class:`~fercli.models.base.FercliModel`) as architecture ``name``."""
-    from fercli.models.base import FercliModel
-
+def register(name: str, cls: type, fixed: dict | None = None, doc: str = "", recipe: TrainingRecipe | None = None) -> None:
+    """Register ``cls`` (a :class:`~fercli.models.base.FercliModel`) as architecture ``name``,
+    trained by default with ``recipe`` (chapters 3-4's when None)."""
     if name in _REGISTRY:
         raise ValueError(f"model {name!r} registered twice")
     if not issubclass(cls, FercliModel):
         raise TypeError(f"{cls.__name__} does not implement FercliModel")
     fixed = dict(fixed or {})
-    _REGISTRY[name] = ModelSpec(name, cls, signature_defaults(cls, set(fixed)), fixed, doc or (cls.__doc__ or "").strip().split("\n")[0])
+    defaults = signature_defaults(cls, set(fixed))
+    _REGISTRY[name] = ModelSpec(name, cls, defaults, fixed, doc or (cls.__doc__ or "").strip().split("\n")[0],
+                                signature_rules(cls, list(defaults)), recipe or TrainingRecipe())
 
 
 def _load_all() -> None:
@@ -100,6 +146,11 @@ def available() -> list[str]:
     """Every registered architecture's name (``fercli train --help`` lists them)."""
     _load_all()
     return sorted(_REGISTRY)
+
+
+def recipes() -> dict[str, TrainingRecipe]:
+    """Every architecture's training recipe (``fercli train --help`` prints their defaults)."""
+    return {name: get_spec(name).recipe for name in available()}
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -127,13 +178,22 @@ def inputs_for(name: str, config: dict | None = None) -> tuple[str, ...]:
     return get_spec(name).input_names(config)
 
 
+def check_config(name: str, config: Any, depth: int = 0) -> None:
+    """Refuse a config value of the wrong type or out of range, naming the key; the
+    configs nested in it (a cnn-gru's backbone, a multistream's streams) against
+    their own architectures' rules."""
+    checks.check_object(name, config, depth)
+    spec = get_spec(name)
+    checks.check_values(name, config, spec.rules)
+    for arch, nested in spec.cls.nested_configs(name, config, spec.defaults):
+        check_config(arch, nested, depth + 1)
+
+
 def build(name: str, num_classes: int, config: dict | None = None) -> tuple[nn.Module, dict]:
     """Build a model by name; returns (module, resolved config)."""
-    from fercli.models.checks import check_config
-
     spec = get_spec(name)
     resolved = spec.resolve(config)
-    check_config(name, resolved, spec.defaults)  # types and ranges before anything is allocated
+    check_config(name, resolved)  # types and ranges before anything is allocated
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or not 1 <= num_classes <= 100_000:
         raise FercliError(f"model '{name}' needs between 1 and 100000 classes, not {num_classes}")
     return spec.builder(num_classes=num_classes, **resolved), resolved
@@ -158,9 +218,7 @@ def load_state(model: nn.Module, state: dict, arch: str = "", finite: bool = Tru
     import numpy as np
     import torch
 
-    from fercli.models.checks import check_state
-
-    check_state(model, None, state, finite=finite, arch=arch or type(model).__name__)
+    checks.check_state(model, state, finite=finite, arch=arch or type(model).__name__)
     model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}, strict=True)
     return model
 

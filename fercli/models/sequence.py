@@ -42,16 +42,21 @@ Parameter counts (K = 7, gray 64x64, BN on; T = 10 frames / M = 8 maps of 62x62)
 
 from __future__ import annotations
 
+from typing import Annotated, Iterator, Optional
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from fercli.errors import FercliError
-from fercli.models.base import FercliModel, SequenceHalves
+from fercli.models.base import DataLayout, FercliModel, SequenceHalves
+from fercli.models.checks import FCLayers, Dropout, Hidden, InputSize, Int, JSONObject, OneOf, Switch, Text, Units, Width
 from fercli.models.plain import PlainTrunk, plain_widths
-from fercli.models.registry import build, register
+from fercli.models.registry import build, get_spec, register
 
 RNNS = ("gru", "lstm", "max")
+#: Time steps (frames of a clip, LBP-TOP code maps per clip): far beyond any data set's.
+Steps = Annotated[int, Int(1, 10000)]
 
 
 class TemporalHead(nn.Module):
@@ -101,8 +106,9 @@ class CNNGRU(SequenceHalves):
     inputs = ("clip",)
     legacy_config = {"fc_layers": 1}  # before 3.2.3's second FC 128 was added
 
-    def __init__(self, num_classes: int, backbone: str = "plain-cnn", backbone_config: dict | None = None, input: str = "features",
-                 rnn: str = "gru", hidden: int = 128, fc: int = 128, fc_layers: int = 2, dropout: float = 0.7, frames: int = 10):
+    def __init__(self, num_classes: int, backbone: Text = "plain-cnn", backbone_config: JSONObject = None,
+                 input: Annotated[str, OneOf("features", "probs")] = "features", rnn: Annotated[str, OneOf(*RNNS)] = "gru", hidden: Hidden = 128,
+                 fc: Units = 128, fc_layers: FCLayers = 2, dropout: Dropout = 0.7, frames: Steps = 10):
         super().__init__()
         if input not in ("features", "probs"):
             raise FercliError(f"input must be 'features' or 'probs', not {input!r}")
@@ -116,6 +122,33 @@ class CNNGRU(SequenceHalves):
         self.temporal = TemporalHead(in_dim, rnn, hidden, False, fc, fc_layers, dropout)
         self.classifier = nn.Linear(self.temporal.out_dim, num_classes)
         self.feature_dim = self.temporal.out_dim
+
+    # -- the config a training run derives ------------------------------------------
+    @classmethod
+    def config_from_sources(cls, arch: str, config: dict, init: Optional[tuple[str, dict]], streams: list[tuple[str, dict]]) -> dict:
+        """Chapter 4: a frame CNN given to ``--init-from`` becomes the frame backbone (its arch and config)."""
+        config = super().config_from_sources(arch, config, init, streams)
+        if init is not None and "backbone" not in config and get_spec(init[0]).inputs == ("image",):
+            config = {**config, "backbone": init[0]}
+            config.setdefault("backbone_config", dict(init[1]))
+        return config
+
+    @classmethod
+    def config_from_data(cls, config: dict, data: DataLayout) -> dict:
+        """The backbone's keys from the data (as it derives them), and the clip length."""
+        out = dict(config)
+        backbone = get_spec(out.get("backbone", cls.config_default("backbone")))
+        out["backbone_config"] = backbone.cls.config_from_data(dict(out.get("backbone_config") or {}), data)
+        if data.clip_length:
+            out.setdefault("frames", data.clip_length)
+        return out
+
+    @classmethod
+    def nested_configs(cls, arch: str, config: dict, defaults: dict) -> Iterator[tuple[str, dict]]:
+        if "backbone" in config or "backbone_config" in config:
+            backbone = config.get("backbone", defaults.get("backbone"))
+            if isinstance(backbone, str):
+                yield backbone, config.get("backbone_config") or {}
 
     # -- the two halves, for the live system and export ----------------------------
     def frame_model(self) -> FercliModel:
@@ -164,13 +197,12 @@ register("cnn-gru", CNNGRU, doc="CNN-GRU: a frame backbone per frame, SF or PD s
 class LBPTOPGRU(FercliModel):
     """LBP-TOP stream (Fig 3.5): 3-block CNN per code map -> Bi-GRU (summed) -> FC 128 -> classifier."""
 
-    def __init__(self, num_classes: int, plane: str = "xt", rnn: str = "gru", hidden: int = 128, fc: int = 128, fc_layers: int = 1,
-                 dropout: float = 0.7, maps: int = 8, input_size: int = 62, batch_norm: bool = True, width: float = 1.0):
+    def __init__(self, num_classes: int, plane: Annotated[str, OneOf("xt", "yt", "xy")] = "xt", rnn: Annotated[str, OneOf("gru", "max")] = "gru",
+                 hidden: Hidden = 128, fc: Units = 128, fc_layers: FCLayers = 1, dropout: Dropout = 0.7, maps: Steps = 8,
+                 input_size: InputSize = 62, batch_norm: Switch = True, width: Width = 1.0):
         super().__init__()
         if plane not in ("xt", "yt", "xy"):
             raise FercliError(f"plane must be xt, yt or xy, not {plane!r}")
-        if rnn == "lstm":
-            raise FercliError("lbptop-gru takes rnn 'gru' or 'max', not 'lstm'")
         self.inputs = (plane,)
         self.maps, self.input_size = maps, input_size
         self.trunk = PlainTrunk(1, plain_widths(width), batch_norm)
@@ -181,6 +213,16 @@ class LBPTOPGRU(FercliModel):
     @classmethod
     def input_names(cls, config: dict) -> tuple[str, ...]:
         return (config["plane"],)
+
+    @classmethod
+    def config_from_data(cls, config: dict, data: DataLayout) -> dict:
+        """Code maps per clip and their size from the data's maps of this plane, unless given."""
+        out = dict(config)
+        layout = data.planes.get(out.get("plane", cls.config_default("plane")))
+        if layout is not None:
+            out.setdefault("maps", layout[0])
+            out.setdefault("input_size", layout[1])
+        return out
 
     def features(self, maps: torch.Tensor) -> torch.Tensor:
         b, m = maps.shape[:2]

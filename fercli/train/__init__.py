@@ -2,12 +2,14 @@
 augmentation (:mod:`.augment`), the loop with DDP and checkpoints
 (:mod:`.engine`), resident or streamed data (:mod:`.stream`), weight transfer
 (:mod:`.init`), and the experiment driver
-:func:`train` (:mod:`.run`).  Which clips train and how they become tensors is the
+:func:`train` (:mod:`.run`), which first fills every option left ``None`` from the
+architecture's training recipe (:func:`resolve_options`; the recipes ride on the
+registry entries, :mod:`fercli.models.recipe`).  Which clips train and how they become tensors is the
 experiment protocol's (:mod:`fercli.protocol`)."""
 
 from fercli.protocol.modelfile import ModelFile, load_model_file  # re-exported: the library API before the protocol layer
 from fercli.train.augment import AugmentConfig
 from fercli.train.engine import Diverged, FitOptions, Stopped
-from fercli.train.run import RECIPES, Callbacks, RunOptions, recipe_for, train
+from fercli.train.run import Callbacks, RunOptions, resolve_options, train
 
-__all__ = ["AugmentConfig", "Callbacks", "Diverged", "FitOptions", "ModelFile", "RECIPES", "RunOptions", "Stopped", "load_model_file", "recipe_for", "train"]
+__all__ = ["AugmentConfig", "Callbacks", "Diverged", "FitOptions", "ModelFile", "RunOptions", "Stopped", "load_model_file", "resolve_options", "train"]

@@ -27,20 +27,32 @@ exactly what a single process would.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
+from fercli.models.recipe import TrainingRecipe
+
 
 @dataclass
 class AugmentConfig:
-    rotation: float = 10.0  # degrees, uniform in [-rotation, rotation]
-    flip: bool = True  # horizontal flip with probability 1/2
-    shift: int = 0  # whole pixels, uniform in [-shift, shift] on each axis
+    """What augments training batches; ``None`` = the architecture's recipe
+    (:meth:`with_recipe`, done by :func:`fercli.train.resolve_options`)."""
+
+    rotation: Optional[float] = None  # degrees, uniform in [-rotation, rotation]
+    flip: Optional[bool] = None  # horizontal flip with probability 1/2
+    shift: Optional[int] = None  # whole pixels, uniform in [-shift, shift] on each axis
+
+    def with_recipe(self, recipe: TrainingRecipe) -> "AugmentConfig":
+        """Every field left ``None`` taken from ``recipe``."""
+        return replace(self, **{k: getattr(recipe, k) for k in ("rotation", "flip", "shift") if getattr(self, k) is None})
 
     @property
     def active(self) -> bool:
+        if None in (self.rotation, self.flip, self.shift):
+            raise ValueError("AugmentConfig has fields left to the recipe: resolve it first (AugmentConfig.with_recipe)")
         return self.rotation > 0 or self.flip or self.shift > 0
 
 

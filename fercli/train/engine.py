@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Iterator, NamedTuple, Optional
 
 import numpy as np
@@ -47,6 +47,7 @@ from torch import nn
 
 from fercli.device import resolve_device as _resolve_device
 from fercli.errors import FercliError
+from fercli.models.recipe import TrainingRecipe
 from fercli.protocol.samples import PLANE_INPUTS, Samples, to_float
 from fercli.train import augment as aug
 
@@ -64,18 +65,36 @@ BLOCKS_PER_WINDOW = 64
 
 @dataclass
 class FitOptions:
-    epochs: int = 30
-    batch_size: int = 32
-    lr: float = 1e-3
-    optimizer: str = "adam"  # sgd | adam
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    schedule: str = "constant"  # constant | cosine | step:E1,E2,...[@gamma]
+    """How one model is fitted.  Fields left ``None`` (and the augmentation's) come from
+    the architecture's training recipe (:meth:`with_recipe`; :func:`fercli.train.resolve_options`
+    does it for every run), so ``fercli train`` and a library caller get the same defaults."""
+
+    epochs: Optional[int] = None
+    batch_size: Optional[int] = None  # the GLOBAL batch under torchrun
+    lr: Optional[float] = None
+    optimizer: Optional[str] = None  # sgd | adam
+    momentum: Optional[float] = None
+    weight_decay: Optional[float] = None
+    schedule: Optional[str] = None  # constant | cosine | step:E1,E2,...[@gamma]
     seed: int = 0
     augment: aug.AugmentConfig = field(default_factory=aug.AugmentConfig)
     eval_batch_size: int = 256
     compile: bool = False  # torch.compile the training forward/backward (--compile)
     shuffle_window: int = SHUFFLE_WINDOW  # samples shuffled together (0: the whole set; see sample_order)
+
+    def with_recipe(self, recipe: TrainingRecipe) -> "FitOptions":
+        """Every field left ``None`` (or an empty optimizer/schedule) taken from ``recipe``; a
+        relative schedule (5.3.1's 40/70/90 % of the epochs) made absolute for these epochs."""
+        epochs = recipe.epochs if self.epochs is None else self.epochs
+        given = {k: getattr(self, k) for k in ("batch_size", "lr", "momentum", "weight_decay")}
+        return replace(self, epochs=epochs, **{k: getattr(recipe, k) if v is None else v for k, v in given.items()},
+                       optimizer=(self.optimizer or recipe.optimizer).lower(), schedule=self.schedule or recipe.schedule_for(epochs),
+                       augment=self.augment.with_recipe(recipe))
+
+    @property
+    def resolved(self) -> bool:
+        return None not in (self.epochs, self.batch_size, self.lr, self.optimizer, self.momentum, self.weight_decay, self.schedule,
+                            self.augment.rotation, self.augment.flip, self.augment.shift)
 
 
 def parse_schedule(text: str) -> tuple[str, list[int], float]:
@@ -308,6 +327,8 @@ class Engine:
 
     def __init__(self, model: nn.Module, input_names: tuple[str, ...], opts: FitOptions, device: torch.device,
                  dist: Dist, fold_id: int = 0):
+        if not opts.resolved:
+            raise ValueError("FitOptions has fields left to the recipe: resolve them first (FitOptions.with_recipe)")
         self.opts = opts
         self.device = device
         self.dist = dist

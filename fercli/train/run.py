@@ -15,10 +15,9 @@ atomic writer with lineage), called after every epoch on rank 0.
 
 from __future__ import annotations
 
-import copy
 import json
 import platform
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -27,33 +26,16 @@ import torch
 from fercli.artifacts import Clips, ModelRecord
 from fercli.errors import FercliError, Interrupted, clear_interrupted
 from fercli.models import registry
+from fercli.models.base import DataLayout
 from fercli.protocol import partition as P
 from fercli.protocol.join import class_key
 from fercli.models.checks import check_finite
 from fercli.protocol.modelfile import ModelFile, check_transfer, fold_state
-from fercli.protocol.samples import PLANE_INPUTS, SampleReader, SampleSpec, check_layout, choose_classes, clip_labels, sample_labels
+from fercli.protocol.samples import SampleReader, SampleSpec, check_layout, choose_classes, clip_labels, sample_labels
 from fercli.train.engine import (Engine, FitOptions, Stopped, dist_from_env, epoch_seed, init_distributed, load_optimizer,
                                  optimizer_arrays, parse_schedule, resolve_device)
 from fercli.train.init import InitReport, find_stream_prefix, freeze, load_matching
 from fercli.train.stream import Placement, place_data
-
-# Per-architecture defaults for options the user did not give.  Chapter 5 (5.3.1):
-# SGD lr 0.1, x0.1 at 40/70/90 % of the epochs (= 80, 140, 180 of 200), 4-px
-# shifts + flips, no rotation.  Chapters 3-4: Adam 1e-3, +-10 deg rotation + flips
-# (3.2.2; the thesis does not name its optimiser there).
-RECIPES = {
-    "lb-mbnet": {"optimizer": "sgd", "lr": 0.1, "schedule": "step@0.4,0.7,0.9", "rotation": 0.0, "flip": True, "shift": 4, "epochs": 200, "batch_size": 128},
-    "*": {"optimizer": "adam", "lr": 1e-3, "schedule": "constant", "rotation": 10.0, "flip": True, "shift": 0, "epochs": 30, "batch_size": 32},
-}
-
-
-def recipe_for(arch: str, epochs: int) -> dict:
-    r = dict(RECIPES.get(arch, RECIPES["*"]))
-    if r["schedule"].startswith("step@"):
-        fractions = [float(x) for x in r["schedule"][5:].split(",")]
-        r["schedule"] = "step:" + ",".join(str(max(1, int(round(f * epochs)))) for f in fractions)
-    return r
-
 
 @dataclass
 class RunOptions:
@@ -98,54 +80,33 @@ class Callbacks:
 # --------------------------------------------------------------------------- config
 
 
+def resolve_options(opts: RunOptions) -> RunOptions:
+    """``opts`` with every training option left ``None`` taken from the architecture's
+    recipe (its registry entry, :class:`fercli.models.recipe.TrainingRecipe`).
+
+    :func:`train` does this itself; a caller that records the options first (the CLI's
+    lineage) calls it too.  Resolving twice changes nothing.
+    """
+    return replace(opts, fit=opts.fit.with_recipe(registry.get_spec(opts.arch).recipe))
+
+
+def data_layout(clips: Clips, opts: RunOptions) -> DataLayout:
+    """What the first data artifact looks like, as the samples will: channels, frame size
+    (``--size``), clip length (``--frames``, else the one every clip has), LBP-TOP maps."""
+    planes = {}
+    if clips.plane_offsets is not None and len(clips):
+        per_clip = int(clips.plane_offsets[1] - clips.plane_offsets[0])
+        planes = {name: (per_clip, int(maps.shape[1])) for name, maps in clips.planes.items()}
+    return DataLayout(channels=3 if clips.is_color else 1, frame_size=int(opts.size[1]) if opts.size else int(clips.frame_shape[0]),
+                      clip_length=opts.frames or (int(clips.lengths[0]) if clips.is_fixed_length() else None), planes=planes)
+
+
 def resolve_config(opts: RunOptions, clips: Clips, init: Optional[ModelFile], streams: Sequence[ModelFile]) -> dict:
-    """The model config: user keys, then keys derived from the data/sources when not given."""
-    spec = registry.get_spec(opts.arch)
-    cfg = copy.deepcopy(opts.config)
-    defaults = spec.defaults
-    channels = 3 if clips.is_color else 1
-    side = int(opts.size[1]) if opts.size else int(clips.frame_shape[0])
-    if init is not None and "backbone" in defaults and "backbone" not in cfg and init.record.arch != opts.arch:
-        if registry.get_spec(init.record.arch).inputs == ("image",):
-            # ch4: the CNN given to --init-from becomes the GRU's frame model.
-            cfg["backbone"] = init.record.arch
-            cfg.setdefault("backbone_config", copy.deepcopy(init.record.config))
-    if init is not None and init.record.arch == opts.arch:
-        # Same architecture (a rebuilt LB-MBNet, a model trained further): its shape
-        # options -- depth, per-block expansion, widths, LBC seeds -- carry over unless
-        # given, so every weight fits without repeating them on the command line.
-        for key, value in init.record.config.items():
-            if key not in cfg and key != "input_size" and key in defaults:
-                cfg[key] = copy.deepcopy(value)
-    if streams:
-        if "streams" not in defaults:
-            raise FercliError(f"--streams is for the fusion architecture; '{opts.arch}' takes no streams")
-        cfg.setdefault("streams", [{"arch": s.record.arch, "config": copy.deepcopy(s.record.config)} for s in streams])
-    if "in_channels" in defaults and "in_channels" not in cfg:
-        cfg["in_channels"] = channels
-    if "input_size" in defaults and "input_size" not in cfg and not set(spec.input_names(cfg)) & set(PLANE_INPUTS):
-        cfg["input_size"] = side
-    if "backbone_config" in defaults:
-        bspec = registry.get_spec(cfg.get("backbone", defaults.get("backbone")))
-        bc = dict(cfg.get("backbone_config") or {})
-        if "in_channels" in bspec.defaults and "in_channels" not in bc:
-            bc["in_channels"] = channels
-        if "input_size" in bspec.defaults and "input_size" not in bc:
-            bc["input_size"] = side
-        cfg["backbone_config"] = bc
-    if "frames" in defaults and "frames" not in cfg:
-        if opts.frames:
-            cfg["frames"] = opts.frames
-        elif clips.is_fixed_length():
-            cfg["frames"] = int(clips.lengths[0])
-    plane_names = [n for n in spec.input_names(cfg) if n in PLANE_INPUTS]
-    if plane_names and plane_names[0] in clips.planes and clips.plane_offsets is not None and len(clips):
-        maps = clips.planes[plane_names[0]]
-        if "maps" in defaults and "maps" not in cfg:
-            cfg["maps"] = int(clips.plane_offsets[1] - clips.plane_offsets[0])
-        if "input_size" in defaults and "input_size" not in cfg:
-            cfg["input_size"] = int(maps.shape[1])
-    return spec.resolve(cfg)
+    """The model config: the user's keys, then what the architecture derives from the
+    sources and the data (:meth:`fercli.models.registry.ModelSpec.config_for_training`)."""
+    return registry.get_spec(opts.arch).config_for_training(
+        opts.config, data_layout(clips, opts), (init.record.arch, init.record.config) if init is not None else None,
+        [(s.record.arch, s.record.config) for s in streams])
 
 
 # --------------------------------------------------------------------------- the experiment
@@ -376,6 +337,7 @@ def train(
     epoch when SIGTERM arrives (``Interrupted``).
     """
     cb = callbacks or Callbacks()
+    opts = resolve_options(opts)
     dist = dist_from_env()
     device = resolve_device(opts.device, dist)
     init_distributed(dist, device)
