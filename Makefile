@@ -79,6 +79,28 @@ SEED     ?= 0
 EVAL_FLAGS ?=
 TABLE     = $(BIN)/python examples/table.py
 
+# ----------------------------------------------------------------------------- where recipes run
+# LAUNCH=        (the default) every recipe runs here, as a process of make.
+# LAUNCH=slurm   every training and evaluation recipe is a SLURM job of its own: `srun` blocks
+#                until the job ends, so make's graph is the workflow (-j N: N jobs queued or
+#                running at once) and each job's output comes back to make's; Ctrl-C (or SIGTERM)
+#                to make cancels the running jobs.  Data preparation, joins and tables stay here.
+#                SLURM_ARGS="--gpus=1 -c 8 --mem=32G -p gpu -A proj -t 4:00:00": the site's
+#                options, given to every job (nothing site-specific is written here).
+#                Job names: fercli:<the target's path under OUT>.
+# Training writes its checkpoint (every epoch, atomically) to <target>.ckpt.h5 and renames it
+# to the target when it is done: a job that fails or is pre-empted leaves the checkpoint, and
+# the next make continues it (--resume); make never mistakes a checkpoint for a finished model.
+LAUNCH     ?=
+SLURM_ARGS ?=
+ifeq ($(LAUNCH),slurm)
+job         = srun --job-name=fercli:$(patsubst $(OUT)/%,%,$@) --ntasks=1 --input=none --quit-on-interrupt --kill-on-bad-exit=1 $(SLURM_ARGS)$(space)
+else ifneq ($(LAUNCH),)
+$(error LAUNCH=$(LAUNCH): leave it empty (run here) or give LAUNCH=slurm)
+endif
+ckpt         = $(@:.h5=.ckpt.h5)
+checkpointed = $(if $(wildcard $(ckpt)),--resume )-o $(ckpt) && mv -f $(ckpt) $@
+
 # ----------------------------------------------------------------------------- demo
 # Chapter 3's synthetic run on one held-out fold (Tables 3.1/3.2 rows), the four streams trained
 # side by side (-j2), no latency measurement: the table is the same on every run and machine
@@ -122,7 +144,20 @@ CH3_FIT   ?=
 CH3_DIR   := $(OUT)/ch3/$(CH3_SET)
 CH3_FOLDS := $(CH3_DIR)/folds-k$(FOLDS).h5
 CH3_RUN   := $(CH3_DIR)/k$(FOLDS)-$(call fold_tag,$(CH3_FOLD))-e$(CH3_EPOCHS)-lbp$(CH3_LBP_EPOCHS)-seq$(CH3_SEQ_EPOCHS)-fuse$(CH3_FUSE_EPOCHS)-$(call hash8,$(CH3_CNN)|$(CH3_GRU)|$(CH3_FIT)|$(THREADS)|$(SEED))
-CH3_COMMON = $(call fold_flag,$(CH3_FOLD)) $(CH3_FIT) $(RUNTIME) --seed $(SEED)
+# CH3_FOLD=all: every fold of every model is a target of its own, $(CH3_RUN)/fold<k>/<model>.h5
+# (`train --fold k`: fold k's CNN-GRU starts from fold k's static CNN, fold k's fusion from fold
+# k's streams), and `fercli merge` joins a model's folds into $(CH3_RUN)/<model>.h5 -- what
+# `--folds all` writes, bit for bit on CPU -- which the reports and tables read.
+# CH3_FOLD=k (the demo): the models of that one fold, trained in $(CH3_RUN) itself.
+ifeq ($(CH3_FOLD),all)
+CH3_FOLD_IDS := $(shell seq 0 $$(( $(FOLDS) - 1 )))
+CH3_M     := $(CH3_RUN)/fold%
+CH3_FOLDED = --fold $*
+else
+CH3_M     := $(CH3_RUN)
+CH3_FOLDED = --fold $(CH3_FOLD)
+endif
+CH3_COMMON = $(CH3_FOLDED) $(CH3_FIT) $(RUNTIME) --seed $(SEED)
 CH3_TRAIN  = --epochs $(CH3_EPOCHS) $(CH3_CNN) $(CH3_COMMON)
 CH3_LBP    = --epochs $(CH3_LBP_EPOCHS) $(CH3_CNN) $(CH3_COMMON)
 CH3_SEQ    = --epochs $(CH3_SEQ_EPOCHS) $(CH3_GRU) $(CH3_COMMON)
@@ -143,35 +178,40 @@ $(CH3_DIR)/planes.h5: $(CH3_DIR)/raw.h5
 $(CH3_FOLDS): $(CH3_DIR)/planes.h5
 	$(FERCLI) split $< --folds $(FOLDS) --by subject -o $@
 
-# streams (3.2.3, 3.2.4) and Table 3.5's max pooling in place of the GRU
-$(CH3_RUN)/static.h5: $(CH3_FOLDS)
+# streams (3.2.3, 3.2.4) and Table 3.5's max pooling in place of the GRU ($(@D): this fold's models)
+$(CH3_M)/static.h5: $(CH3_FOLDS)
 	mkdir -p $(@D)
-	$(FERCLI) train plain-cnn $< $(CH3_TRAIN) -o $@
-$(CH3_RUN)/gru-sf.h5: $(CH3_FOLDS) $(CH3_RUN)/static.h5
-	$(FERCLI) train cnn-gru $< --init-from $(CH3_RUN)/static.h5 --input features $(CH3_SEQ) -o $@
-$(CH3_RUN)/gru-pd.h5: $(CH3_FOLDS) $(CH3_RUN)/static.h5
-	$(FERCLI) train cnn-gru $< --init-from $(CH3_RUN)/static.h5 --input probs $(CH3_SEQ) -o $@
-$(CH3_RUN)/pool-sf.h5: $(CH3_FOLDS) $(CH3_RUN)/static.h5
-	$(FERCLI) train cnn-gru $< --init-from $(CH3_RUN)/static.h5 --input features --pool max $(CH3_SEQ) -o $@
-$(CH3_RUN)/xt.h5: $(CH3_FOLDS)
+	$(job)$(FERCLI) train plain-cnn $< $(CH3_TRAIN) $(checkpointed)
+$(CH3_M)/gru-sf.h5: $(CH3_FOLDS) $(CH3_M)/static.h5
+	$(job)$(FERCLI) train cnn-gru $< --init-from $(@D)/static.h5 --input features $(CH3_SEQ) $(checkpointed)
+$(CH3_M)/gru-pd.h5: $(CH3_FOLDS) $(CH3_M)/static.h5
+	$(job)$(FERCLI) train cnn-gru $< --init-from $(@D)/static.h5 --input probs $(CH3_SEQ) $(checkpointed)
+$(CH3_M)/pool-sf.h5: $(CH3_FOLDS) $(CH3_M)/static.h5
+	$(job)$(FERCLI) train cnn-gru $< --init-from $(@D)/static.h5 --input features --pool max $(CH3_SEQ) $(checkpointed)
+$(CH3_M)/xt.h5: $(CH3_FOLDS)
 	mkdir -p $(@D)
-	$(FERCLI) train lbptop-gru $< --plane xt $(CH3_LBP) -o $@
-$(CH3_RUN)/yt.h5: $(CH3_FOLDS)
+	$(job)$(FERCLI) train lbptop-gru $< --plane xt $(CH3_LBP) $(checkpointed)
+$(CH3_M)/yt.h5: $(CH3_FOLDS)
 	mkdir -p $(@D)
-	$(FERCLI) train lbptop-gru $< --plane yt $(CH3_LBP) -o $@
+	$(job)$(FERCLI) train lbptop-gru $< --plane yt $(CH3_LBP) $(checkpointed)
 # fusions (3.2.5) of the frozen streams, and 3.1 (4)'s averaged outputs (nothing trained)
-$(CH3_RUN)/fusion-rgb.h5: $(CH3_FOLDS) $(CH3_RUN)/gru-sf.h5 $(CH3_RUN)/gru-pd.h5
-	$(FERCLI) train multistream $< --streams $(CH3_RUN)/gru-sf.h5,$(CH3_RUN)/gru-pd.h5 $(CH3_FUSE) -o $@
-$(CH3_RUN)/fusion-lbp.h5: $(CH3_FOLDS) $(CH3_RUN)/xt.h5 $(CH3_RUN)/yt.h5
-	$(FERCLI) train multistream $< --streams $(CH3_RUN)/xt.h5,$(CH3_RUN)/yt.h5 $(CH3_FUSE) -o $@
-CH3_STREAMS = $(CH3_RUN)/gru-sf.h5,$(CH3_RUN)/gru-pd.h5,$(CH3_RUN)/xt.h5,$(CH3_RUN)/yt.h5
-$(CH3_RUN)/ms.h5: $(CH3_FOLDS) $(CH3_RUN)/gru-sf.h5 $(CH3_RUN)/gru-pd.h5 $(CH3_RUN)/xt.h5 $(CH3_RUN)/yt.h5
-	$(FERCLI) train multistream $< --streams $(CH3_STREAMS) $(CH3_FUSE) -o $@
-$(CH3_RUN)/ms-average.h5: $(CH3_FOLDS) $(CH3_RUN)/gru-sf.h5 $(CH3_RUN)/gru-pd.h5 $(CH3_RUN)/xt.h5 $(CH3_RUN)/yt.h5
-	$(FERCLI) train multistream $< --streams $(CH3_STREAMS) --config fusion=average $(CH3_COMMON) --epochs 0 -o $@
+$(CH3_M)/fusion-rgb.h5: $(CH3_FOLDS) $(CH3_M)/gru-sf.h5 $(CH3_M)/gru-pd.h5
+	$(job)$(FERCLI) train multistream $< --streams $(@D)/gru-sf.h5,$(@D)/gru-pd.h5 $(CH3_FUSE) $(checkpointed)
+$(CH3_M)/fusion-lbp.h5: $(CH3_FOLDS) $(CH3_M)/xt.h5 $(CH3_M)/yt.h5
+	$(job)$(FERCLI) train multistream $< --streams $(@D)/xt.h5,$(@D)/yt.h5 $(CH3_FUSE) $(checkpointed)
+CH3_STREAMS = $(@D)/gru-sf.h5,$(@D)/gru-pd.h5,$(@D)/xt.h5,$(@D)/yt.h5
+$(CH3_M)/ms.h5: $(CH3_FOLDS) $(CH3_M)/gru-sf.h5 $(CH3_M)/gru-pd.h5 $(CH3_M)/xt.h5 $(CH3_M)/yt.h5
+	$(job)$(FERCLI) train multistream $< --streams $(CH3_STREAMS) $(CH3_FUSE) $(checkpointed)
+$(CH3_M)/ms-average.h5: $(CH3_FOLDS) $(CH3_M)/gru-sf.h5 $(CH3_M)/gru-pd.h5 $(CH3_M)/xt.h5 $(CH3_M)/yt.h5
+	$(job)$(FERCLI) train multistream $< --streams $(CH3_STREAMS) --config fusion=average $(CH3_COMMON) --epochs 0 $(checkpointed)
+ifeq ($(CH3_FOLD),all)
+CH3_MODELS := static gru-sf gru-pd pool-sf xt yt fusion-rgb fusion-lbp ms ms-average
+$(foreach m,$(CH3_MODELS),$(CH3_RUN)/$(m).h5): $(CH3_RUN)/%.h5: $(foreach k,$(CH3_FOLD_IDS),$(CH3_RUN)/fold$(k)/%.h5)
+	$(FERCLI) merge $^ -o $@
+endif
 
 $(CH3_RUN)/report-%.h5: $(CH3_RUN)/%.h5 $(CH3_FOLDS)
-	$(FERCLI) evaluate $< $(CH3_FOLDS) $(EVAL_FLAGS) $(RUNTIME) -o $@ --figure $(CH3_RUN)/confusion-$*.png > /dev/null
+	$(job)$(FERCLI) evaluate $< $(CH3_FOLDS) $(EVAL_FLAGS) $(RUNTIME) -o $@ --figure $(CH3_RUN)/confusion-$*.png > /dev/null
 
 # Tables 3.1/3.2 (the captions are the thesis's letters; the row names come from the reports)
 CH3_MAIN := static (a)=gru-sf (b)=gru-pd (c)=xt (d)=yt fusion-rgb fusion-lbp ms ms-average

@@ -18,8 +18,8 @@ from conftest import ROOT
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
 
-# what a recipe line writes: -o FILE, --plot FILE, > FILE, tee FILE, export --onnx X --split (X-cnn/-gru)
-_WRITES = re.compile(r"(?:\s-o|--plot|\s>|\btee)\s+(?!-\s|/dev/null)(\S+)")
+# what a recipe line writes: -o FILE, --plot FILE, > FILE, tee FILE, mv CHECKPOINT FILE, export --onnx X --split (X-cnn/-gru)
+_WRITES = re.compile(r"(?:\s-o|--plot|\s>|\btee|\bmv -f \S+)\s+(?!-\s|/dev/null)(\S+)")
 _SPLIT_ONNX = re.compile(r"--onnx\s+(\S+)\.onnx\s+--split")
 
 
