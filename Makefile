@@ -313,34 +313,34 @@ $(CH4_FACES): | install
 endif
 $(call ch4_identity,%): $(CH4_FACES)
 	mkdir -p $(@D)
-	$(FERCLI) train $* $< --task identity --frame all --epochs $(CH4_ID_EPOCHS) $(CH4_CNN) $(CH4_FIT) -o $@
+	$(job)$(FERCLI) train $* $< --task identity --frame all --epochs $(CH4_ID_EPOCHS) $(CH4_CNN) $(CH4_FIT) $(checkpointed)
 
 # Table 4.1 on DATA: direct, identity pre-trained; Table 4.3: aligned + unaligned faces
 $(CH4_RUN)/%-direct.h5: $(CH4_DIR)/aligned.h5
 	mkdir -p $(@D)
-	$(FERCLI) train $* $< $(CH4_STATIC) $(CH4_FOLDED) -o $@
+	$(job)$(FERCLI) train $* $< $(CH4_STATIC) $(CH4_FOLDED) $(checkpointed)
 $(CH4_RUN)/%-pretrained.h5: $(CH4_DIR)/aligned.h5 $(call ch4_identity,%)
 	mkdir -p $(@D)
-	$(FERCLI) train $* $< --init-from $(call ch4_identity,$*) $(CH4_STATIC) $(CH4_FOLDED) -o $@
+	$(job)$(FERCLI) train $* $< --init-from $(call ch4_identity,$*) $(CH4_STATIC) $(CH4_FOLDED) $(checkpointed)
 $(CH4_RUN)/%-both.h5: $(CH4_DIR)/aligned.h5 $(CH4_DIR)/unaligned.h5 $(call ch4_identity,%)
 	mkdir -p $(@D)
-	$(FERCLI) train $* $(CH4_DIR)/aligned.h5 $(CH4_DIR)/unaligned.h5 --init-from $(call ch4_identity,$*) $(CH4_STATIC) $(CH4_FOLDED) -o $@
+	$(job)$(FERCLI) train $* $(CH4_DIR)/aligned.h5 $(CH4_DIR)/unaligned.h5 --init-from $(call ch4_identity,$*) $(CH4_STATIC) $(CH4_FOLDED) $(checkpointed)
 # Table 4.2: GRU / LSTM on the identity pre-trained CNN's probability sequences (4.2.4.3)
 $(CH4_RUN)/%-gru.h5: $(CH4_DIR)/seq-aligned.h5 $(CH4_RUN)/%-pretrained.h5
-	$(FERCLI) train cnn-gru $< --init-from $(CH4_RUN)/$*-pretrained.h5 $(CH4_RNN) $(CH4_FOLDED) -o $@
+	$(job)$(FERCLI) train cnn-gru $< --init-from $(CH4_RUN)/$*-pretrained.h5 $(CH4_RNN) $(CH4_FOLDED) $(checkpointed)
 $(CH4_RUN)/%-lstm.h5: $(CH4_DIR)/seq-aligned.h5 $(CH4_RUN)/%-pretrained.h5
-	$(FERCLI) train cnn-gru $< --init-from $(CH4_RUN)/$*-pretrained.h5 --rnn lstm $(CH4_RNN) $(CH4_FOLDED) -o $@
+	$(job)$(FERCLI) train cnn-gru $< --init-from $(CH4_RUN)/$*-pretrained.h5 --rnn lstm $(CH4_RNN) $(CH4_FOLDED) $(checkpointed)
 # Table 4.3 / Fig 4.2: trained on aligned + unaligned faces, tested on unaligned ones
 $(CH4_RUN)/%-gru-both.h5: $(CH4_DIR)/seq-aligned.h5 $(CH4_DIR)/seq-unaligned.h5 $(CH4_RUN)/%-both.h5
-	$(FERCLI) train cnn-gru $(CH4_DIR)/seq-aligned.h5 $(CH4_DIR)/seq-unaligned.h5 --init-from $(CH4_RUN)/$*-both.h5 $(CH4_RNN) $(CH4_FOLDED) -o $@
+	$(job)$(FERCLI) train cnn-gru $(CH4_DIR)/seq-aligned.h5 $(CH4_DIR)/seq-unaligned.h5 --init-from $(CH4_RUN)/$*-both.h5 $(CH4_RNN) $(CH4_FOLDED) $(checkpointed)
 
 # reports: report-MODEL-on-DATA.h5 (DATA: a clips artifact of this data set's folder)
 $(CH4_RUN)/report-%-on-aligned.h5: $(CH4_RUN)/%.h5 $(CH4_DIR)/aligned.h5
-	$(FERCLI) evaluate $< $(CH4_DIR)/aligned.h5 $(EVAL_FLAGS) $(RUNTIME) -o $@ --figure $(@:.h5=.png) > /dev/null
+	$(job)$(FERCLI) evaluate $< $(CH4_DIR)/aligned.h5 $(EVAL_FLAGS) $(RUNTIME) -o $@ --figure $(@:.h5=.png) > /dev/null
 $(CH4_RUN)/report-%-on-seq-aligned.h5: $(CH4_RUN)/%.h5 $(CH4_DIR)/seq-aligned.h5
-	$(FERCLI) evaluate $< $(CH4_DIR)/seq-aligned.h5 $(EVAL_FLAGS) $(RUNTIME) -o $@ --figure $(@:.h5=.png) > /dev/null
+	$(job)$(FERCLI) evaluate $< $(CH4_DIR)/seq-aligned.h5 $(EVAL_FLAGS) $(RUNTIME) -o $@ --figure $(@:.h5=.png) > /dev/null
 $(CH4_RUN)/report-%-on-seq-unaligned.h5: $(CH4_RUN)/%.h5 $(CH4_DIR)/seq-unaligned.h5
-	$(FERCLI) evaluate $< $(CH4_DIR)/seq-unaligned.h5 $(EVAL_FLAGS) $(RUNTIME) -o $@ --figure $(@:.h5=.png) > /dev/null
+	$(job)$(FERCLI) evaluate $< $(CH4_DIR)/seq-unaligned.h5 $(EVAL_FLAGS) $(RUNTIME) -o $@ --figure $(@:.h5=.png) > /dev/null
 
 # ONNX export (the CNN and GRU parts, 4.2.7) and the live system on a rendered video
 $(CH4_RUN)/live-cnn.onnx $(CH4_RUN)/live-gru.onnx &: $(CH4_RUN)/$(CH4_NET)-gru.h5
@@ -374,14 +374,14 @@ $$($(2)_DIR)/clips.h5: | install
 	$$(if $$(filter %.h5,$$($(2))),cp $$($(2)) $$@,$(3))
 $$($(2)_RUN)/%-direct.h5: $$($(2)_DIR)/clips.h5
 	mkdir -p $$(@D)
-	$$(FERCLI) train $$* $$< --size 96 --epochs $$(CH4_EPOCHS) $$(CH4_CNN) $$(CH4_OFFICIAL) -o $$@
+	$$(job)$$(FERCLI) train $$* $$< --size 96 --epochs $$(CH4_EPOCHS) $$(CH4_CNN) $$(CH4_OFFICIAL) $$(checkpointed)
 $$($(2)_RUN)/%-pretrained.h5: $$($(2)_DIR)/clips.h5 $$(call ch4_identity,%)
 	mkdir -p $$(@D)
-	$$(FERCLI) train $$* $$< --size 96 --init-from $$(call ch4_identity,$$*) --epochs $$(CH4_EPOCHS) $$(CH4_CNN) $$(CH4_OFFICIAL) -o $$@
+	$$(job)$$(FERCLI) train $$* $$< --size 96 --init-from $$(call ch4_identity,$$*) --epochs $$(CH4_EPOCHS) $$(CH4_CNN) $$(CH4_OFFICIAL) $$(checkpointed)
 $$($(2)_RUN)/report-%-on-$(1).h5: $$($(2)_RUN)/%.h5 $$($(2)_DIR)/clips.h5
-	$$(FERCLI) evaluate $$< $$($(2)_DIR)/clips.h5 $$(EVAL_FLAGS) $$(RUNTIME) -o $$@ --figure $$(@:.h5=.png) > /dev/null
+	$$(job)$$(FERCLI) evaluate $$< $$($(2)_DIR)/clips.h5 $$(EVAL_FLAGS) $$(RUNTIME) -o $$@ --figure $$(@:.h5=.png) > /dev/null
 $$(CH4_RUN)/report-%-on-$(1).h5: $$(CH4_RUN)/%.h5 $$($(2)_DIR)/clips.h5
-	$$(FERCLI) evaluate $$< $$($(2)_DIR)/clips.h5 $$(EVAL_FLAGS) $$(RUNTIME) -o $$@ > /dev/null
+	$$(job)$$(FERCLI) evaluate $$< $$($(2)_DIR)/clips.h5 $$(EVAL_FLAGS) $$(RUNTIME) -o $$@ > /dev/null
 endef
 $(if $(FER2013),$(eval $(call CH4_STATIC_DATA,fer2013,FER2013,$$(FERCLI) ingest fer2013 $$(FER2013) -o $$@)))
 $(if $(SFEW),$(eval $(call CH4_STATIC_DATA,sfew,SFEW,$$(FERCLI) ingest sfew $$(SFEW) --partition Train$$(,)Val -o - | $$(FERCLI) align - --size 96 -o $$@)))
@@ -401,17 +401,17 @@ $(AFEW_DIR)/unaligned.h5: $(AFEW_DIR)/raw.h5
 	$(FERCLI) align $< --size 96 --no-align -o - | $(FERCLI) resample -n 5 - -o $@
 $(AFEW_RUN)/%-gru.h5: $(AFEW_DIR)/aligned.h5 $(SFEW_RUN)/%-pretrained.h5
 	mkdir -p $(@D)
-	$(FERCLI) train cnn-gru $< --init-from $(SFEW_RUN)/$*-pretrained.h5 $(CH4_RNN) $(CH4_OFFICIAL) -o $@
+	$(job)$(FERCLI) train cnn-gru $< --init-from $(SFEW_RUN)/$*-pretrained.h5 $(CH4_RNN) $(CH4_OFFICIAL) $(checkpointed)
 $(AFEW_RUN)/%-lstm.h5: $(AFEW_DIR)/aligned.h5 $(SFEW_RUN)/%-pretrained.h5
 	mkdir -p $(@D)
-	$(FERCLI) train cnn-gru $< --init-from $(SFEW_RUN)/$*-pretrained.h5 --rnn lstm $(CH4_RNN) $(CH4_OFFICIAL) -o $@
+	$(job)$(FERCLI) train cnn-gru $< --init-from $(SFEW_RUN)/$*-pretrained.h5 --rnn lstm $(CH4_RNN) $(CH4_OFFICIAL) $(checkpointed)
 $(AFEW_RUN)/%-gru-both.h5: $(AFEW_DIR)/aligned.h5 $(AFEW_DIR)/unaligned.h5 $(SFEW_RUN)/%-pretrained.h5
 	mkdir -p $(@D)
-	$(FERCLI) train cnn-gru $(AFEW_DIR)/aligned.h5 $(AFEW_DIR)/unaligned.h5 --init-from $(SFEW_RUN)/$*-pretrained.h5 $(CH4_RNN) $(CH4_OFFICIAL) -o $@
+	$(job)$(FERCLI) train cnn-gru $(AFEW_DIR)/aligned.h5 $(AFEW_DIR)/unaligned.h5 --init-from $(SFEW_RUN)/$*-pretrained.h5 $(CH4_RNN) $(CH4_OFFICIAL) $(checkpointed)
 $(AFEW_RUN)/report-%-on-aligned.h5: $(AFEW_RUN)/%.h5 $(AFEW_DIR)/aligned.h5
-	$(FERCLI) evaluate $< $(AFEW_DIR)/aligned.h5 $(EVAL_FLAGS) $(RUNTIME) -o $@ > /dev/null
+	$(job)$(FERCLI) evaluate $< $(AFEW_DIR)/aligned.h5 $(EVAL_FLAGS) $(RUNTIME) -o $@ > /dev/null
 $(AFEW_RUN)/report-%-on-unaligned.h5: $(AFEW_RUN)/%.h5 $(AFEW_DIR)/unaligned.h5
-	$(FERCLI) evaluate $< $(AFEW_DIR)/unaligned.h5 $(EVAL_FLAGS) $(RUNTIME) -o $@ > /dev/null
+	$(job)$(FERCLI) evaluate $< $(AFEW_DIR)/unaligned.h5 $(EVAL_FLAGS) $(RUNTIME) -o $@ > /dev/null
 CH4_T42 += $(AFEW_RUN)/report-$(CH4_NET)-lstm-on-aligned.h5 $(AFEW_RUN)/report-$(CH4_NET)-gru-on-aligned.h5
 CH4_T43 += $(AFEW_RUN)/report-$(CH4_NET)-gru-on-aligned.h5 $(AFEW_RUN)/report-$(CH4_NET)-gru-on-unaligned.h5 \
            $(AFEW_RUN)/report-$(CH4_NET)-gru-both-on-unaligned.h5
@@ -422,7 +422,7 @@ ifneq ($(strip $(CH4_CROSS_DATA)),)
 CH4_CROSS  := cross-$(subst $(space),+,$(strip $(CH4_CROSS_TAG)))
 $(CH4_RUN)/%-$(CH4_CROSS).h5: $(CH4_DIR)/aligned.h5 $(CH4_CROSS_DATA) $(call ch4_identity,%)
 	mkdir -p $(@D)
-	$(FERCLI) train $* $(CH4_DIR)/aligned.h5 $(CH4_CROSS_DATA) --init-from $(call ch4_identity,$*) --size 96 $(CH4_STATIC) $(CH4_FOLDED) -o $@
+	$(job)$(FERCLI) train $* $(CH4_DIR)/aligned.h5 $(CH4_CROSS_DATA) --init-from $(call ch4_identity,$*) --size 96 $(CH4_STATIC) $(CH4_FOLDED) $(checkpointed)
 CH4_T41 += $(foreach n,$(CH4_NETS),$(CH4_RUN)/report-$(n)-$(CH4_CROSS)-on-aligned.h5 \
              $(if $(FER2013),$(CH4_RUN)/report-$(n)-$(CH4_CROSS)-on-fer2013.h5) $(if $(SFEW),$(CH4_RUN)/report-$(n)-$(CH4_CROSS)-on-sfew.h5))
 endif
@@ -479,20 +479,20 @@ endif
 # rR.h5: LB-MBNet-depth-rR from scratch; rR-learned-dw.h5: the same with learned depthwise convs
 $(CH5_RUN)/r$(CH5_SMALL).h5 $(CH5_RUN)/r$(CH5_LARGE).h5: $(CH5_RUN)/r%.h5: $(CH5_DATA)
 	mkdir -p $(@D)
-	$(FERCLI) train lb-mbnet $< --expansion $* $(call ch5_train,$(CH5_EPOCHS)) -o $@
+	$(job)$(FERCLI) train lb-mbnet $< --expansion $* $(call ch5_train,$(CH5_EPOCHS)) $(checkpointed)
 $(CH5_RUN)/r$(CH5_SMALL)-learned-dw.h5: $(CH5_DATA)
 	mkdir -p $(@D)
-	$(FERCLI) train lb-mbnet $< --expansion $(CH5_SMALL) --config depthwise=learned $(call ch5_train,$(CH5_EPOCHS)) -o $@
+	$(job)$(FERCLI) train lb-mbnet $< --expansion $(CH5_SMALL) --config depthwise=learned $(call ch5_train,$(CH5_EPOCHS)) $(checkpointed)
 # One pruning step: the model $(1).h5 pruned to r$(2), rebuilt, retrained for $(4) epochs as $(3).h5
 # (named by its history: r6-from-r80 one shot, r6-from-r80-r40-r20 segmented); the SE-weight
 # histograms of $(1) with the cut are se-$(1)-to-r$(2).png (Fig 5.4 (b) for the large model)
 define CH5_STEP
 $(CH5_RUN)/prune-$(3).h5 $(CH5_RUN)/se-$(1)-to-r$(2).png &: $(CH5_RUN)/$(1).h5 $(CH5_DATA)
-	$$(FERCLI) prune $(CH5_RUN)/$(1).h5 $(CH5_DATA) --expansion $(2) --plot $(CH5_RUN)/se-$(1)-to-r$(2).png $(CH5_PRUNE) -o $(CH5_RUN)/prune-$(3).h5
+	$$(job)$$(FERCLI) prune $(CH5_RUN)/$(1).h5 $(CH5_DATA) --expansion $(2) --plot $(CH5_RUN)/se-$(1)-to-r$(2).png $(CH5_PRUNE) -o $(CH5_RUN)/prune-$(3).h5
 $(CH5_RUN)/rebuilt-$(3).h5: $(CH5_RUN)/prune-$(3).h5
 	$$(FERCLI) rebuild $$< -o $$@
 $(CH5_RUN)/$(3).h5: $(CH5_DATA) $(CH5_RUN)/rebuilt-$(3).h5
-	$$(FERCLI) train lb-mbnet $$< --init-from $(CH5_RUN)/rebuilt-$(3).h5 --expansion $(2) $(call ch5_train,$(4)) -o $$@
+	$$(job)$$(FERCLI) train lb-mbnet $$< --init-from $(CH5_RUN)/rebuilt-$(3).h5 --expansion $(2) $(call ch5_train,$(4)) $$(checkpointed)
 endef
 # ratios of the segmented chain and the model after each step
 CH5_CHAIN   := $(CH5_LARGE) $(CH5_SEGMENTS) $(CH5_SMALL)
@@ -508,11 +508,11 @@ endif
 # Fig 5.4 (a) and (c): SE-weight histograms of the small model from scratch and of the rebuilt
 # one (a statistics pass that keeps every kernel: --expansion at the model's own ratio)
 $(CH5_RUN)/se-%.png: $(CH5_RUN)/%.h5 $(CH5_DATA)
-	$(FERCLI) prune $^ --expansion $(CH5_SMALL) --plot $@ $(CH5_PRUNE) -o $(CH5_RUN)/se-stats-$*.h5
+	$(job)$(FERCLI) prune $^ --expansion $(CH5_SMALL) --plot $@ $(CH5_PRUNE) -o $(CH5_RUN)/se-stats-$*.h5
 CH5_FIGS    := $(CH5_RUN)/se-r$(CH5_SMALL).png $(CH5_RUN)/se-r$(CH5_LARGE)-to-r$(CH5_SMALL).png $(CH5_RUN)/se-$(CH5_ONESHOT).png
 
 $(CH5_RUN)/report-%.h5: $(CH5_RUN)/%.h5 $(CH5_DATA)
-	$(FERCLI) evaluate $< $(CH5_DATA) $(EVAL_FLAGS) $(RUNTIME) -o $@ > /dev/null
+	$(job)$(FERCLI) evaluate $< $(CH5_DATA) $(EVAL_FLAGS) $(RUNTIME) -o $@ > /dev/null
 
 CH5_ROWS := r$(CH5_SMALL) r$(CH5_SMALL)-learned-dw r$(CH5_LARGE) $(CH5_ONESHOT) $(CH5_SEGMENTED)
 chapter5: $(foreach r,$(CH5_ROWS),$(CH5_RUN)/report-$(r).h5) $(CH5_FIGS)
