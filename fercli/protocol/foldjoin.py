@@ -81,6 +81,8 @@ def _check_same_run(first: ModelFile, other: ModelFile) -> None:
     if list(a.class_names) != list(b.class_names):
         raise FercliError(f"{what}: it was trained for classes {b.class_names}, not {a.class_names}")
     ra, rb = a.extra.get("run") or {}, b.extra.get("run") or {}
+    if [d.get("id") for d in ra.get("data", [])] != [d.get("id") for d in rb.get("data", [])]:
+        raise FercliError(f"{what}: it was trained on other data artifacts")
     oa, ob = _options(first), _options(other)
     diff = sorted(k for k in set(oa) | set(ob) if oa.get(k) != ob.get(k))
     for key in ("epochs", "seed"):
@@ -88,8 +90,6 @@ def _check_same_run(first: ModelFile, other: ModelFile) -> None:
             diff.append(key)
     if diff:
         raise FercliError(f"{what}: it was trained with other options ({', '.join(sorted(set(diff)))})")
-    if [d.get("id") for d in ra.get("data", [])] != [d.get("id") for d in rb.get("data", [])]:
-        raise FercliError(f"{what}: it was trained on other data artifacts")
     if bool(ra.get("init_from")) != bool(rb.get("init_from")) or len(ra.get("streams") or []) != len(rb.get("streams") or []):
         raise FercliError(f"{what}: it was initialised from other sources (--init-from, --streams)")
     pa, pb = first.partition, other.partition
