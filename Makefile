@@ -4,6 +4,7 @@
 #   make test            lint, then the whole test suite
 #   make lint            ruff (unused imports and variables, undefined names, syntax errors)
 #   make chapter3|4|5    reproduce a thesis chapter (DATA=... for a real dataset)
+#   make chapter3 LAUNCH=slurm SLURM_ARGS="-p gpu --gpus=1" -j 40    every fold of every model a SLURM job
 #   make bench           the speed benchmarks in bench/
 #   make gpu-check       one table of what the CUDA path does on this machine's GPU (5-8 min)
 #
@@ -83,8 +84,8 @@ TABLE     = $(BIN)/python examples/table.py
 # LAUNCH=        (the default) every recipe runs here, as a process of make.
 # LAUNCH=slurm   every training and evaluation recipe is a SLURM job of its own: `srun` blocks
 #                until the job ends, so make's graph is the workflow (-j N: N jobs queued or
-#                running at once) and each job's output comes back to make's; Ctrl-C (or SIGTERM)
-#                to make cancels the running jobs.  Data preparation, joins and tables stay here.
+#                running at once) and each job's output comes back to make's; Ctrl-C to make
+#                cancels the running jobs.  Data preparation, joins and tables stay here.
 #                SLURM_ARGS="--gpus=1 -c 8 --mem=32G -p gpu -A proj -t 4:00:00": the site's
 #                options, given to every job (nothing site-specific is written here).
 #                Job names: fercli:<the target's path under OUT>.
