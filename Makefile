@@ -4,6 +4,7 @@
 #   make test            lint, then the whole test suite
 #   make lint            ruff (unused imports and variables, undefined names, syntax errors)
 #   make chapter3|4|5    reproduce a thesis chapter (DATA=... for a real dataset)
+#   make chapter3 LAUNCH=slurm SLURM_ARGS="-p gpu --gpus=1" -j 40    every fold of every model a SLURM job
 #   make bench           the speed benchmarks in bench/
 #   make gpu-check       one table of what the CUDA path does on this machine's GPU (5-8 min)
 #
@@ -79,6 +80,28 @@ SEED     ?= 0
 EVAL_FLAGS ?=
 TABLE     = $(BIN)/python examples/table.py
 
+# ----------------------------------------------------------------------------- where recipes run
+# LAUNCH=        (the default) every recipe runs here, as a process of make.
+# LAUNCH=slurm   every training and evaluation recipe is a SLURM job of its own: `srun` blocks
+#                until the job ends, so make's graph is the workflow (-j N: N jobs queued or
+#                running at once) and each job's output comes back to make's; Ctrl-C to make
+#                cancels the running jobs.  Data preparation, joins and tables stay here.
+#                SLURM_ARGS="--gpus=1 -c 8 --mem=32G -p gpu -A proj -t 4:00:00": the site's
+#                options, given to every job (nothing site-specific is written here).
+#                Job names: fercli:<the target's path under OUT>.
+# Training writes its checkpoint (every epoch, atomically) to <target>.ckpt.h5 and renames it
+# to the target when it is done: a job that fails or is pre-empted leaves the checkpoint, and
+# the next make continues it (--resume); make never mistakes a checkpoint for a finished model.
+LAUNCH     ?=
+SLURM_ARGS ?=
+ifeq ($(LAUNCH),slurm)
+job         = srun --job-name=fercli:$(patsubst $(OUT)/%,%,$@) --ntasks=1 --input=none --quit-on-interrupt --kill-on-bad-exit=1 $(SLURM_ARGS)$(space)
+else ifneq ($(LAUNCH),)
+$(error LAUNCH=$(LAUNCH): leave it empty (run here) or give LAUNCH=slurm)
+endif
+ckpt         = $(@:.h5=.ckpt.h5)
+checkpointed = $(if $(wildcard $(ckpt)),--resume )-o $(ckpt) && mv -f $(ckpt) $@
+
 # ----------------------------------------------------------------------------- demo
 # Chapter 3's synthetic run on one held-out fold (Tables 3.1/3.2 rows), the four streams trained
 # side by side (-j2), no latency measurement: the table is the same on every run and machine
@@ -122,7 +145,20 @@ CH3_FIT   ?=
 CH3_DIR   := $(OUT)/ch3/$(CH3_SET)
 CH3_FOLDS := $(CH3_DIR)/folds-k$(FOLDS).h5
 CH3_RUN   := $(CH3_DIR)/k$(FOLDS)-$(call fold_tag,$(CH3_FOLD))-e$(CH3_EPOCHS)-lbp$(CH3_LBP_EPOCHS)-seq$(CH3_SEQ_EPOCHS)-fuse$(CH3_FUSE_EPOCHS)-$(call hash8,$(CH3_CNN)|$(CH3_GRU)|$(CH3_FIT)|$(THREADS)|$(SEED))
-CH3_COMMON = $(call fold_flag,$(CH3_FOLD)) $(CH3_FIT) $(RUNTIME) --seed $(SEED)
+# CH3_FOLD=all: every fold of every model is a target of its own, $(CH3_RUN)/fold<k>/<model>.h5
+# (`train --fold k`: fold k's CNN-GRU starts from fold k's static CNN, fold k's fusion from fold
+# k's streams), and `fercli merge` joins a model's folds into $(CH3_RUN)/<model>.h5 -- what
+# `--folds all` writes, bit for bit on CPU -- which the reports and tables read.
+# CH3_FOLD=k (the demo): the models of that one fold, trained in $(CH3_RUN) itself.
+ifeq ($(CH3_FOLD),all)
+CH3_FOLD_IDS := $(shell seq 0 $$(( $(FOLDS) - 1 )))
+CH3_M     := $(CH3_RUN)/fold%
+CH3_FOLDED = --fold $*
+else
+CH3_M     := $(CH3_RUN)
+CH3_FOLDED = --fold $(CH3_FOLD)
+endif
+CH3_COMMON = $(CH3_FOLDED) $(CH3_FIT) $(RUNTIME) --seed $(SEED)
 CH3_TRAIN  = --epochs $(CH3_EPOCHS) $(CH3_CNN) $(CH3_COMMON)
 CH3_LBP    = --epochs $(CH3_LBP_EPOCHS) $(CH3_CNN) $(CH3_COMMON)
 CH3_SEQ    = --epochs $(CH3_SEQ_EPOCHS) $(CH3_GRU) $(CH3_COMMON)
@@ -143,35 +179,40 @@ $(CH3_DIR)/planes.h5: $(CH3_DIR)/raw.h5
 $(CH3_FOLDS): $(CH3_DIR)/planes.h5
 	$(FERCLI) split $< --folds $(FOLDS) --by subject -o $@
 
-# streams (3.2.3, 3.2.4) and Table 3.5's max pooling in place of the GRU
-$(CH3_RUN)/static.h5: $(CH3_FOLDS)
+# streams (3.2.3, 3.2.4) and Table 3.5's max pooling in place of the GRU ($(@D): this fold's models)
+$(CH3_M)/static.h5: $(CH3_FOLDS)
 	mkdir -p $(@D)
-	$(FERCLI) train plain-cnn $< $(CH3_TRAIN) -o $@
-$(CH3_RUN)/gru-sf.h5: $(CH3_FOLDS) $(CH3_RUN)/static.h5
-	$(FERCLI) train cnn-gru $< --init-from $(CH3_RUN)/static.h5 --input features $(CH3_SEQ) -o $@
-$(CH3_RUN)/gru-pd.h5: $(CH3_FOLDS) $(CH3_RUN)/static.h5
-	$(FERCLI) train cnn-gru $< --init-from $(CH3_RUN)/static.h5 --input probs $(CH3_SEQ) -o $@
-$(CH3_RUN)/pool-sf.h5: $(CH3_FOLDS) $(CH3_RUN)/static.h5
-	$(FERCLI) train cnn-gru $< --init-from $(CH3_RUN)/static.h5 --input features --pool max $(CH3_SEQ) -o $@
-$(CH3_RUN)/xt.h5: $(CH3_FOLDS)
+	$(job)$(FERCLI) train plain-cnn $< $(CH3_TRAIN) $(checkpointed)
+$(CH3_M)/gru-sf.h5: $(CH3_FOLDS) $(CH3_M)/static.h5
+	$(job)$(FERCLI) train cnn-gru $< --init-from $(@D)/static.h5 --input features $(CH3_SEQ) $(checkpointed)
+$(CH3_M)/gru-pd.h5: $(CH3_FOLDS) $(CH3_M)/static.h5
+	$(job)$(FERCLI) train cnn-gru $< --init-from $(@D)/static.h5 --input probs $(CH3_SEQ) $(checkpointed)
+$(CH3_M)/pool-sf.h5: $(CH3_FOLDS) $(CH3_M)/static.h5
+	$(job)$(FERCLI) train cnn-gru $< --init-from $(@D)/static.h5 --input features --pool max $(CH3_SEQ) $(checkpointed)
+$(CH3_M)/xt.h5: $(CH3_FOLDS)
 	mkdir -p $(@D)
-	$(FERCLI) train lbptop-gru $< --plane xt $(CH3_LBP) -o $@
-$(CH3_RUN)/yt.h5: $(CH3_FOLDS)
+	$(job)$(FERCLI) train lbptop-gru $< --plane xt $(CH3_LBP) $(checkpointed)
+$(CH3_M)/yt.h5: $(CH3_FOLDS)
 	mkdir -p $(@D)
-	$(FERCLI) train lbptop-gru $< --plane yt $(CH3_LBP) -o $@
+	$(job)$(FERCLI) train lbptop-gru $< --plane yt $(CH3_LBP) $(checkpointed)
 # fusions (3.2.5) of the frozen streams, and 3.1 (4)'s averaged outputs (nothing trained)
-$(CH3_RUN)/fusion-rgb.h5: $(CH3_FOLDS) $(CH3_RUN)/gru-sf.h5 $(CH3_RUN)/gru-pd.h5
-	$(FERCLI) train multistream $< --streams $(CH3_RUN)/gru-sf.h5,$(CH3_RUN)/gru-pd.h5 $(CH3_FUSE) -o $@
-$(CH3_RUN)/fusion-lbp.h5: $(CH3_FOLDS) $(CH3_RUN)/xt.h5 $(CH3_RUN)/yt.h5
-	$(FERCLI) train multistream $< --streams $(CH3_RUN)/xt.h5,$(CH3_RUN)/yt.h5 $(CH3_FUSE) -o $@
-CH3_STREAMS = $(CH3_RUN)/gru-sf.h5,$(CH3_RUN)/gru-pd.h5,$(CH3_RUN)/xt.h5,$(CH3_RUN)/yt.h5
-$(CH3_RUN)/ms.h5: $(CH3_FOLDS) $(CH3_RUN)/gru-sf.h5 $(CH3_RUN)/gru-pd.h5 $(CH3_RUN)/xt.h5 $(CH3_RUN)/yt.h5
-	$(FERCLI) train multistream $< --streams $(CH3_STREAMS) $(CH3_FUSE) -o $@
-$(CH3_RUN)/ms-average.h5: $(CH3_FOLDS) $(CH3_RUN)/gru-sf.h5 $(CH3_RUN)/gru-pd.h5 $(CH3_RUN)/xt.h5 $(CH3_RUN)/yt.h5
-	$(FERCLI) train multistream $< --streams $(CH3_STREAMS) --config fusion=average $(CH3_COMMON) --epochs 0 -o $@
+$(CH3_M)/fusion-rgb.h5: $(CH3_FOLDS) $(CH3_M)/gru-sf.h5 $(CH3_M)/gru-pd.h5
+	$(job)$(FERCLI) train multistream $< --streams $(@D)/gru-sf.h5,$(@D)/gru-pd.h5 $(CH3_FUSE) $(checkpointed)
+$(CH3_M)/fusion-lbp.h5: $(CH3_FOLDS) $(CH3_M)/xt.h5 $(CH3_M)/yt.h5
+	$(job)$(FERCLI) train multistream $< --streams $(@D)/xt.h5,$(@D)/yt.h5 $(CH3_FUSE) $(checkpointed)
+CH3_STREAMS = $(@D)/gru-sf.h5,$(@D)/gru-pd.h5,$(@D)/xt.h5,$(@D)/yt.h5
+$(CH3_M)/ms.h5: $(CH3_FOLDS) $(CH3_M)/gru-sf.h5 $(CH3_M)/gru-pd.h5 $(CH3_M)/xt.h5 $(CH3_M)/yt.h5
+	$(job)$(FERCLI) train multistream $< --streams $(CH3_STREAMS) $(CH3_FUSE) $(checkpointed)
+$(CH3_M)/ms-average.h5: $(CH3_FOLDS) $(CH3_M)/gru-sf.h5 $(CH3_M)/gru-pd.h5 $(CH3_M)/xt.h5 $(CH3_M)/yt.h5
+	$(job)$(FERCLI) train multistream $< --streams $(CH3_STREAMS) --config fusion=average $(CH3_COMMON) --epochs 0 $(checkpointed)
+ifeq ($(CH3_FOLD),all)
+CH3_MODELS := static gru-sf gru-pd pool-sf xt yt fusion-rgb fusion-lbp ms ms-average
+$(foreach m,$(CH3_MODELS),$(CH3_RUN)/$(m).h5): $(CH3_RUN)/%.h5: $(foreach k,$(CH3_FOLD_IDS),$(CH3_RUN)/fold$(k)/%.h5)
+	$(FERCLI) merge $^ -o $@
+endif
 
 $(CH3_RUN)/report-%.h5: $(CH3_RUN)/%.h5 $(CH3_FOLDS)
-	$(FERCLI) evaluate $< $(CH3_FOLDS) $(EVAL_FLAGS) $(RUNTIME) -o $@ --figure $(CH3_RUN)/confusion-$*.png > /dev/null
+	$(job)$(FERCLI) evaluate $< $(CH3_FOLDS) $(EVAL_FLAGS) $(RUNTIME) -o $@ --figure $(CH3_RUN)/confusion-$*.png > /dev/null
 
 # Tables 3.1/3.2 (the captions are the thesis's letters; the row names come from the reports)
 CH3_MAIN := static (a)=gru-sf (b)=gru-pd (c)=xt (d)=yt fusion-rgb fusion-lbp ms ms-average
@@ -273,34 +314,34 @@ $(CH4_FACES): | install
 endif
 $(call ch4_identity,%): $(CH4_FACES)
 	mkdir -p $(@D)
-	$(FERCLI) train $* $< --task identity --frame all --epochs $(CH4_ID_EPOCHS) $(CH4_CNN) $(CH4_FIT) -o $@
+	$(job)$(FERCLI) train $* $< --task identity --frame all --epochs $(CH4_ID_EPOCHS) $(CH4_CNN) $(CH4_FIT) $(checkpointed)
 
 # Table 4.1 on DATA: direct, identity pre-trained; Table 4.3: aligned + unaligned faces
 $(CH4_RUN)/%-direct.h5: $(CH4_DIR)/aligned.h5
 	mkdir -p $(@D)
-	$(FERCLI) train $* $< $(CH4_STATIC) $(CH4_FOLDED) -o $@
+	$(job)$(FERCLI) train $* $< $(CH4_STATIC) $(CH4_FOLDED) $(checkpointed)
 $(CH4_RUN)/%-pretrained.h5: $(CH4_DIR)/aligned.h5 $(call ch4_identity,%)
 	mkdir -p $(@D)
-	$(FERCLI) train $* $< --init-from $(call ch4_identity,$*) $(CH4_STATIC) $(CH4_FOLDED) -o $@
+	$(job)$(FERCLI) train $* $< --init-from $(call ch4_identity,$*) $(CH4_STATIC) $(CH4_FOLDED) $(checkpointed)
 $(CH4_RUN)/%-both.h5: $(CH4_DIR)/aligned.h5 $(CH4_DIR)/unaligned.h5 $(call ch4_identity,%)
 	mkdir -p $(@D)
-	$(FERCLI) train $* $(CH4_DIR)/aligned.h5 $(CH4_DIR)/unaligned.h5 --init-from $(call ch4_identity,$*) $(CH4_STATIC) $(CH4_FOLDED) -o $@
+	$(job)$(FERCLI) train $* $(CH4_DIR)/aligned.h5 $(CH4_DIR)/unaligned.h5 --init-from $(call ch4_identity,$*) $(CH4_STATIC) $(CH4_FOLDED) $(checkpointed)
 # Table 4.2: GRU / LSTM on the identity pre-trained CNN's probability sequences (4.2.4.3)
 $(CH4_RUN)/%-gru.h5: $(CH4_DIR)/seq-aligned.h5 $(CH4_RUN)/%-pretrained.h5
-	$(FERCLI) train cnn-gru $< --init-from $(CH4_RUN)/$*-pretrained.h5 $(CH4_RNN) $(CH4_FOLDED) -o $@
+	$(job)$(FERCLI) train cnn-gru $< --init-from $(CH4_RUN)/$*-pretrained.h5 $(CH4_RNN) $(CH4_FOLDED) $(checkpointed)
 $(CH4_RUN)/%-lstm.h5: $(CH4_DIR)/seq-aligned.h5 $(CH4_RUN)/%-pretrained.h5
-	$(FERCLI) train cnn-gru $< --init-from $(CH4_RUN)/$*-pretrained.h5 --rnn lstm $(CH4_RNN) $(CH4_FOLDED) -o $@
+	$(job)$(FERCLI) train cnn-gru $< --init-from $(CH4_RUN)/$*-pretrained.h5 --rnn lstm $(CH4_RNN) $(CH4_FOLDED) $(checkpointed)
 # Table 4.3 / Fig 4.2: trained on aligned + unaligned faces, tested on unaligned ones
 $(CH4_RUN)/%-gru-both.h5: $(CH4_DIR)/seq-aligned.h5 $(CH4_DIR)/seq-unaligned.h5 $(CH4_RUN)/%-both.h5
-	$(FERCLI) train cnn-gru $(CH4_DIR)/seq-aligned.h5 $(CH4_DIR)/seq-unaligned.h5 --init-from $(CH4_RUN)/$*-both.h5 $(CH4_RNN) $(CH4_FOLDED) -o $@
+	$(job)$(FERCLI) train cnn-gru $(CH4_DIR)/seq-aligned.h5 $(CH4_DIR)/seq-unaligned.h5 --init-from $(CH4_RUN)/$*-both.h5 $(CH4_RNN) $(CH4_FOLDED) $(checkpointed)
 
 # reports: report-MODEL-on-DATA.h5 (DATA: a clips artifact of this data set's folder)
 $(CH4_RUN)/report-%-on-aligned.h5: $(CH4_RUN)/%.h5 $(CH4_DIR)/aligned.h5
-	$(FERCLI) evaluate $< $(CH4_DIR)/aligned.h5 $(EVAL_FLAGS) $(RUNTIME) -o $@ --figure $(@:.h5=.png) > /dev/null
+	$(job)$(FERCLI) evaluate $< $(CH4_DIR)/aligned.h5 $(EVAL_FLAGS) $(RUNTIME) -o $@ --figure $(@:.h5=.png) > /dev/null
 $(CH4_RUN)/report-%-on-seq-aligned.h5: $(CH4_RUN)/%.h5 $(CH4_DIR)/seq-aligned.h5
-	$(FERCLI) evaluate $< $(CH4_DIR)/seq-aligned.h5 $(EVAL_FLAGS) $(RUNTIME) -o $@ --figure $(@:.h5=.png) > /dev/null
+	$(job)$(FERCLI) evaluate $< $(CH4_DIR)/seq-aligned.h5 $(EVAL_FLAGS) $(RUNTIME) -o $@ --figure $(@:.h5=.png) > /dev/null
 $(CH4_RUN)/report-%-on-seq-unaligned.h5: $(CH4_RUN)/%.h5 $(CH4_DIR)/seq-unaligned.h5
-	$(FERCLI) evaluate $< $(CH4_DIR)/seq-unaligned.h5 $(EVAL_FLAGS) $(RUNTIME) -o $@ --figure $(@:.h5=.png) > /dev/null
+	$(job)$(FERCLI) evaluate $< $(CH4_DIR)/seq-unaligned.h5 $(EVAL_FLAGS) $(RUNTIME) -o $@ --figure $(@:.h5=.png) > /dev/null
 
 # ONNX export (the CNN and GRU parts, 4.2.7) and the live system on a rendered video
 $(CH4_RUN)/live-cnn.onnx $(CH4_RUN)/live-gru.onnx &: $(CH4_RUN)/$(CH4_NET)-gru.h5
@@ -334,14 +375,14 @@ $$($(2)_DIR)/clips.h5: | install
 	$$(if $$(filter %.h5,$$($(2))),cp $$($(2)) $$@,$(3))
 $$($(2)_RUN)/%-direct.h5: $$($(2)_DIR)/clips.h5
 	mkdir -p $$(@D)
-	$$(FERCLI) train $$* $$< --size 96 --epochs $$(CH4_EPOCHS) $$(CH4_CNN) $$(CH4_OFFICIAL) -o $$@
+	$$(job)$$(FERCLI) train $$* $$< --size 96 --epochs $$(CH4_EPOCHS) $$(CH4_CNN) $$(CH4_OFFICIAL) $$(checkpointed)
 $$($(2)_RUN)/%-pretrained.h5: $$($(2)_DIR)/clips.h5 $$(call ch4_identity,%)
 	mkdir -p $$(@D)
-	$$(FERCLI) train $$* $$< --size 96 --init-from $$(call ch4_identity,$$*) --epochs $$(CH4_EPOCHS) $$(CH4_CNN) $$(CH4_OFFICIAL) -o $$@
+	$$(job)$$(FERCLI) train $$* $$< --size 96 --init-from $$(call ch4_identity,$$*) --epochs $$(CH4_EPOCHS) $$(CH4_CNN) $$(CH4_OFFICIAL) $$(checkpointed)
 $$($(2)_RUN)/report-%-on-$(1).h5: $$($(2)_RUN)/%.h5 $$($(2)_DIR)/clips.h5
-	$$(FERCLI) evaluate $$< $$($(2)_DIR)/clips.h5 $$(EVAL_FLAGS) $$(RUNTIME) -o $$@ --figure $$(@:.h5=.png) > /dev/null
+	$$(job)$$(FERCLI) evaluate $$< $$($(2)_DIR)/clips.h5 $$(EVAL_FLAGS) $$(RUNTIME) -o $$@ --figure $$(@:.h5=.png) > /dev/null
 $$(CH4_RUN)/report-%-on-$(1).h5: $$(CH4_RUN)/%.h5 $$($(2)_DIR)/clips.h5
-	$$(FERCLI) evaluate $$< $$($(2)_DIR)/clips.h5 $$(EVAL_FLAGS) $$(RUNTIME) -o $$@ > /dev/null
+	$$(job)$$(FERCLI) evaluate $$< $$($(2)_DIR)/clips.h5 $$(EVAL_FLAGS) $$(RUNTIME) -o $$@ > /dev/null
 endef
 $(if $(FER2013),$(eval $(call CH4_STATIC_DATA,fer2013,FER2013,$$(FERCLI) ingest fer2013 $$(FER2013) -o $$@)))
 $(if $(SFEW),$(eval $(call CH4_STATIC_DATA,sfew,SFEW,$$(FERCLI) ingest sfew $$(SFEW) --partition Train$$(,)Val -o - | $$(FERCLI) align - --size 96 -o $$@)))
@@ -361,17 +402,17 @@ $(AFEW_DIR)/unaligned.h5: $(AFEW_DIR)/raw.h5
 	$(FERCLI) align $< --size 96 --no-align -o - | $(FERCLI) resample -n 5 - -o $@
 $(AFEW_RUN)/%-gru.h5: $(AFEW_DIR)/aligned.h5 $(SFEW_RUN)/%-pretrained.h5
 	mkdir -p $(@D)
-	$(FERCLI) train cnn-gru $< --init-from $(SFEW_RUN)/$*-pretrained.h5 $(CH4_RNN) $(CH4_OFFICIAL) -o $@
+	$(job)$(FERCLI) train cnn-gru $< --init-from $(SFEW_RUN)/$*-pretrained.h5 $(CH4_RNN) $(CH4_OFFICIAL) $(checkpointed)
 $(AFEW_RUN)/%-lstm.h5: $(AFEW_DIR)/aligned.h5 $(SFEW_RUN)/%-pretrained.h5
 	mkdir -p $(@D)
-	$(FERCLI) train cnn-gru $< --init-from $(SFEW_RUN)/$*-pretrained.h5 --rnn lstm $(CH4_RNN) $(CH4_OFFICIAL) -o $@
+	$(job)$(FERCLI) train cnn-gru $< --init-from $(SFEW_RUN)/$*-pretrained.h5 --rnn lstm $(CH4_RNN) $(CH4_OFFICIAL) $(checkpointed)
 $(AFEW_RUN)/%-gru-both.h5: $(AFEW_DIR)/aligned.h5 $(AFEW_DIR)/unaligned.h5 $(SFEW_RUN)/%-pretrained.h5
 	mkdir -p $(@D)
-	$(FERCLI) train cnn-gru $(AFEW_DIR)/aligned.h5 $(AFEW_DIR)/unaligned.h5 --init-from $(SFEW_RUN)/$*-pretrained.h5 $(CH4_RNN) $(CH4_OFFICIAL) -o $@
+	$(job)$(FERCLI) train cnn-gru $(AFEW_DIR)/aligned.h5 $(AFEW_DIR)/unaligned.h5 --init-from $(SFEW_RUN)/$*-pretrained.h5 $(CH4_RNN) $(CH4_OFFICIAL) $(checkpointed)
 $(AFEW_RUN)/report-%-on-aligned.h5: $(AFEW_RUN)/%.h5 $(AFEW_DIR)/aligned.h5
-	$(FERCLI) evaluate $< $(AFEW_DIR)/aligned.h5 $(EVAL_FLAGS) $(RUNTIME) -o $@ > /dev/null
+	$(job)$(FERCLI) evaluate $< $(AFEW_DIR)/aligned.h5 $(EVAL_FLAGS) $(RUNTIME) -o $@ > /dev/null
 $(AFEW_RUN)/report-%-on-unaligned.h5: $(AFEW_RUN)/%.h5 $(AFEW_DIR)/unaligned.h5
-	$(FERCLI) evaluate $< $(AFEW_DIR)/unaligned.h5 $(EVAL_FLAGS) $(RUNTIME) -o $@ > /dev/null
+	$(job)$(FERCLI) evaluate $< $(AFEW_DIR)/unaligned.h5 $(EVAL_FLAGS) $(RUNTIME) -o $@ > /dev/null
 CH4_T42 += $(AFEW_RUN)/report-$(CH4_NET)-lstm-on-aligned.h5 $(AFEW_RUN)/report-$(CH4_NET)-gru-on-aligned.h5
 CH4_T43 += $(AFEW_RUN)/report-$(CH4_NET)-gru-on-aligned.h5 $(AFEW_RUN)/report-$(CH4_NET)-gru-on-unaligned.h5 \
            $(AFEW_RUN)/report-$(CH4_NET)-gru-both-on-unaligned.h5
@@ -382,7 +423,7 @@ ifneq ($(strip $(CH4_CROSS_DATA)),)
 CH4_CROSS  := cross-$(subst $(space),+,$(strip $(CH4_CROSS_TAG)))
 $(CH4_RUN)/%-$(CH4_CROSS).h5: $(CH4_DIR)/aligned.h5 $(CH4_CROSS_DATA) $(call ch4_identity,%)
 	mkdir -p $(@D)
-	$(FERCLI) train $* $(CH4_DIR)/aligned.h5 $(CH4_CROSS_DATA) --init-from $(call ch4_identity,$*) --size 96 $(CH4_STATIC) $(CH4_FOLDED) -o $@
+	$(job)$(FERCLI) train $* $(CH4_DIR)/aligned.h5 $(CH4_CROSS_DATA) --init-from $(call ch4_identity,$*) --size 96 $(CH4_STATIC) $(CH4_FOLDED) $(checkpointed)
 CH4_T41 += $(foreach n,$(CH4_NETS),$(CH4_RUN)/report-$(n)-$(CH4_CROSS)-on-aligned.h5 \
              $(if $(FER2013),$(CH4_RUN)/report-$(n)-$(CH4_CROSS)-on-fer2013.h5) $(if $(SFEW),$(CH4_RUN)/report-$(n)-$(CH4_CROSS)-on-sfew.h5))
 endif
@@ -439,20 +480,20 @@ endif
 # rR.h5: LB-MBNet-depth-rR from scratch; rR-learned-dw.h5: the same with learned depthwise convs
 $(CH5_RUN)/r$(CH5_SMALL).h5 $(CH5_RUN)/r$(CH5_LARGE).h5: $(CH5_RUN)/r%.h5: $(CH5_DATA)
 	mkdir -p $(@D)
-	$(FERCLI) train lb-mbnet $< --expansion $* $(call ch5_train,$(CH5_EPOCHS)) -o $@
+	$(job)$(FERCLI) train lb-mbnet $< --expansion $* $(call ch5_train,$(CH5_EPOCHS)) $(checkpointed)
 $(CH5_RUN)/r$(CH5_SMALL)-learned-dw.h5: $(CH5_DATA)
 	mkdir -p $(@D)
-	$(FERCLI) train lb-mbnet $< --expansion $(CH5_SMALL) --config depthwise=learned $(call ch5_train,$(CH5_EPOCHS)) -o $@
+	$(job)$(FERCLI) train lb-mbnet $< --expansion $(CH5_SMALL) --config depthwise=learned $(call ch5_train,$(CH5_EPOCHS)) $(checkpointed)
 # One pruning step: the model $(1).h5 pruned to r$(2), rebuilt, retrained for $(4) epochs as $(3).h5
 # (named by its history: r6-from-r80 one shot, r6-from-r80-r40-r20 segmented); the SE-weight
 # histograms of $(1) with the cut are se-$(1)-to-r$(2).png (Fig 5.4 (b) for the large model)
 define CH5_STEP
 $(CH5_RUN)/prune-$(3).h5 $(CH5_RUN)/se-$(1)-to-r$(2).png &: $(CH5_RUN)/$(1).h5 $(CH5_DATA)
-	$$(FERCLI) prune $(CH5_RUN)/$(1).h5 $(CH5_DATA) --expansion $(2) --plot $(CH5_RUN)/se-$(1)-to-r$(2).png $(CH5_PRUNE) -o $(CH5_RUN)/prune-$(3).h5
+	$$(job)$$(FERCLI) prune $(CH5_RUN)/$(1).h5 $(CH5_DATA) --expansion $(2) --plot $(CH5_RUN)/se-$(1)-to-r$(2).png $(CH5_PRUNE) -o $(CH5_RUN)/prune-$(3).h5
 $(CH5_RUN)/rebuilt-$(3).h5: $(CH5_RUN)/prune-$(3).h5
 	$$(FERCLI) rebuild $$< -o $$@
 $(CH5_RUN)/$(3).h5: $(CH5_DATA) $(CH5_RUN)/rebuilt-$(3).h5
-	$$(FERCLI) train lb-mbnet $$< --init-from $(CH5_RUN)/rebuilt-$(3).h5 --expansion $(2) $(call ch5_train,$(4)) -o $$@
+	$$(job)$$(FERCLI) train lb-mbnet $$< --init-from $(CH5_RUN)/rebuilt-$(3).h5 --expansion $(2) $(call ch5_train,$(4)) $$(checkpointed)
 endef
 # ratios of the segmented chain and the model after each step
 CH5_CHAIN   := $(CH5_LARGE) $(CH5_SEGMENTS) $(CH5_SMALL)
@@ -468,11 +509,11 @@ endif
 # Fig 5.4 (a) and (c): SE-weight histograms of the small model from scratch and of the rebuilt
 # one (a statistics pass that keeps every kernel: --expansion at the model's own ratio)
 $(CH5_RUN)/se-%.png: $(CH5_RUN)/%.h5 $(CH5_DATA)
-	$(FERCLI) prune $^ --expansion $(CH5_SMALL) --plot $@ $(CH5_PRUNE) -o $(CH5_RUN)/se-stats-$*.h5
+	$(job)$(FERCLI) prune $^ --expansion $(CH5_SMALL) --plot $@ $(CH5_PRUNE) -o $(CH5_RUN)/se-stats-$*.h5
 CH5_FIGS    := $(CH5_RUN)/se-r$(CH5_SMALL).png $(CH5_RUN)/se-r$(CH5_LARGE)-to-r$(CH5_SMALL).png $(CH5_RUN)/se-$(CH5_ONESHOT).png
 
 $(CH5_RUN)/report-%.h5: $(CH5_RUN)/%.h5 $(CH5_DATA)
-	$(FERCLI) evaluate $< $(CH5_DATA) $(EVAL_FLAGS) $(RUNTIME) -o $@ > /dev/null
+	$(job)$(FERCLI) evaluate $< $(CH5_DATA) $(EVAL_FLAGS) $(RUNTIME) -o $@ > /dev/null
 
 CH5_ROWS := r$(CH5_SMALL) r$(CH5_SMALL)-learned-dw r$(CH5_LARGE) $(CH5_ONESHOT) $(CH5_SEGMENTED)
 chapter5: $(foreach r,$(CH5_ROWS),$(CH5_RUN)/report-$(r).h5) $(CH5_FIGS)

@@ -18,8 +18,8 @@ from conftest import ROOT
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
 
-# what a recipe line writes: -o FILE, --plot FILE, > FILE, tee FILE, export --onnx X --split (X-cnn/-gru)
-_WRITES = re.compile(r"(?:\s-o|--plot|\s>|\btee)\s+(?!-\s|/dev/null)(\S+)")
+# what a recipe line writes: -o FILE, --plot FILE, > FILE, tee FILE, mv CHECKPOINT FILE, export --onnx X --split (X-cnn/-gru)
+_WRITES = re.compile(r"(?:\s-o|--plot|\s>|\btee|\bmv -f \S+)\s+(?!-\s|/dev/null)(\S+)")
 _SPLIT_ONNX = re.compile(r"--onnx\s+(\S+)\.onnx\s+--split")
 
 
@@ -92,12 +92,12 @@ def test_chapter5_names_say_depth_expansion_and_pruning_history(tmp_path):
     seg = make_n("chapter5", out, CH5_SEGMENTS="8 6")
     assert "--expansion 12 " not in seg and "/r3-from-r12.h5 " not in seg
     assert re.search(r"prune \S+/r6-from-r12-r8\.h5 ", seg) and "-o " in seg
-    assert re.search(r"-o \S+/r3-from-r12-r8-r6\.h5", seg)
+    assert re.search(r"-o \S+/r3-from-r12-r8-r6(\.ckpt)?\.h5", seg)
     # Another large ratio or depth is a new model, never the old file under a new name.
-    assert re.search(r"train lb-mbnet .*--expansion 16 .*-o \S+/r16\.h5", make_n("chapter5", out, CH5_LARGE="16"))
-    assert re.search(r"-o \S+/r3-from-r16\.h5", make_n("chapter5", out, CH5_LARGE="16"))
+    assert re.search(r"train lb-mbnet .*--expansion 16 .*-o \S+/r16(\.ckpt)?\.h5", make_n("chapter5", out, CH5_LARGE="16"))
+    assert re.search(r"-o \S+/r3-from-r16(\.ckpt)?\.h5", make_n("chapter5", out, CH5_LARGE="16"))
     deeper = make_n("chapter5", out, CH5_DEPTH="59")
-    assert "--depth 59" in deeper and re.search(r"-o \S+/d59-\S+/r12\.h5", deeper)
+    assert "--depth 59" in deeper and re.search(r"-o \S+/d59-\S+/r12(\.ckpt)?\.h5", deeper)
 
 
 def test_finished_chapter4_does_not_export_again(tmp_path):

@@ -1,0 +1,176 @@
+"""Chapter 3 as one job per fold and model (issue 21): `make chapter3-main LAUNCH=slurm`.
+
+A tiny synthetic chapter 3 (4 subjects x 2 classes, 2 folds, four models: the static CNN, the
+SF and PD CNN-GRUs that start from it, their fusion) is run once here (LAUNCH=, the local
+run), then on the one-node cluster of `examples/slurm/local-cluster.sh` with one fold job
+cancelled mid-way and resumed by the next make.  Checked: every fold of every model and every
+evaluation is one job (counted in slurmctld's job completion log), the printed table and
+every weight equal the local run's, the joined models equal what `train --folds all` writes,
+and the join refuses fold models of another run.  The local run and the join tests need no
+cluster; the cluster test skips without one unless FERCLI_REQUIRE_SLURM=1 (tests/test_slurm.py).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import ROOT, assert_user_error, fercli
+from test_slurm import CONF, env  # noqa: F401  (the cluster fixture)
+
+pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
+
+MODELS = ["static", "gru-sf", "gru-pd", "fusion-rgb"]
+FOLDS = 2
+# 12 epochs of the static CNN: time for the test to cancel fold 1's job after its first checkpoint
+VARS = ["CH3_SYNTH=--subjects 4 --clips-per-class 1 --classes happy,surprise --size 320x240 --seed 0", f"FOLDS={FOLDS}",
+        "CH3_EPOCHS=12", "CH3_SEQ_EPOCHS=1", "CH3_FUSE_EPOCHS=1", "CH3_MAIN=static (a)=gru-sf (b)=gru-pd fusion-rgb",
+        "EVAL_FLAGS=--no-latency"]
+
+
+def make(out: Path, *args: str, env_vars: dict | None = None, **kw) -> subprocess.Popen:
+    full_env = {**(env_vars or os.environ), "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(["make", "--no-print-directory", "chapter3-main", f"OUT={out}", *VARS, *args], cwd=ROOT, env=full_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def finish(proc: subprocess.Popen, timeout: float = 400) -> str:
+    out, _ = proc.communicate(timeout=timeout)
+    return out
+
+
+def table(log: str) -> list[str]:
+    return [line for line in log.splitlines() if line.startswith(("|", "###"))]
+
+
+def run_dir(out: Path) -> Path:
+    (found,) = out.glob("ch3/synth-*/k2-all-folds-*")
+    return found
+
+
+def arrays(path: Path) -> dict[str, np.ndarray]:
+    found: dict[str, np.ndarray] = {}
+    with h5py.File(path) as f:
+        f.visititems(lambda name, obj: found.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    return found
+
+
+def assert_same_arrays(a: Path, b: Path) -> None:
+    x, y = arrays(a), arrays(b)
+    assert sorted(x) == sorted(y), f"{a} vs {b}"
+    for name in x:
+        assert np.array_equal(x[name], y[name]), f"{name} differs: {a} vs {b}"
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory):
+    """The local run (LAUNCH=), two recipes at a time."""
+    out = tmp_path_factory.mktemp("ch3-serial")
+    log = finish(make(out, "-j2"))
+    assert "Fusion Network with SF & PD" in log, log[-3000:]
+    return out, run_dir(out), log
+
+
+def test_joined_fold_models_are_the_folds_all_run(serial):
+    """Fold k trained alone (its own target, its own job) is fold k of `train --folds all`:
+    the join of the folds equals the serial --folds all model in every array."""
+    out, run, _ = serial
+    plan = subprocess.run(["make", "-n", "-B", "--no-print-directory", str(run / "fold0" / "static.h5"), f"OUT={out}", *VARS],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120).stdout
+    (line,) = [x for x in plan.splitlines() if " train plain-cnn " in x]
+    args = line.split(" train ", 1)[1].split(" -o ")[0].split()
+    assert "--fold" in args
+    args[args.index("--fold"):args.index("--fold") + 2] = ["--folds", "all"]
+    fercli("train", *args, "-o", out / "all-folds.h5", "-q", check=True)
+    assert_same_arrays(run / "static.h5", out / "all-folds.h5")
+    with h5py.File(run / "static.h5") as f, h5py.File(out / "all-folds.h5") as g:
+        import json
+
+        joined, whole = json.loads(f.attrs["extra"]), json.loads(g.attrs["extra"])
+    assert joined["partition"] == whole["partition"] and joined["progress"] == whole["progress"]
+    assert joined["run"]["options"] == whole["run"]["options"]
+    timing = ("seconds", "img_per_s")
+    strip = [[{k: v for k, v in h.items() if k not in timing} for h in fold["history"]] for fold in joined["folds"]]
+    assert strip == [[{k: v for k, v in h.items() if k not in timing} for h in fold["history"]] for fold in whole["folds"]]
+    info = fercli("info", run / "gru-sf.h5", check=True).stdout.decode()
+    assert "fold 0" in info and "fold 1" in info
+
+
+def test_join_refuses_fold_models_of_another_run(serial, tmp_path):
+    out, run, _ = serial
+    (folds,) = out.glob("ch3/synth-*/folds-k2.h5")
+    # the same clips split again (another split seed): another data artifact
+    fercli("split", folds.parent / "planes.h5", "--folds", "2", "--by", "subject", "--seed", "1", "-o", tmp_path / "other.h5", check=True)
+    fercli("train", "plain-cnn", tmp_path / "other.h5", "--fold", "1", "--epochs", "1", "--config", "width=0.25", "--config", "dropout=0.3",
+           "--batch-size", "8", "--schedule", "cosine", "--threads", "1", "--device", "cpu", "--seed", "0", "-o", tmp_path / "f1.h5", "-q",
+           check=True)
+    joined = tmp_path / "joined.h5"
+    cases = [([run / "fold0/static.h5", tmp_path / "f1.h5"], "other data"),
+             ([run / "fold0/gru-sf.h5", run / "fold1/gru-pd.h5"], "configuration differs"),
+             ([run / "fold0/static.h5", run / "fold1/gru-sf.h5"], "'cnn-gru' model"),
+             ([run / "fold0/static.h5", run / "fold0/static.h5"], "fold 0 is given twice"),
+             ([run / "fold1/static.h5"], "untested"),
+             ([run / "static.h5", run / "fold1/static.h5"], "already holds several folds")]
+    for paths, words in cases:
+        assert_user_error(fercli("merge", *paths, "-o", joined), words)
+        assert not joined.exists()
+
+
+def completed_jobs(start: int) -> list[tuple[str, str]]:
+    """(job name, state) of the jobs slurmctld logged as ended after line ``start``."""
+    lines = (CONF.parent / "log" / "jobcomp.log").read_text().splitlines()[start:]
+    return [(re.search(r"Name=(\S+)", x).group(1), re.search(r"JobState=(\S+)", x).group(1)) for x in lines]
+
+
+@pytest.mark.slurm
+def test_chapter3_on_slurm_one_job_per_fold_and_model_resumes_and_equals_the_local_run(env, serial, tmp_path):  # noqa: F811
+    out, local_run, local_log = serial
+    jobcomp = CONF.parent / "log" / "jobcomp.log"
+    assert jobcomp.exists() or not completed_jobs(0), "the cluster logs finished jobs (examples/slurm/local-cluster.sh start)"
+    start = len(jobcomp.read_text().splitlines()) if jobcomp.exists() else 0
+    # the prepared data of the local run (raw, planes, folds) with their times: only models are made again
+    data = local_run.parent
+    mine = tmp_path / "out" / data.relative_to(out)
+    mine.mkdir(parents=True)
+    for f in data.glob("*.h5"):
+        shutil.copy2(f, mine / f.name)
+    run = mine / local_run.name
+    slurm = ["LAUNCH=slurm", "SLURM_ARGS=--mem=500M"]
+
+    # First make: fold 1's static CNN is cancelled after its first checkpoint; -k builds the rest.
+    proc = make(tmp_path / "out", "-j4", "-k", *slurm, env_vars=env)
+    ckpt, name = run / "fold1" / "static.ckpt.h5", f"fercli:{(run / 'fold1' / 'static.h5').relative_to(tmp_path / 'out')}"
+    deadline = time.monotonic() + 300
+    while not ckpt.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, finish(proc)[-3000:]
+        time.sleep(0.1)
+    subprocess.run(["scancel", "--name", name], env=env, check=True, timeout=30)
+    first = finish(proc)
+    assert proc.returncode != 0, first[-3000:]
+    assert ckpt.exists() and not (run / "fold1" / "static.h5").exists(), "the cancelled job left its checkpoint, not a target"
+    assert not list(run.glob("fold1/gru-*.h5")) and not (run / "static.h5").exists()
+
+    # Second make: resumes the checkpoint and builds only what is missing.
+    second = finish(make(tmp_path / "out", "-j4", *slurm, env_vars=env))
+    assert "Fusion Network with SF & PD" in second, second[-3000:]
+    assert re.search(r"srun .*fold1/static\.h5 .*--resume -o \S+fold1/static\.ckpt\.h5", second), second[-3000:]
+    assert not re.search(r"-o \S+/fold0/\S+\.ckpt\.h5", second), "fold 0's models were finished: not trained again"
+    assert not ckpt.exists()
+
+    assert table(second) == table(local_log) and len(table(second)) == 2 + 1 + len(MODELS)
+    for m in MODELS:
+        assert_same_arrays(run / f"{m}.h5", local_run / f"{m}.h5")
+
+    jobs = completed_jobs(start)
+    rel = run.relative_to(tmp_path / "out")
+    expected = sorted([f"fercli:{rel}/fold{k}/{m}.h5" for m in MODELS for k in range(FOLDS)] + [f"fercli:{rel}/report-{m}.h5" for m in MODELS])
+    assert sorted(n for n, s in jobs if s == "COMPLETED") == expected, jobs
+    assert [(n, s) for n, s in jobs if s != "COMPLETED"] == [(name, "CANCELLED")], jobs
