@@ -109,6 +109,7 @@ def guard(func: Callable, params: dict) -> None:
     inputs = [p for name in arguments for p in _values(params.get(name))]
     inputs += [p for name, sep in options.items() for p in _values(params.get(name), sep)]
     files: list[str] = []
+    figures: list[tuple[str, str]] = []
     for name, writes in outputs.items():
         value = params.get(name)
         if not isinstance(value, str) or value == "":
@@ -122,11 +123,13 @@ def guard(func: Callable, params: dict) -> None:
             check_folder(value, flag)
             continue
         if writes.figure:
-            from fercli.figures import check_figure_path
-
-            check_figure_path(value, flag)
+            figures.append((value, flag))
         files.extend(writes.expand(value, params) if writes.expand else [value])
     check_outputs(inputs, files)
+    for value, flag in figures:  # after check_outputs: "the same file as -o" says more than "not a .png"
+        from fercli.figures import check_figure_path
+
+        check_figure_path(value, flag)
 
 
 def guarded(func: Callable) -> Callable:
