@@ -47,7 +47,7 @@ def _child(req: dict) -> None:
             os.close(src)
         sys.stdin = open(0, "r", closefd=False)
         sys.stdout = open(1, "w", closefd=False)
-        sys.stderr = open(2, "w", closefd=False)
+        sys.stderr = open(2, "w", closefd=False, errors="backslashreplace")  # as Python opens its stderr
         os.chdir(req["cwd"])
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.environ.update(req.get("env") or {})

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 
 from fuzz_artifacts import build_bases, check_command, examples_strategy
 
-EXAMPLES = 200
+EXAMPLES = 150
 
 
 @pytest.fixture(scope="module")
