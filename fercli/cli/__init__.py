@@ -7,6 +7,7 @@ code 2.  ``--debug`` anywhere on the line (or FERCLI_DEBUG=1) shows tracebacks.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import os
@@ -98,6 +99,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     debug = "--debug" in args or os.environ.get("FERCLI_DEBUG", "") not in ("", "0")
     args = [a for a in args if a != "--debug"]
     silence_libraries()
+    # Text from artifacts may hold lone surrogates (undecodable bytes of an attribute): printed as
+    # escapes, like Python's own stderr does, never a UnicodeEncodeError (found by the fuzzer, issue 20).
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="backslashreplace")
     # SIGTERM (cluster pre-emption, `kill`) and SIGINT (Ctrl-C) unwind like an
     # exception so temporary files are removed and training can checkpoint.
     reset_signals(ignore_repeats=True)  # the process exits after a stop

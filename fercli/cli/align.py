@@ -8,7 +8,7 @@ import typer
 
 from fercli import artifacts
 from fercli.cli.app import app
-from fercli.cli.common import OutputOpt, check_outputs, err, examples, number_opt, parse_shard, progress_bar, refuse_media
+from fercli.cli.common import OutputOpt, err, input_option, examples, number_opt, parse_shard, progress_bar, refuse_media
 
 
 @app.command(help="Detect faces, fit 68 landmarks and register each face to the mean face (eyes + nose tip), cropped to SIZE.",
@@ -21,9 +21,9 @@ def align(
     no_align: bool = typer.Option(False, "--no-align", help="Crop the detector's box only (square, no registration): chapter 4's unaligned mode."),
     transform: str = typer.Option("affine", "--transform", help="affine (exact eyes + nose tip, as 3.2.2), similarity (least squares, no shear: turned heads) or auto (similarity for clips whose face is turned more than ~15 degrees)."),
     detector: str = typer.Option("hog", "--detector", help="hog (dlib, default), mmod (dlib CNN), opencv-dnn or yunet (need --detector-model)."),
-    detector_model: Optional[str] = typer.Option(None, "--detector-model", help="Model file for opencv-dnn (e.g. res10 .caffemodel, .onnx, .pb) or yunet (.onnx)."),
-    detector_config: Optional[str] = typer.Option(None, "--detector-config", help="Config file for opencv-dnn models that need one (e.g. deploy.prototxt)."),
-    predictor: Optional[str] = typer.Option(None, "--predictor", help="dlib 68-point shape predictor .dat (default: face_recognition_models')."),
+    detector_model: Optional[str] = input_option(None, "--detector-model", help="Model file for opencv-dnn (e.g. res10 .caffemodel, .onnx, .pb) or yunet (.onnx)."),
+    detector_config: Optional[str] = input_option(None, "--detector-config", help="Config file for opencv-dnn models that need one (e.g. deploy.prototxt)."),
+    predictor: Optional[str] = input_option(None, "--predictor", help="dlib 68-point shape predictor .dat (default: face_recognition_models')."),
     upsample: int = number_opt(0, "--upsample", help="dlib detectors: upsample the detection image this many times (finds smaller faces, slower).", min=0, max=4),
     detect_width: int = number_opt(320, "--detect-width", help="Detect on a copy downscaled to at most this width; landmarks use full resolution.", min=32, max=16384),
     redetect_every: int = number_opt(10, "--redetect-every", help="Run the detector every K frames (and whenever tracking is lost); 1 = every frame.", min=1, max=1_000_000),
@@ -36,7 +36,6 @@ def align(
     from fercli.align import AlignOptions, align as run_align
 
     refuse_media(path, "align")
-    check_outputs([path], [output])
     options = AlignOptions(size=size, gray=gray, align=not no_align, transform=transform, detector=detector,
                            detector_model=detector_model, detector_config=detector_config, predictor=predictor,
                            upsample=upsample, detect_width=detect_width, redetect_every=redetect_every,

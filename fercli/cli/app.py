@@ -2,7 +2,24 @@
 
 import typer
 
-app = typer.Typer(
+from fercli.cli.paths import guarded
+
+
+class GuardedTyper(typer.Typer):
+    """A ``typer.Typer`` whose every command runs :func:`fercli.cli.paths.guard` first:
+    no command can write a file that has not passed the one output check."""
+
+    def command(self, *args, **kwargs):
+        register = super().command(*args, **kwargs)
+
+        def decorator(func):
+            register(guarded(func))
+            return func
+
+        return decorator
+
+
+app = GuardedTyper(
     name="fercli",
     help="Composable stages for facial-expression-recognition research (HDF5 in, HDF5 out; '-' pipes).",
     no_args_is_help=True,

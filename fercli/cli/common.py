@@ -4,8 +4,10 @@ What every command uses for untrusted input (docs/security.md):
 
 - :func:`number_opt` declares a numeric option whose value is checked before
   the command runs (finite, within bounds; one sentence naming the option);
-- :func:`check_outputs` (from :mod:`fercli.artifacts`) refuses, before any
-  work, an output that is an input or not a regular file;
+- :func:`output_option` / :func:`input_option` (from :mod:`fercli.cli.paths`)
+  declare every path a command writes or reads: before the command runs,
+  each output passes :func:`check_outputs` (from :mod:`fercli.artifacts`),
+  which refuses an output that is an input or not a regular file;
 - :data:`err` and :data:`out` print text literally: nothing from data or paths
   is read as rich markup (``[/b]`` in a class name prints as is); styled
   labels are built with :func:`bold`.
@@ -25,6 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 from fercli.artifacts import check_outputs  # noqa: F401  (the one output check every command calls)
+from fercli.cli.paths import FIGURE, FILE, FOLDER, TEXT, Writes, input_option, output_option  # noqa: F401  (how commands declare paths)
 from fercli.errors import FercliError
 from fercli.progress import ProgressFn
 
@@ -34,7 +37,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 #: Tables and reports on standard output, as literal as ``err``.
 out = Console(highlight=False, markup=False)
 
-OutputOpt = typer.Option(..., "-o", "--output", help="Output artifact path ('-' = standard output).")
+OutputOpt = output_option(..., "-o", "--output", help="Output artifact path ('-' = standard output).")
 
 #: Largest image side any option may ask for (frames, crops, --resize, --size).
 MAX_SIDE = 16384

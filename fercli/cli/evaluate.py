@@ -10,7 +10,7 @@ from rich.table import Table
 
 from fercli import artifacts
 from fercli.cli.app import app
-from fercli.cli.common import ThreadsOpt, bold, check_outputs, err, examples, number_opt, out as stdout, print_json, progress_bar
+from fercli.cli.common import FIGURE, ThreadsOpt, bold, err, examples, number_opt, out as stdout, output_option, print_json, progress_bar
 from fercli.errors import FercliError
 
 
@@ -23,17 +23,12 @@ def evaluate(
     split: str = typer.Option("test", "--split", help="test (the recorded held-out part) | all (every labelled clip; refused if the model trained on some)."),
     include_training_data: bool = typer.Option(False, "--include-training-data", help="With --split all: score clips the model trained on too (the report says so)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON to stdout."),
-    output: Optional[str] = typer.Option(None, "-o", "--output", help="Also write the results as a 'report' artifact."),
-    figure: Optional[str] = typer.Option(None, "--figure", help="Write the row-normalised confusion matrix (like Fig 3.7) as .png, .pdf or .svg."),
+    output: Optional[str] = output_option(None, "-o", "--output", help="Also write the results as a 'report' artifact."),
+    figure: Optional[str] = output_option(None, "--figure", writes=FIGURE, help="Write the row-normalised confusion matrix (like Fig 3.7) as .png, .pdf or .svg."),
     device: str = typer.Option("auto", "--device", help="Device for the predictions: auto (CUDA when available) | cpu | cuda (latency is always CPU)."),
     no_latency: bool = typer.Option(False, "--no-latency", help="Skip the CPU latency measurement."),
     threads: int = ThreadsOpt,
 ) -> None:
-    check_outputs([model, data], [output, figure])
-    if figure is not None:
-        from fercli.figures import check_figure_path
-
-        check_figure_path(figure, "--figure")
     if as_json and output == "-":
         raise FercliError("--json and -o - both want standard output: write the report to a file")
     if include_training_data and split != "all":

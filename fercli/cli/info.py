@@ -74,7 +74,7 @@ def _show(s: dict) -> None:
         t.add_column("time")
         t.add_column("command")
         for i, entry in enumerate(s["lineage"]):
-            t.add_row(str(i), entry.get("stage", "?"), entry.get("time", ""), entry.get("command", ""))
+            t.add_row(str(i), *(str(entry.get(k, d)) for k, d in (("stage", "?"), ("time", ""), ("command", ""))))  # lineage is untrusted JSON: any type prints
         out.print(t)
 
 

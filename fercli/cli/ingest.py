@@ -14,10 +14,10 @@ from typing import Callable, Optional
 import typer
 
 from fercli import artifacts
-from fercli.cli.app import app
-from fercli.cli.common import MAX_SIDE, OutputOpt, check_outputs, err, examples, number_opt, parse_shard, parse_size, progress_bar
+from fercli.cli.app import GuardedTyper, app
+from fercli.cli.common import MAX_SIDE, OutputOpt, check_outputs, err, input_option, examples, number_opt, parse_shard, parse_size, progress_bar
 
-ingest_app = typer.Typer(
+ingest_app = GuardedTyper(
     help="Read a dataset in its published layout into a 'clips' artifact (see each dataset's --help for its layout).",
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -222,7 +222,7 @@ def _split_classes(classes: Optional[str]) -> Optional[list[str]]:
 def video(
     sources: list[str] = typer.Argument(..., metavar="FILES...", help="Video files and/or folders searched recursively."),
     output: str = OutputOpt,
-    manifest: Optional[str] = typer.Option(None, "--manifest", help="CSV path,label,subject (paths relative to the CSV's folder)."),
+    manifest: Optional[str] = input_option(None, "--manifest", help="CSV path,label,subject (paths relative to the CSV's folder)."),
     classes: Optional[str] = typer.Option(None, "--classes", help="Fix the class list and order, e.g. anger,happy,neutral."),
     unlabelled: bool = typer.Option(False, "--unlabelled", help="Ignore folder names: every clip gets label -1."),
     label: Optional[str] = _label_opt(),
@@ -252,7 +252,7 @@ def video(
 def images(
     folder: str = typer.Argument(..., metavar="DIR", help="Folder searched recursively for images."),
     output: str = OutputOpt,
-    manifest: Optional[str] = typer.Option(None, "--manifest", help="CSV path,label,subject (paths relative to the CSV's folder)."),
+    manifest: Optional[str] = input_option(None, "--manifest", help="CSV path,label,subject (paths relative to the CSV's folder)."),
     classes: Optional[str] = typer.Option(None, "--classes", help="Fix the class list and order, e.g. anger,happy,neutral."),
     unlabelled: bool = typer.Option(False, "--unlabelled", help="Ignore folder names: every clip gets label -1."),
     label: Optional[str] = _label_opt(),

@@ -8,7 +8,7 @@ import typer
 
 from fercli import artifacts
 from fercli.cli.app import app
-from fercli.cli.common import OutputOpt, check_outputs, err, examples, number_opt, parse_shard, parse_size, progress_bar
+from fercli.cli.common import OutputOpt, err, examples, number_opt, parse_shard, parse_size, progress_bar
 from fercli.errors import FercliError
 
 
@@ -27,7 +27,6 @@ def lbptop(
 ) -> None:
     from fercli import lbptop as stage
 
-    check_outputs([path], [output])
     plane_list = [p.strip().lower() for p in planes.split(",") if p.strip()]
     stage.check_parameters(points, radius, method, plane_list)
     grid_size = parse_size(grid, "--grid") if grid is not None else (4, 4)

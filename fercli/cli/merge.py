@@ -8,7 +8,7 @@ import typer
 
 from fercli import artifacts
 from fercli.cli.app import app
-from fercli.cli.common import OutputOpt, check_outputs, err, examples
+from fercli.cli.common import OutputOpt, err, examples
 from fercli.errors import FercliError
 from fercli.protocol.modelfile import save_model_file
 
@@ -23,7 +23,6 @@ def merge(
 ) -> None:
     from fercli import merge as stage
 
-    check_outputs(paths, [output])
     if paths.count("-") > 1:
         raise FercliError("standard input ('-') can be given only once")
     from fercli.protocol.foldjoin import artifact_kind, join_model_files

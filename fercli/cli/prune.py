@@ -8,7 +8,7 @@ import typer
 
 from fercli import artifacts
 from fercli.cli.app import app
-from fercli.cli.common import OutputOpt, ThreadsOpt, check_outputs, err, examples, number_opt, progress_bar
+from fercli.cli.common import FIGURE, OutputOpt, ThreadsOpt, err, examples, number_opt, output_option, progress_bar
 
 
 @app.command(help="Score every LBC kernel by its mean SE weight over the model's recorded training part of DATA and keep the best r'·c per block (thesis 5.2.3, Fig 5.4).",
@@ -25,7 +25,7 @@ def prune(
     batch_size: int = number_opt(256, "--batch-size", help="Samples per forward pass.", min=1, max=65_536),
     bins: int = number_opt(50, "--bins", help="Histogram bins of the stored SE-weight distribution.", min=1, max=100_000),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when available), cpu, cuda, cuda:N."),
-    plot: Optional[str] = typer.Option(None, "--plot", help="Also draw the SE-weight histograms of Fig 5.4 to this .png, .pdf or .svg."),
+    plot: Optional[str] = output_option(None, "--plot", writes=FIGURE, help="Also draw the SE-weight histograms of Fig 5.4 to this .png, .pdf or .svg."),
     threads: int = ThreadsOpt,
 ) -> None:
     from fercli import prune as P
@@ -34,11 +34,6 @@ def prune(
     from fercli.models import registry
     from fercli.protocol import data_origins, load_model_file
 
-    check_outputs([model_path, data_path], [output, plot])
-    if plot:
-        from fercli.figures import check_figure_path
-
-        check_figure_path(plot, "--plot")
     schedule = P.parse_schedule(expansion)
     if batch_size <= 0 or bins <= 0 or (limit is not None and limit <= 0):
         raise FercliError("--batch-size, --bins and --limit must be positive")

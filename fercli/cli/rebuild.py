@@ -6,7 +6,7 @@ import typer
 
 from fercli import artifacts
 from fercli.cli.app import app
-from fercli.cli.common import OutputOpt, check_outputs, err, examples, number_opt
+from fercli.cli.common import OutputOpt, err, examples, number_opt
 
 
 @app.command(help="Build the pruned model at the new expansion ratio with the kept kernels' weights (thesis 5.3.2).",
@@ -22,7 +22,6 @@ def rebuild(
     from fercli.models import registry
     from fercli.prune import load_pruning
 
-    check_outputs([pruning_path], [output])
     pruning, identity, lineage = load_pruning(pruning_path, "rebuild")
     record = R.rebuild(pruning, step)
     params = {"step": step, "expansion": pruning.schedule[step]}

@@ -7,7 +7,7 @@ import typer
 
 from fercli import artifacts, untrusted
 from fercli.cli.app import app
-from fercli.cli.common import OutputOpt, check_outputs, err, examples, number_opt, progress_bar
+from fercli.cli.common import OutputOpt, err, examples, number_opt, progress_bar
 
 
 @app.command(help="Resample every clip to exactly N frames, first and last kept (thesis 3.2.2, 4.3.1).",
@@ -22,7 +22,6 @@ def resample(
 ) -> None:
     from fercli import temporal
 
-    check_outputs([path], [output])
     clips, identity, lineage = artifacts.load_clips(path, "resample")
     per_frame = int(np.prod(clips.frame_shape, dtype=np.int64)) if len(clips) else 0
     untrusted.check_budget(len(clips) * n * per_frame * (3 if ckplus_split else 1), f"-n {n} makes {len(clips)} clips that need")

@@ -8,7 +8,7 @@ import typer
 
 from fercli import artifacts
 from fercli.cli.app import app
-from fercli.cli.common import err, examples, refuse_media
+from fercli.cli.common import FIGURE, err, examples, output_option, refuse_media
 
 EXAMPLES = examples("fercli show aligned.h5 -o sheet.png", "fercli show planes.h5 -o planes.png", "fercli show model.h5 -o curves.pdf", "fercli show report.h5 -o cm.svg")
 
@@ -18,7 +18,7 @@ EXAMPLES = examples("fercli show aligned.h5 -o sheet.png", "fercli show planes.h
              epilog=EXAMPLES)
 def show(
     path: str = typer.Argument(..., metavar="ARTIFACT", help="Any fercli artifact ('-' = standard input)."),
-    output: str = typer.Option(..., "-o", "--output", help="Figure file: .png, .pdf or .svg (text stays text in PDF/SVG)."),
+    output: str = output_option(..., "-o", "--output", writes=FIGURE, help="Figure file: .png, .pdf or .svg (text stays text in PDF/SVG)."),
     clip: Optional[str] = typer.Option(None, "--clip", help="clips / planes: draw this clip id only (default: the first clips)."),
     clips_n: int = typer.Option(6, "--clips", help="clips: how many clips (rows) the contact sheet shows."),
     frames: int = typer.Option(8, "--frames", help="clips / planes: frames (columns) per clip, evenly spaced."),
@@ -30,7 +30,6 @@ def show(
     from fercli.errors import FercliError
 
     refuse_media(path, "show")
-    figures.check_figure_path(output)
     if clips_n < 1 or frames < 1 or not 20 <= dpi <= 600:
         raise FercliError("--clips and --frames must be at least 1, --dpi between 20 and 600")
     name = artifacts.display_name(path)

@@ -8,7 +8,7 @@ import typer
 
 from fercli import artifacts
 from fercli.cli.app import app
-from fercli.cli.common import OutputOpt, check_outputs, err, examples, number_opt
+from fercli.cli.common import OutputOpt, err, examples, number_opt
 from fercli.errors import FercliError
 
 
@@ -24,7 +24,6 @@ def split(
 ) -> None:
     from fercli import split as stage
 
-    check_outputs([path], [output])
     if by not in stage.BY:
         raise FercliError(f"--by must be subject or clip (got '{by}')")
     if folds is not None and folds < 2:

@@ -9,7 +9,7 @@ import typer
 
 from fercli import artifacts, untrusted
 from fercli.cli.app import app
-from fercli.cli.common import OutputOpt, check_outputs, examples, number_opt, parse_range, parse_size, progress_bar
+from fercli.cli.common import FILE, OutputOpt, examples, input_option, output_option, number_opt, parse_range, parse_size, progress_bar
 from fercli.errors import FercliError
 
 
@@ -26,8 +26,8 @@ def synth(
     size: str = typer.Option("640x490", "--size", help="Frame size WxH (CK+ is 640x490)."),
     color: bool = typer.Option(False, "--color", help="RGB frames (default gray, like CK+)."),
     seed: int = number_opt(0, "--seed", help="Random seed; the same seed gives identical arrays.", min=0, max=2**63 - 1),
-    faces: Optional[str] = typer.Option(None, "--faces", help="Folder of frontal face photographs to warp instead of the astronaut."),
-    video: Optional[str] = typer.Option(None, "--video", help="Also render the clips one after another as an MP4 (mp4v) video."),
+    faces: Optional[str] = input_option(None, "--faces", help="Folder of frontal face photographs to warp instead of the astronaut."),
+    video: Optional[str] = output_option(None, "--video", writes=FILE, help="Also render the clips one after another as an MP4 (mp4v) video."),
     fps: float = number_opt(30.0, "--fps", help="Frame rate of --video.", above=0, max=1000),
     motion: str = typer.Option(
         "none", "--motion", help="Head movement over each clip: none, mild (small turns and shifts) or strong (yaw/pitch/roll, "
@@ -40,7 +40,6 @@ def synth(
 ) -> None:
     if video == "-":
         raise FercliError("--video needs a file name, not '-'")
-    check_outputs([], [output, video])
     size_wh = parse_size(size, "--size")
     frame_range = parse_range(frames, "--frames")
     class_list = None

@@ -9,7 +9,7 @@ import typer
 
 from fercli import artifacts
 from fercli.cli.app import app
-from fercli.cli.common import err, examples, refuse_media
+from fercli.cli.common import TEXT, err, examples, output_option, refuse_media
 
 EXAMPLES = examples("fercli table aligned.h5 -o frames.csv", "fercli table report.h5 --format jsonl", "fercli table model.h5 -o history.csv")
 
@@ -18,15 +18,13 @@ EXAMPLES = examples("fercli table aligned.h5 -o frames.csv", "fercli table repor
                   "clips of a report, epochs of a model, kernels of a pruning.", epilog=EXAMPLES)
 def table(
     path: str = typer.Argument(..., metavar="ARTIFACT", help="Any fercli artifact ('-' = standard input)."),
-    output: str = typer.Option("-", "-o", "--output", help="CSV / JSON Lines file ('-' = standard output)."),
+    output: str = output_option("-", "-o", "--output", writes=TEXT, help="CSV / JSON Lines file ('-' = standard output)."),
     fmt: Optional[str] = typer.Option(None, "--format", help="csv | jsonl (default: from the file name, .jsonl -> jsonl, else csv)."),
 ) -> None:
     from fercli import tables
 
     refuse_media(path, "table")
     fmt = tables.format_for(output, fmt)
-    if output != "-":
-        artifacts.check_output_path(output)
     name = artifacts.display_name(path)
     with artifacts.open_artifact(path, None, "table") as f:
         kind = artifacts.check_kind(f, path, None, "table")

@@ -13,7 +13,7 @@ from typer.core import TyperCommand
 
 from fercli import artifacts, untrusted
 from fercli.cli.app import app
-from fercli.cli.common import ThreadsOpt, check_outputs, err, examples, number_opt, parse_size
+from fercli.cli.common import FILE, FOLDER, ThreadsOpt, err, examples, input_option, number_opt, output_option, parse_size
 from fercli.errors import FercliError
 
 def _parse_config(items: List[str]) -> dict:
@@ -70,7 +70,7 @@ class _TrainCommand(TyperCommand):
 def train(
     arch: str = typer.Argument(..., help="Architecture (see `fercli train --help`)."),
     data: List[str] = typer.Argument(..., help="One or more clips artifacts (several = cross-database training: classes joined by name; folded artifacts keep their folds, others train only or by their official split)."),
-    output: str = typer.Option(..., "-o", "--output", help="Model artifact to write (also the checkpoint --resume continues)."),
+    output: str = output_option(..., "-o", "--output", writes=FILE, help="Model artifact to write (also the checkpoint --resume continues)."),
     fold: Optional[int] = number_opt(None, "--fold", help="Hold out fold K as the test part (subject-independent folds from `fercli split`).", min=0, max=100_000),
     folds: Optional[str] = typer.Option(None, "--folds", help="'all' (or N): train every fold in turn, all in one artifact; N = folds to compute if the data has none."),
     n_folds: int = number_opt(10, "--n-folds", help="Folds to compute by subject when the data has none.", min=2, max=100_000),
@@ -94,9 +94,9 @@ def train(
     shift: Optional[int] = number_opt(None, "--shift", help="Random width/height shift in pixels (5.3.1).", min=0, max=4096),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
     compile_model: bool = typer.Option(False, "--compile", help="torch.compile the training step (faster on GPUs after a compile of a minute or so; needs Triton on CUDA, a C++ compiler on CPU)."),
-    init_from: Optional[str] = typer.Option(None, "--init-from", help="Model artifact whose matching weights initialise this model."),
+    init_from: Optional[str] = input_option(None, "--init-from", help="Model artifact whose matching weights initialise this model."),
     freeze_loaded: bool = typer.Option(False, "--freeze", help="Freeze the weights loaded by --init-from."),
-    streams: Optional[str] = typer.Option(None, "--streams", help="multistream: the trained stream models, comma-separated."),
+    streams: Optional[str] = input_option(None, "--streams", sep=",", help="multistream: the trained stream models, comma-separated."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run checkpointed at -o."),
     input_kind: Optional[str] = typer.Option(None, "--input", help="cnn-gru: features (SF) | probs (PD)."),
     plane: Optional[str] = typer.Option(None, "--plane", help="lbptop-gru: xt | yt."),
@@ -107,14 +107,14 @@ def train(
     width_mult: Optional[float] = number_opt(None, "--width-mult", help="mobilenet width multiplier.", above=0, max=100),
     config: List[str] = typer.Option([], "--config", help="KEY=VALUE model option (JSON value), repeatable."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-epoch lines."),
-    tensorboard: Optional[str] = typer.Option(None, "--tensorboard", help="Also write TensorBoard event files of the per-epoch metrics to DIR (one run per fold; needs `pip install tensorboard`)."),
+    tensorboard: Optional[str] = output_option(None, "--tensorboard", writes=FOLDER, help="Also write TensorBoard event files of the per-epoch metrics to DIR (one run per fold; needs `pip install tensorboard`)."),
     device_memory: Optional[str] = typer.Option(None, "--device-memory", help="Memory the samples may take on the device, e.g. 8G or 64M; more data is streamed from the artifacts in loads (same results). Default: half the device's free memory (CPU: available RAM)."),
     shuffle_window: int = number_opt(65_536, "--shuffle-window", min=0, max=2**40, help="Samples shuffled together each epoch; larger data is shuffled as blocks within windows of this many samples (so streaming reads in runs). 0 = the whole set. Part of the run: --resume keeps it."),
     threads: int = ThreadsOpt,
 ) -> None:
     # -- parse: the command line as RunOptions (ranges were checked by number_opt)
-    # --resume reads its checkpoint from -o on purpose; any other input at -o is refused.
-    check_outputs([*data, init_from, *(streams.split(",") if streams else [])], [output])
+    # -o passed the output guard (fercli.cli.paths): --resume reads its checkpoint from -o on
+    # purpose; any other input at -o is refused.
     if output == "-":
         raise FercliError("train checkpoints into its output every epoch, so -o must be a file, not standard output")
     memory_cap = untrusted.parse_bytes(device_memory, "--device-memory") if device_memory is not None else None
@@ -299,8 +299,6 @@ class _TensorBoard:
 
         if importlib.util.find_spec("tensorboard") is None:
             raise FercliError("--tensorboard writes event files with torch.utils.tensorboard, which needs the tensorboard package: pip install tensorboard")
-        if os.path.exists(folder) and not os.path.isdir(folder):
-            raise FercliError(f"--tensorboard {folder} exists and is not a folder")
         self.folder = folder
         self.writers: dict = {}
 

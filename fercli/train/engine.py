@@ -209,6 +209,9 @@ def optimizer_arrays(optimizer: Optional[torch.optim.Optimizer]) -> tuple[dict[s
 
 
 def load_optimizer(optimizer: torch.optim.Optimizer, arrays: dict[str, np.ndarray], groups: list[dict], device: torch.device) -> None:
+    from fercli.train.checkpoint import check_optimizer_state
+
+    check_optimizer_state(optimizer, arrays, groups)  # the whole state, before any of it is applied
     state: dict[int, dict] = {}
     for key, value in arrays.items():
         idx, name = key.split(".", 1)

@@ -29,6 +29,7 @@ from fercli.models import registry
 from fercli.models.base import DataLayout
 from fercli.protocol import partition as P
 from fercli.protocol.join import class_key
+from fercli.train.checkpoint import progress_record
 from fercli.models.checks import check_finite
 from fercli.protocol.modelfile import ModelFile, check_transfer, fold_state
 from fercli.protocol.samples import SampleReader, SampleSpec, check_layout, choose_classes, clip_labels, sample_labels
@@ -192,7 +193,7 @@ class Progress:
             return cls()
         rec, name = resume.record, resume.path
         old = rec.extra.get("run") or {}
-        prog = rec.extra.get("progress")
+        prog = progress_record(rec.extra, name)  # checked before any of it is used
         if rec.arch != opts.arch or not prog:
             raise FercliError(f"{name} is not a checkpoint of a '{opts.arch}' training run, so --resume cannot continue it")
         if [d.get("id") for d in old.get("data", [])] != [d.get("id") for d in exp.run_info["data"]]:

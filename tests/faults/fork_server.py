@@ -17,7 +17,12 @@ Protocol: one JSON request per line on stdin, one JSON reply per line on stdout.
 
 ``fsize`` sets RLIMIT_FSIZE in the child (with SIGXFSZ ignored, a write past it
 fails with EFBIG: a full disk without root); ``signal`` sends SIGNUM to the
-child after SECONDS.  ``maxrss_kb`` is the child's peak resident memory (from
+child after SECONDS -- or, as ``[SIGNUM, SECONDS, SIGN]``, SECONDS after SIGN
+shows the work is under way: ``{"descendants": N, "cpu": S}``, the child has at
+least N live descendant processes (e.g. a worker pool) and it and they have
+used S seconds of CPU between them.  CPU time, unlike wall time, does not
+stretch on a loaded machine: a signal test that makes its work need more CPU
+than S lands mid-work by construction (issue 20).  ``maxrss_kb`` is the child's peak resident memory (from
 wait4); it starts at what the child shares with this warm server,
 ``base_rss_kb``, so the command's own peak is the difference.
 """
@@ -42,7 +47,7 @@ def _child(req: dict) -> None:
             os.close(src)
         sys.stdin = open(0, "r", closefd=False)
         sys.stdout = open(1, "w", closefd=False)
-        sys.stderr = open(2, "w", closefd=False)
+        sys.stderr = open(2, "w", closefd=False, errors="backslashreplace")  # as Python opens its stderr
         os.chdir(req["cwd"])
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.environ.update(req.get("env") or {})
@@ -76,6 +81,43 @@ def _rss_kb() -> int:
     return 0
 
 
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{parent}/task/{task}/children") as fh:
+                    kids = [int(k) for k in fh.read().split()]
+            except OSError:
+                continue
+            found.extend(kids)
+            todo.extend(kids)
+    return found
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    ticks = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, IndexError, ValueError):
+            pass
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _sign_shown(pid: int, sign: dict) -> bool:
+    """Whether the work of ``pid`` is under way as ``sign`` asks (see the module docstring)."""
+    kids = _descendants(pid)
+    return len(kids) >= int(sign.get("descendants", 0)) and _cpu_seconds([pid, *kids]) >= float(sign.get("cpu", 0))
+
+
 def serve() -> None:
     reply = os.fdopen(os.dup(1), "w")
     for line in sys.stdin:
@@ -89,7 +131,9 @@ def serve() -> None:
             _child(req)
         deadline = start + float(req.get("timeout", 300))
         kill_at = start + float(req["kill_after"]) if req.get("kill_after") is not None else None
-        signal_at = start + float(req["signal"][1]) if req.get("signal") else None
+        sign = req["signal"][2] if req.get("signal") and len(req["signal"]) > 2 else None
+        signal_at = start + float(req["signal"][1]) if req.get("signal") and sign is None else None
+        next_look = start
         killed = timed_out = False
         status, usage = None, None
         while True:
@@ -97,6 +141,10 @@ def serve() -> None:
             if done:
                 break
             now = time.monotonic()
+            if sign is not None and now >= next_look:
+                next_look = now + 0.02
+                if _sign_shown(pid, sign):
+                    signal_at, sign = now + float(req["signal"][1]), None
             if signal_at is not None and now >= signal_at:
                 os.kill(pid, int(req["signal"][0]))
                 signal_at = None
