@@ -87,6 +87,7 @@ class AlignOptions:
     faces: str = "best"
     missing: str = "hold"
     workers: int = 1
+    focal: Optional[float] = None            # head pose: the camera's focal length in source pixels (None: OpenFace's)
 
     def check(self) -> None:
         if not 8 <= self.size <= 1024:
@@ -109,6 +110,8 @@ class AlignOptions:
             raise FercliError(f"--upsample must be between 0 and 3 (got {self.upsample})")
         if self.workers < 1:
             raise FercliError(f"--workers must be at least 1 (got {self.workers})")
+        if self.focal is not None and not 1.0 <= self.focal <= 1e6:
+            raise FercliError(f"--focal must be between 1 and 1000000 pixels (got {self.focal})")
 
     def parameters(self) -> dict:
         p = dict(self.__dict__)
@@ -824,21 +827,30 @@ class AlignStats:
         return dict(self.__dict__)
 
 
-def _trace(clips: Clips, chosen: np.ndarray, results: Sequence[ClipResult]) -> dict[str, np.ndarray]:
+def _trace(clips: Clips, chosen: np.ndarray, results: Sequence[ClipResult], focal: Optional[float] = None) -> dict[str, np.ndarray]:
     """Trace arrays of the aligned frames (see :class:`fercli.artifacts.Clips`): each
     registration composed with the input's own source -> frame transform, so the
     stored transform always starts from the source video; boxes mapped back to
-    source pixels; source frame indices of the kept frames."""
+    source pixels; source frame indices of the kept frames; the head pose of each
+    frame's landmarks in source pixels (:mod:`fercli.pose`, the camera centred on
+    the source video)."""
+    from fercli import pose
+
     to_input = clips.source_transform()
-    transforms, boxes, source_frame = [], [], []
+    h, w = clips.frames.shape[1:3]
+    transforms, boxes, source_frame, poses = [], [], [], []
     for i, r in zip(chosen.tolist(), results):
         rows = clips.offsets[i] + r.kept
         inner = to_input[rows]
         transforms.append(compose(r.transforms, inner))
         boxes.append(_boxes_to_source(r.boxes, inner))
         source_frame.append(clips.source_frame[rows] if clips.source_frame is not None else r.kept)
+        # The source video's size: the input frame's corner mapped back (ingest only scales).
+        src_w, src_h = np.abs(invert(inner[:1])[0, :, :2] @ [w, h])
+        poses.append(pose.head_poses(map_points(invert(transforms[-1]), r.landmarks.astype(np.float64)), src_w, src_h, focal))
     return {"transform": np.concatenate(transforms), "face_box": np.concatenate(boxes).astype(np.float32),
-            "face_score": np.concatenate([r.scores for r in results]), "source_frame": np.concatenate(source_frame).astype(np.int64)}
+            "face_score": np.concatenate([r.scores for r in results]), "source_frame": np.concatenate(source_frame).astype(np.int64),
+            "head_pose": np.concatenate(poses)}
 
 
 def compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
@@ -1070,7 +1082,7 @@ def align(clips: Clips, options: AlignOptions, shard: Optional[tuple[int, int]] 
         landmarks=np.concatenate([r.landmarks for r in kept_results]),
         face_found=np.concatenate([r.face_found for r in kept_results]),
         planes={}, plane_offsets=None, histograms=None, meta=meta, clip_ids=clip_ids, face_id=face_id, subjects=subjects,
-        **_trace(clips, chosen, kept_results),
+        **_trace(clips, chosen, kept_results, options.focal),
     )
     stats.clips_out = len(kept_results)
     stats.frames_out = int(len(frames))
