@@ -563,20 +563,29 @@ class MultiFaceTracker(FaceTracker):
     a followed face (IoU >= ``MATCH_IOU``) belongs to it: it confirms the track
     when they agree (IoU >= ``AGREE_IOU``), otherwise the face is refitted in the
     detector's box, keeping its id.  An unmatched detection overlapping where a
-    recently lost face was takes back that face's id; any other starts a new
-    face.  A face lost for more than ``keep_lost`` frames is forgotten: when it
-    comes back it is a new face.  Two tracks that converge on one face
+    recently lost face was takes back that face's id if its face descriptor
+    agrees (``reidentify``, :mod:`fercli.identity`); any other takes the id of the
+    face seen before in this video whose descriptor is closest within
+    :data:`fercli.identity.SAME_FACE` (a face that left, was occluded, or came
+    back after a cut, however long ago), or else starts a new face.  Without
+    ``reidentify`` a face lost for more than ``keep_lost`` frames is forgotten:
+    when it comes back it is a new face.  Two tracks that converge on one face
     (IoU >= ``AGREE_IOU``) keep the older id.
     """
 
     MATCH_IOU = 0.3
 
-    def __init__(self, *args, keep_lost: int = 30, **kwargs):
+    def __init__(self, *args, keep_lost: int = 30, reidentify: bool = True, **kwargs):
+        from fercli import identity
+
         self.keep_lost = int(keep_lost)
+        self.gallery = identity.Gallery() if reidentify else None
         super().__init__(*args, **kwargs)
 
     def reset(self) -> None:
         super().reset()
+        if self.gallery is not None:
+            self.gallery.clear()
         self._tracks: list[_Track] = []
         self._lost: list[_Track] = []
         self._next_id = 0
@@ -643,12 +652,31 @@ class MultiFaceTracker(FaceTracker):
             new = self._start(gray, box, score, fid)
             if new is None:
                 continue
+            fid = self._reidentify(frame, new, fid, tracks)
             if fid == self._next_id:
                 self._next_id += 1
-            else:
-                self._lost.remove(back)
+            self._lost = [t for t in self._lost if t.face_id != fid]
+            new.face_id = fid
             tracks[fid] = new
         self._tracks = self._unique(list(tracks.values()))
+
+    def _reidentify(self, frame: np.ndarray, new: _Track, fid: int, tracks: dict) -> int:
+        """The id a newly found face gets, by its face descriptor (:class:`fercli.identity.Gallery`):
+        a face seen before in this video (after an exit, occlusion or cut, however long
+        ago) takes its id back; a face overlapping where a lost one was keeps that one's
+        id only if it is that person; else ``fid``."""
+        if self.gallery is None:
+            return fid
+        from fercli import identity
+
+        desc = identity.descriptor(frame, new.landmarks)
+        if fid != self._next_id and not self.gallery.distance_to(fid, desc) < self.gallery.threshold:
+            fid = self._next_id  # where a lost face was, but someone else (a cut)
+        if fid == self._next_id:
+            fid = self.gallery.match(desc, exclude=list(tracks)) if self.gallery.known else None
+            fid = self._next_id if fid is None else fid
+        self.gallery.add(fid, desc)
+        return fid
 
 
 def make_tracker(options: AlignOptions) -> FaceTracker:
