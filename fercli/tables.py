@@ -9,7 +9,8 @@ One row per
   frame index) and what alignment did with it (``status``: ``detected`` when a
   face was found in that frame, by the detector or the tracker; ``held`` /
   ``interpolated`` when ``--missing`` filled it; frames ``--missing drop``
-  removed have no row, so ``source_frame`` lists the survivors).  Landmarks and
+  removed have no row, so ``source_frame`` lists the survivors); OpenFace's head
+  pose ``pose_Tx .. pose_Rz`` (mm, radians; :mod:`fercli.pose`).  Landmarks and
   the face box are in *source-video* pixels: crop coordinates mapped back
   through each frame's recorded ``transform`` (docs/design.md);
 * **evaluated sample** of a ``report`` (``fercli evaluate -o``): clip id,
