@@ -87,6 +87,7 @@ class AlignOptions:
     faces: str = "best"
     missing: str = "hold"
     workers: int = 1
+    focal: Optional[float] = None            # head pose: the camera's focal length in source pixels (None: OpenFace's)
 
     def check(self) -> None:
         if not 8 <= self.size <= 1024:
@@ -109,6 +110,8 @@ class AlignOptions:
             raise FercliError(f"--upsample must be between 0 and 3 (got {self.upsample})")
         if self.workers < 1:
             raise FercliError(f"--workers must be at least 1 (got {self.workers})")
+        if self.focal is not None and not 1.0 <= self.focal <= 1e6:
+            raise FercliError(f"--focal must be between 1 and 1000000 pixels (got {self.focal})")
 
     def parameters(self) -> dict:
         p = dict(self.__dict__)
@@ -560,20 +563,29 @@ class MultiFaceTracker(FaceTracker):
     a followed face (IoU >= ``MATCH_IOU``) belongs to it: it confirms the track
     when they agree (IoU >= ``AGREE_IOU``), otherwise the face is refitted in the
     detector's box, keeping its id.  An unmatched detection overlapping where a
-    recently lost face was takes back that face's id; any other starts a new
-    face.  A face lost for more than ``keep_lost`` frames is forgotten: when it
-    comes back it is a new face.  Two tracks that converge on one face
+    recently lost face was takes back that face's id if its face descriptor
+    agrees (``reidentify``, :mod:`fercli.identity`); any other takes the id of the
+    face seen before in this video whose descriptor is closest within
+    :data:`fercli.identity.SAME_FACE` (a face that left, was occluded, or came
+    back after a cut, however long ago), or else starts a new face.  Without
+    ``reidentify`` a face lost for more than ``keep_lost`` frames is forgotten:
+    when it comes back it is a new face.  Two tracks that converge on one face
     (IoU >= ``AGREE_IOU``) keep the older id.
     """
 
     MATCH_IOU = 0.3
 
-    def __init__(self, *args, keep_lost: int = 30, **kwargs):
+    def __init__(self, *args, keep_lost: int = 30, reidentify: bool = True, **kwargs):
+        from fercli import identity
+
         self.keep_lost = int(keep_lost)
+        self.gallery = identity.Gallery() if reidentify else None
         super().__init__(*args, **kwargs)
 
     def reset(self) -> None:
         super().reset()
+        if self.gallery is not None:
+            self.gallery.clear()
         self._tracks: list[_Track] = []
         self._lost: list[_Track] = []
         self._next_id = 0
@@ -640,12 +652,31 @@ class MultiFaceTracker(FaceTracker):
             new = self._start(gray, box, score, fid)
             if new is None:
                 continue
+            fid = self._reidentify(frame, new, fid, tracks)
             if fid == self._next_id:
                 self._next_id += 1
-            else:
-                self._lost.remove(back)
+            self._lost = [t for t in self._lost if t.face_id != fid]
+            new.face_id = fid
             tracks[fid] = new
         self._tracks = self._unique(list(tracks.values()))
+
+    def _reidentify(self, frame: np.ndarray, new: _Track, fid: int, tracks: dict) -> int:
+        """The id a newly found face gets, by its face descriptor (:class:`fercli.identity.Gallery`):
+        a face seen before in this video (after an exit, occlusion or cut, however long
+        ago) takes its id back; a face overlapping where a lost one was keeps that one's
+        id only if it is that person; else ``fid``."""
+        if self.gallery is None:
+            return fid
+        from fercli import identity
+
+        desc = identity.descriptor(frame, new.landmarks)
+        if fid != self._next_id and not self.gallery.distance_to(fid, desc) < self.gallery.threshold:
+            fid = self._next_id  # where a lost face was, but someone else (a cut)
+        if fid == self._next_id:
+            fid = self.gallery.match(desc, exclude=list(tracks)) if self.gallery.known else None
+            fid = self._next_id if fid is None else fid
+        self.gallery.add(fid, desc)
+        return fid
 
 
 def make_tracker(options: AlignOptions) -> FaceTracker:
@@ -824,21 +855,30 @@ class AlignStats:
         return dict(self.__dict__)
 
 
-def _trace(clips: Clips, chosen: np.ndarray, results: Sequence[ClipResult]) -> dict[str, np.ndarray]:
+def _trace(clips: Clips, chosen: np.ndarray, results: Sequence[ClipResult], focal: Optional[float] = None) -> dict[str, np.ndarray]:
     """Trace arrays of the aligned frames (see :class:`fercli.artifacts.Clips`): each
     registration composed with the input's own source -> frame transform, so the
     stored transform always starts from the source video; boxes mapped back to
-    source pixels; source frame indices of the kept frames."""
+    source pixels; source frame indices of the kept frames; the head pose of each
+    frame's landmarks in source pixels (:mod:`fercli.pose`, the camera centred on
+    the source video)."""
+    from fercli import pose
+
     to_input = clips.source_transform()
-    transforms, boxes, source_frame = [], [], []
+    h, w = clips.frames.shape[1:3]
+    transforms, boxes, source_frame, poses = [], [], [], []
     for i, r in zip(chosen.tolist(), results):
         rows = clips.offsets[i] + r.kept
         inner = to_input[rows]
         transforms.append(compose(r.transforms, inner))
         boxes.append(_boxes_to_source(r.boxes, inner))
         source_frame.append(clips.source_frame[rows] if clips.source_frame is not None else r.kept)
+        # The source video's size: the input frame's corner mapped back (ingest only scales).
+        src_w, src_h = np.abs(invert(inner[:1])[0, :, :2] @ [w, h])
+        poses.append(pose.head_poses(map_points(invert(transforms[-1]), r.landmarks.astype(np.float64)), src_w, src_h, focal))
     return {"transform": np.concatenate(transforms), "face_box": np.concatenate(boxes).astype(np.float32),
-            "face_score": np.concatenate([r.scores for r in results]), "source_frame": np.concatenate(source_frame).astype(np.int64)}
+            "face_score": np.concatenate([r.scores for r in results]), "source_frame": np.concatenate(source_frame).astype(np.int64),
+            "head_pose": np.concatenate(poses)}
 
 
 def compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
@@ -1070,7 +1110,7 @@ def align(clips: Clips, options: AlignOptions, shard: Optional[tuple[int, int]] 
         landmarks=np.concatenate([r.landmarks for r in kept_results]),
         face_found=np.concatenate([r.face_found for r in kept_results]),
         planes={}, plane_offsets=None, histograms=None, meta=meta, clip_ids=clip_ids, face_id=face_id, subjects=subjects,
-        **_trace(clips, chosen, kept_results),
+        **_trace(clips, chosen, kept_results, options.focal),
     )
     stats.clips_out = len(kept_results)
     stats.frames_out = int(len(frames))

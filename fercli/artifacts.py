@@ -744,6 +744,7 @@ class Clips:
     transform: Optional[np.ndarray] = None
     face_box: Optional[np.ndarray] = None
     face_score: Optional[np.ndarray] = None
+    head_pose: Optional[np.ndarray] = None
     fps: Optional[np.ndarray] = None
     face_id: Optional[np.ndarray] = None
 
@@ -936,6 +937,7 @@ TRACE_FIELDS: dict[str, tuple[tuple[int, ...], Any]] = {
     "transform": ((2, 3), np.float64),
     "face_box": ((4,), np.float32),
     "face_score": ((), np.float32),
+    "head_pose": ((6,), np.float32),  # fercli.pose: Tx, Ty, Tz (mm), Rx, Ry, Rz (radians), OpenFace's
 }
 #: Optional per-clip trace arrays: name -> (stored dtype, the value of a clip that does not say).
 CLIP_TRACE_FIELDS: dict[str, tuple[Any, Any]] = {

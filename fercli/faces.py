@@ -99,6 +99,20 @@ MEAN_FACE_68 = np.array([
 #: Index permutation that maps a face's landmarks onto its mirror image.
 MIRROR_68 = np.array([16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 27, 28, 29, 30, 35, 34, 33, 32, 31, 45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40, 54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55, 64, 63, 62, 61, 60, 67, 66, 65])
 
+#: Rough depth of each landmark of :data:`MEAN_FACE_68` (same units, positive
+#: towards the camera, eye plane near 0): nose tip +0.5, jaw corners -1.0.  Made by
+#: hand for ``synth`` (which rotates faces through it, so yaw moves the nose against
+#: the cheeks) and the 3-D mean face of :mod:`fercli.pose`.  Left/right symmetric;
+#: points not listed (the lower brow ends' neighbours, inner lips) are at 0.
+MEAN_DEPTH_68 = np.zeros(68)
+for _i, _z in {0: -1.0, 1: -0.95, 2: -0.85, 3: -0.7, 4: -0.5, 5: -0.3, 6: -0.1, 7: 0.05, 8: 0.1,
+               17: -0.35, 18: -0.15, 19: -0.05, 20: 0.0, 21: 0.02, 27: 0.05, 28: 0.2, 29: 0.35, 30: 0.5,
+               31: 0.25, 32: 0.3, 33: 0.35, 36: -0.25, 37: -0.12, 38: -0.1, 39: -0.12, 40: -0.1, 41: -0.12,
+               48: -0.05, 49: 0.1, 50: 0.18, 51: 0.2, 57: 0.17, 58: 0.12, 59: 0.05, 60: 0.0, 61: 0.12,
+               62: 0.15, 66: 0.14, 67: 0.1}.items():
+    MEAN_DEPTH_68[_i] = MEAN_DEPTH_68[MIRROR_68[_i]] = _z
+del _i, _z
+
 LEFT_EYE = slice(36, 42)   # subject's right eye, image left
 RIGHT_EYE = slice(42, 48)
 NOSE_TIP = 30

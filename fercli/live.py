@@ -33,7 +33,7 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from fercli import align as _align, untrusted
+from fercli import align as _align, pose as _pose, untrusted
 from fercli.artifacts import ModelRecord
 from fercli.errors import FercliError
 from fercli.images import IMAGE_EXTENSIONS, is_image_name
@@ -155,6 +155,7 @@ class FaceResult:
     score: float                     # detector score of the detection it was found or tracked from
     landmarks: np.ndarray            # (68, 2) frame pixels
     probs: np.ndarray                # the CNN's distribution over classes
+    pose: Optional[np.ndarray] = None  # fercli.pose: Tx, Ty, Tz (mm), Rx, Ry, Rz (radians)
 
 
 @dataclass
@@ -187,6 +188,7 @@ class LiveOptions:
     faces: str = "best"                 # best: the most confident face; all: every face, labelled per face
     threads: int = 1                    # inference threads (batch-1 CNNs are fastest on one)
     engine: str = "auto"                # torch | onnx (onnxruntime) | auto: onnx when installed
+    focal: Optional[float] = None       # head pose: focal length in pixels (None: OpenFace's default camera)
 
     def check(self) -> None:
         if self.window < 1:
@@ -197,7 +199,7 @@ class LiveOptions:
             raise FercliError(f"--threads must be at least 1 (got {self.threads})")
         _align.AlignOptions(size=self.size or 96, detector=self.detector, upsample=self.upsample,
                             detect_width=self.detect_width, redetect_every=self.redetect_every,
-                            predict_every=self.predict_every, faces=self.faces).check()
+                            predict_every=self.predict_every, faces=self.faces, focal=self.focal).check()
 
 
 # --------------------------------------------------------------------------- engine
@@ -323,7 +325,8 @@ class LiveSession:
             vectors, dists = self._buffers.setdefault(state.face_id, ([], []))
             vectors.append(vec)
             dists.append(probs)
-            found.append(FaceResult(state.face_id, state.box, state.score, state.landmarks, probs))
+            found.append(FaceResult(state.face_id, state.box, state.score, state.landmarks, probs,
+                                    _pose.head_pose(state.landmarks, rgb.shape[1], rgb.shape[0], self.options.focal)))
         t2 = clock()
         index = self._index
         self._index += 1
@@ -466,11 +469,11 @@ def draw_overlay(bgr: np.ndarray, result: FrameResult, last_windows: dict, class
 def csv_columns(class_names: list[str]) -> list[str]:
     """Columns of ``live --csv``: ``fercli table``'s OpenFace-style frame columns where
     they mean the same (frame counted from 1, face_id, timestamp, confidence,
-    success, source_frame, face box, x_0..x_67, y_0..y_67, frame pixels), then
-    the window label and probabilities on the frame that completes a window."""
-    from fercli.tables import LANDMARK_COLUMNS, OPENFACE_COLUMNS
+    success, source_frame, face box, head pose, x_0..x_67, y_0..y_67, frame pixels),
+    then the window label and probabilities on the frame that completes a window."""
+    from fercli.tables import LANDMARK_COLUMNS, OPENFACE_COLUMNS, POSE_COLUMNS
 
-    return [*OPENFACE_COLUMNS, "source_frame", "face_x", "face_y", "face_width", "face_height", *LANDMARK_COLUMNS,
+    return [*OPENFACE_COLUMNS, "source_frame", "face_x", "face_y", "face_width", "face_height", *POSE_COLUMNS, *LANDMARK_COLUMNS,
             "label", "window_start", *[f"p_{c}" for c in class_names]]
 
 
@@ -493,9 +496,12 @@ def csv_rows(result: FrameResult, windows: list[WindowResult], class_names: list
         x0, y0, x1, y1 = face.box
         pts = np.round(face.landmarks, 2)
         score = None if face.score is None or not np.isfinite(face.score) else round(float(face.score), 4)
+        pose = face.pose if face.pose is not None else np.full(6, np.nan)
         rows.append([head[0], face.face_id, head[2], score, 1, head[5], round(x0, 2), round(y0, 2), round(x1 - x0, 2),
-                     round(y1 - y0, 2), *pts[:, 0].tolist(), *pts[:, 1].tolist(), *window_cells(by_face.pop(face.face_id, None))])
-    empty = [None] * (4 + 136)
+                     round(y1 - y0, 2), *[round(float(v), 1) if np.isfinite(v) else None for v in pose[:3]],
+                     *[round(float(v), 4) if np.isfinite(v) else None for v in pose[3:]],
+                     *pts[:, 0].tolist(), *pts[:, 1].tolist(), *window_cells(by_face.pop(face.face_id, None))])
+    empty = [None] * (4 + 6 + 136)
     for face_id, w in sorted(by_face.items(), key=lambda kv: -1 if kv[0] is None else kv[0]):
         rows.append([head[0], face_id, head[2], None, 0, head[5], *empty, *window_cells(w)])
     if not rows:

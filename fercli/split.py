@@ -14,7 +14,9 @@ Among groups of equal size, those of the commonest main class go first, so a
 class is dealt round the folds in turn and remainders land in small folds.  An
 empty fold always costs nothing, so every fold gets a subject first.  With
 ``by='clip'`` every clip is its own group and the same rule gives ordinary
-stratified k-fold.
+stratified k-fold.  With ``by='identity'`` (data without subject ids) the groups
+are identities clustered from face descriptors (:func:`infer_identities`); they
+replace the subjects, and the folds' record says they were inferred.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import numpy as np
 from fercli.artifacts import Clips
 from fercli.errors import FercliError
 
-BY = ("subject", "clip")
+BY = ("subject", "clip", "identity")
 
 
 def has_official_split(clips: Clips) -> bool:
@@ -42,14 +44,14 @@ def assign_folds(clips: Clips, folds: int, by: str = "subject", seed: int = 0) -
     subjects (or clips) than folds.
     """
     if by not in BY:
-        raise FercliError(f"--by must be subject or clip (got '{by}')")
+        raise FercliError(f"--by must be subject, clip or identity (got '{by}')")
     if folds < 2:
         raise FercliError(f"--folds must be at least 2 (got {folds})")
     n = len(clips)
-    if by == "subject":
+    if by in ("subject", "identity"):  # identity: split() put the inferred identities in subjects
         keys = np.asarray([str(s) for s in clips.subjects], dtype=object)
         names, group = np.unique(keys, return_inverse=True) if n else (np.zeros(0, object), np.zeros(0, np.int64))
-        what = "subjects"
+        what = "identities" if by == "identity" else "subjects"
     else:
         names, group = np.asarray(clips.clip_ids, dtype=object), np.arange(n)
         what = "clips"
@@ -135,8 +137,28 @@ def official_report(clips: Clips) -> dict[str, int]:
 def split(clips: Clips, folds: int, by: str = "subject", seed: int = 0) -> Clips:
     """A copy of ``clips`` with ``folds`` set by :func:`assign_folds` (official split kept as it is)."""
     out = clips.copy()
-    out.folds = assign_folds(clips, folds, by, seed)
-    out.meta = {**clips.meta, "folds": {"k": int(folds), "by": by, "seed": int(seed)}}
+    settings = {"k": int(folds), "by": by, "seed": int(seed)}
+    if by == "identity":
+        out = infer_identities(out)
+        found = out.meta["identities"]
+        settings["identities"] = f"inferred from face descriptors, not given ({found['identities']} identities, {found['method']})"
+    out.folds = assign_folds(out, folds, by, seed)
+    out.meta = {**out.meta, "folds": settings}
+    return out
+
+
+def infer_identities(clips: Clips, threshold: Optional[float] = None) -> Clips:
+    """A copy whose subjects are identities clustered from face descriptors
+    (:mod:`fercli.identity`): for data without subject ids, so that ``--by identity``
+    folds keep every person in one fold.  ``meta['identities']`` records the
+    clusters (sizes, the given subject names each pooled)."""
+    from fercli import identity
+
+    threshold = identity.SAME_FACE if threshold is None else threshold
+    labels = identity.cluster(identity.clip_descriptors(clips), threshold)
+    out = clips.copy()
+    out.subjects = np.array([identity.identity_name(int(k)) for k in labels], dtype=object)
+    out.meta["identities"] = identity.identity_report(labels, clips.subjects, threshold)
     return out
 
 

@@ -53,7 +53,7 @@ import numpy as np
 from fercli import untrusted
 from fercli.artifacts import Clips
 from fercli.errors import FercliError
-from fercli.faces import MIRROR_68
+from fercli.faces import MEAN_DEPTH_68, MIRROR_68
 from fercli.images import IMAGE_EXTENSIONS, frame_to_gray, is_image_name
 from fercli.progress import ProgressFn, report
 
@@ -194,14 +194,7 @@ AU_FIELDS: dict[int, np.ndarray] = {
 
 #: Rough depth of each landmark (canonical units, towards the camera), so yaw
 #: moves the nose against the cheeks and compresses the far side of the face.
-_DEPTH = np.zeros(68)
-for _i, _z in {0: -1.0, 1: -0.95, 2: -0.85, 3: -0.7, 4: -0.5, 5: -0.3, 6: -0.1, 7: 0.05, 8: 0.1,
-               17: -0.35, 18: -0.15, 19: -0.05, 20: 0.0, 21: 0.02, 27: 0.05, 28: 0.2, 29: 0.35, 30: 0.5,
-               31: 0.25, 32: 0.3, 33: 0.35, 36: -0.25, 37: -0.12, 38: -0.1, 39: -0.12, 40: -0.1, 41: -0.12,
-               48: -0.05, 49: 0.1, 50: 0.18, 51: 0.2, 57: 0.17, 58: 0.12, 59: 0.05, 60: 0.0, 61: 0.12,
-               62: 0.15, 66: 0.14, 67: 0.1}.items():
-    _DEPTH[_i] = _z
-    _DEPTH[MIRROR_68[_i]] = _z
+_DEPTH = MEAN_DEPTH_68
 
 #: Anchor ring around the head (canonical units): follows only the head's
 #: similarity transform, so the piecewise warp is confined inside it.
@@ -838,7 +831,7 @@ def synthesize(
     if min(tiles) < 16:
         raise FercliError(f"--size {w}x{h} is too narrow for {k_faces} faces side by side")
     width = max(3, len(str(subjects)))
-    sequences, landmarks, labels, subj, clip_ids, sources = [], [], [], [], [], []
+    sequences, landmarks, labels, subj, clip_ids, sources, poses = [], [], [], [], [], [], []
     occluded: dict[str, list[int]] = {}
     total = subjects // k_faces * len(classes) * clips_per_class
     done = 0
@@ -857,12 +850,13 @@ def synthesize(
                     # Every face of a group clip shows the first one's clip length.
                     length = (lo, hi) if not parts else (len(parts[0][0]),) * 2
                     parts.append(_render_clip(member, name, rng, length, (tw, h), color, head_motion, motion_rng))
-                seq, pts, occ = parts[0] if k_faces == 1 else (np.concatenate([p[0] for p in parts], axis=2), parts[0][1], parts[0][2])
+                seq, pts, occ, truth = parts[0] if k_faces == 1 else (np.concatenate([p[0] for p in parts], axis=2), *parts[0][1:])
                 k += 1
                 if occ.any():
                     occluded[f"{group}_{k:03d}"] = [int(np.argmax(occ)), int(len(occ) - 1 - np.argmax(occ[::-1]))]
                 sequences.append(seq)
                 landmarks.append(pts)
+                poses.append(truth)
                 labels.append(label)
                 subj.append(group)
                 clip_ids.append(f"{group}_{k:03d}")
@@ -872,7 +866,7 @@ def synthesize(
     clips = Clips.from_sequences(
         sequences, labels, classes, subj, clip_ids, sources,
         landmarks=np.concatenate(landmarks).astype(np.float32),
-        face_found=np.ones(sum(len(x) for x in sequences), bool),
+        face_found=np.ones(sum(len(x) for x in sequences), bool), head_pose=np.concatenate(poses),
     )
     clips.meta = {
         "synth": {
@@ -880,6 +874,7 @@ def synthesize(
             "size": [w, h], "color": color, "faces": faces or "astronaut", "motion": motion,
         },
         "landmarks": "ground truth (synth model), frame pixels",
+        "head_pose": "ground truth rotation (synth model); position unknown (orthographic render)",
     }
     if occluded:
         # First and last occluded frame per clip (--motion strong): the face is
@@ -946,6 +941,7 @@ def _render_clip(subject: Subject, class_name: str, rng: np.random.Generator, fr
     out = np.empty((n, h, w, 3) if color else (n, h, w), np.uint8)
     pts_out = np.empty((n, 68, 2), np.float64)
     occluded = np.zeros(n, bool)
+    angles = np.zeros((n, 3))  # the head's yaw, pitch, roll per frame (degrees): the true pose
     src_pts = np.concatenate([subject.texture.landmarks, ring_src])
     shapes = []
     for t in range(n):
@@ -954,11 +950,12 @@ def _render_clip(subject: Subject, class_name: str, rng: np.random.Generator, fr
             shape += (k * ramps[au][t]) * fields[au]
         shapes.append(shape)
         if head is None:
-            pose = _pose_matrix(iod, roll + drift_roll[t], centre + drift_xy[t])
-            pts_out[t] = _apply(pose, _project(shape, yaw + drift_yaw[t]))
+            angles[t] = (yaw + drift_yaw[t], 0.0, roll + drift_roll[t])
+            pose = _pose_matrix(iod, angles[t, 2], centre + drift_xy[t])
         else:
-            pose = _pose_matrix(iod * head["scale"][t], roll + drift_roll[t] + head["roll"][t], head["centre"][t])
-            pts_out[t] = _apply(pose, _project(shape, head["yaw"][t] + drift_yaw[t], head["pitch"][t]))
+            angles[t] = (head["yaw"][t] + drift_yaw[t], head["pitch"][t], roll + drift_roll[t] + head["roll"][t])
+            pose = _pose_matrix(iod * head["scale"][t], angles[t, 2], head["centre"][t])
+        pts_out[t] = _apply(pose, _project(shape, angles[t, 0], angles[t, 1]))
     for t in range(n):
         shape, dst = shapes[t], pts_out[t]
         if head is None:
@@ -990,7 +987,18 @@ def _render_clip(subject: Subject, class_name: str, rng: np.random.Generator, fr
         frame += noise_bank[oy:oy + h, ox:ox + w]
         np.clip(frame * 255.0 + 0.5, 0, 255, out=frame)
         out[t] = frame.astype(np.uint8)
-    return out, pts_out, occluded
+    return out, pts_out, occluded, true_pose(angles)
+
+
+def true_pose(angles: np.ndarray) -> np.ndarray:
+    """(n, 6) head poses in :mod:`fercli.pose`'s columns of frames rendered at
+    ``angles`` (yaw, pitch, roll in degrees): the rotation exactly, the position
+    NaN (the render is orthographic, so the head has no distance)."""
+    from fercli.pose import from_yaw_pitch_roll
+
+    out = np.full((len(angles), 6), np.nan, np.float32)
+    out[:, 3:] = from_yaw_pitch_roll(angles[:, 0], angles[:, 1], angles[:, 2])
+    return out
 
 
 def _light_field(subject: Subject, size: tuple[int, int], centre: np.ndarray, iod: float, gain: float, turn: float, color: bool) -> np.ndarray:

@@ -9,7 +9,8 @@ One row per
   frame index) and what alignment did with it (``status``: ``detected`` when a
   face was found in that frame, by the detector or the tracker; ``held`` /
   ``interpolated`` when ``--missing`` filled it; frames ``--missing drop``
-  removed have no row, so ``source_frame`` lists the survivors).  Landmarks and
+  removed have no row, so ``source_frame`` lists the survivors); OpenFace's head
+  pose ``pose_Tx .. pose_Rz`` (mm, radians; :mod:`fercli.pose`).  Landmarks and
   the face box are in *source-video* pixels: crop coordinates mapped back
   through each frame's recorded ``transform`` (docs/design.md);
 * **evaluated sample** of a ``report`` (``fercli evaluate -o``): clip id,
@@ -33,13 +34,14 @@ import numpy as np
 
 from fercli.artifacts import Clips, ModelRecord, fold_runs
 from fercli.errors import FercliError
+from fercli.pose import POSE_COLUMNS  # OpenFace's head pose (mm, radians), before the landmarks as in OpenFace
 
 FORMATS = ("csv", "jsonl")
 #: OpenFace 2.0's leading columns (FeatureExtraction / FaceLandmarkVidMulti CSV).
 OPENFACE_COLUMNS = ["frame", "face_id", "timestamp", "confidence", "success"]
 LANDMARK_COLUMNS = [f"x_{i}" for i in range(68)] + [f"y_{i}" for i in range(68)]
 FRAME_COLUMNS = [*OPENFACE_COLUMNS, "clip_id", "subject", "label", "source", "source_frame", "status",
-                 "face_x", "face_y", "face_width", "face_height", *LANDMARK_COLUMNS]
+                 "face_x", "face_y", "face_width", "face_height", *POSE_COLUMNS, *LANDMARK_COLUMNS]
 
 Table = tuple[list[str], Iterable[list[Any]]]
 
@@ -80,6 +82,8 @@ def frame_table(clips: Clips) -> Table:
     # x_0..x_67 then y_0..y_67, rounded once for all rows; rows with NaN are rare
     flat = None if points is None else np.round(points.transpose(0, 2, 1).reshape(len(points), 136), 3)
     flat_nan = None if flat is None else ~np.isfinite(flat).all(1)
+    # Position to 0.1 mm, angles to 1e-4 rad (0.006 degrees): far below the estimate's error.
+    head = clips.head_pose if clips.head_pose is not None else np.full((len(owner), 6), np.nan)
     status = frame_status(clips)
     names = list(clips.class_names)
     labels = [names[int(k)] if 0 <= k < len(names) else "" for k in clips.labels]
@@ -94,6 +98,7 @@ def frame_table(clips: Clips) -> Table:
                 None if clips.face_found is None else int(bool(clips.face_found[t])),
                 str(clips.clip_ids[c]), str(clips.subjects[c]), labels[c], str(clips.sources[c]), sf if sf >= 0 else None,
                 status[t], _num(box[t, 0]), _num(box[t, 1]), _num(box[t, 2] - box[t, 0]), _num(box[t, 3] - box[t, 1]),
+                *[_num(v, 1) for v in head[t, :3]], *[_num(v, 4) for v in head[t, 3:]],
                 *([None] * 136 if flat is None else [_num(v) for v in flat[t]] if flat_nan[t] else flat[t].tolist()),
             ]
 

@@ -204,4 +204,9 @@ def test_faces_all_labels_every_face(tmp_path):
     right = [float(r["face_x"]) for r in rows if r["face_id"] == "1"]
     assert max(left) < 320 <= min(right)  # face 0 is the left one, and stays it
     assert [r["frame"] for r in rows if r["label"]] == ["5", "5", "10", "10", "12", "12"]
+    # OpenFace's head pose per face: in front of the camera, nearly frontal (synth yaw within +-25 degrees)
+    assert all(float(r["pose_Tz"]) > 0 and abs(float(r["pose_Ry"])) < 0.6 for r in rows)
     assert_user_error(fercli("live", model, "--source", tmp_path / "two.mp4", "--headless", "--faces", "every"), "--faces must be one of")
+    # The log as a timeline: one panel per face
+    fercli("show", tmp_path / "f.csv", "-o", tmp_path / "t.pdf", check=True)
+    assert (tmp_path / "t.pdf").read_bytes()[:4] == b"%PDF"

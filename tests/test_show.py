@@ -169,3 +169,65 @@ def test_info_shows_fold_results_and_report_accuracy(made):
     assert report["predictions"] is True and report["samples"] == 36 and 0 <= report["accuracy"] <= 1
     with artifacts.open_artifact(str(paths["report"]), "report", "test") as f:
         assert artifacts.read_report(f)[0]["pooled"]["accuracy"] == report["accuracy"]
+
+
+# --------------------------------------------------------------------------- timeline (issue 23)
+
+
+def _two_face_log(path):
+    """A `live --csv` log of 30 frames, two faces, windows of 5: face 1 leaves in frames 10-19,
+    nobody in frames 20-22."""
+    from fercli import live
+
+    classes = ["happy", "surprise"]
+    rows, windows = [], []
+    for t in range(30):
+        present = [f for f in (0, 1) if not (20 <= t <= 22) and not (f == 1 and 10 <= t <= 19)]
+        faces = [live.FaceResult(f, (10.0 + 100 * f, 10.0, 60.0 + 100 * f, 60.0), 1.0, np.full((68, 2), 30.0 + 100 * f),
+                                 np.array([0.5, 0.5]), np.array([1.0, 2.0, 500.0, 0.1, 0.2, 0.0])) for f in present]
+        done = []
+        if t % 5 == 4:
+            done = [live.WindowResult(t - 4, t, t / 30, "happy", {"happy": (t / 30) if f == 0 else 0.2, "surprise": 1 - ((t / 30) if f == 0 else 0.2)}, 5, 5, f)
+                    for f in present] or [live.WindowResult(t - 4, t, t / 30, None, None, 0, 5, None)]
+            windows += done
+        result = live.FrameResult(t, t / 30, bool(present), None, None, None, faces=faces)
+        rows += live.csv_rows(result, done, classes, all_faces=True)
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(live.csv_columns(classes))
+        w.writerows(["" if v is None else v for v in r] for r in rows)
+    return windows
+
+
+def test_timeline_of_a_live_csv_with_two_faces(tmp_path):
+    from fercli import timeline
+
+    log = tmp_path / "frames.csv"
+    _two_face_log(log)
+    tl = timeline.read(str(log))
+    assert sorted(tl.windows) == [0, 1] and tl.classes == ["happy", "surprise"]
+    assert tl.no_face == {20, 21, 22} and set(range(10, 20)) <= tl.frames - tl.found[1]
+    assert tl.seconds_per_frame == pytest.approx(1 / 30, rel=1e-3)
+    fig = timeline.figure(tl)
+    panels = [ax for ax in fig.axes if ax.lines]
+    assert len(panels) == 2 and len(panels[0].patches) == 1 and len(panels[1].patches) == 1  # frames 20-22; 10-22
+    magic = {"png": b"\x89PNG", "pdf": b"%PDF", "svg": b"<?xml"}
+    for fmt, head in magic.items():
+        out = tmp_path / f"timeline.{fmt}"
+        fercli("show", log, "-o", out, check=True)
+        assert out.read_bytes()[:len(head)] == head
+    assert b"face 1" in (tmp_path / "timeline.svg").read_bytes()
+
+
+def test_timeline_of_live_json_lines_and_bad_logs(tmp_path):
+    windows = _two_face_log(tmp_path / "frames.csv")
+    jl = tmp_path / "labels.jsonl"
+    jl.write_text("".join(json.dumps(w.as_json()) + "\n" for w in windows))
+    fercli("show", jl, "-o", tmp_path / "t.png", check=True)
+    assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
+    bad = tmp_path / "other.csv"
+    bad.write_text("a,b\n1,2\n")
+    assert_user_error(fercli("show", bad, "-o", tmp_path / "x.png"), "live --csv")
+    junk = tmp_path / "junk.jsonl"
+    junk.write_text("{not json\n")
+    assert_user_error(fercli("show", junk, "-o", tmp_path / "x.png"), "not a fercli live log")

@@ -30,6 +30,7 @@ def align(
     predict_every: int = number_opt(3, "--predict-every", help="Fit the 68 landmarks at least every K frames; in between, optical flow carries them while the face only moves rigidly. 1 = every frame.", min=1, max=1000),
     faces: str = typer.Option("best", "--faces", help="best: the most confident face per clip; all: every face, each tracked as its own clip (id in clip_id '#faceN' and face_id)."),
     missing: str = typer.Option("hold", "--missing", help="Frames without a face: hold (previous transform), interpolate, or drop."),
+    focal: Optional[float] = number_opt(None, "--focal", help="Head pose (table's pose_* columns): the source camera's focal length in pixels (default OpenFace's: fx = 500 x width / 640, fy = 500 x height / 480).", min=1.0, max=1e6),
     workers: int = number_opt(1, "--workers", help="Processes (clips are spread over them; output order is unchanged).", min=1, max=256),
     shard: Optional[str] = typer.Option(None, "--shard", help="I/N: process only contiguous block I (0-based) of N; `fercli merge` the shards in order."),
 ) -> None:
@@ -39,7 +40,7 @@ def align(
     options = AlignOptions(size=size, gray=gray, align=not no_align, transform=transform, detector=detector,
                            detector_model=detector_model, detector_config=detector_config, predictor=predictor,
                            upsample=upsample, detect_width=detect_width, redetect_every=redetect_every,
-                           predict_every=predict_every, faces=faces, missing=missing, workers=workers)
+                           predict_every=predict_every, faces=faces, missing=missing, workers=workers, focal=focal)
     options.check()
     shard_t = parse_shard(shard)
     clips, identity, lineage = artifacts.load_clips(path, "align", lazy=shard_t is not None)

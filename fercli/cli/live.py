@@ -35,6 +35,7 @@ def live(
     threads: int = number_opt(1, "--threads", help="Inference threads (a batch of one frame is fastest on 1).", min=1, max=256),
     faces: str = typer.Option("best", "--faces", help="best: the most confident face; all: every face, a label per face per window (JSON lines and --csv carry face_id)."),
     csv_path: Optional[str] = output_option(None, "--csv", writes=FILE, help="Write one row per frame and face (OpenFace-style columns, box, 68 landmarks; window label and probabilities on the frame that completes a window) to this CSV file."),
+    focal: Optional[float] = number_opt(None, "--focal", help="Head pose (--csv pose_* columns): the camera's focal length in pixels (default OpenFace's: 500 x width / 640).", min=1.0, max=1e6),
     engine: str = typer.Option("auto", "--engine", help="torch, onnx (onnxruntime), or auto: onnx when onnx + onnxruntime are installed."),
 ) -> None:
     from fercli import live as stage
@@ -46,7 +47,7 @@ def live(
     options = stage.LiveOptions(window=window, aligned=aligned, detector=detector, detector_model=detector_model,
                                 detector_config=detector_config, predictor=predictor, upsample=upsample,
                                 detect_width=detect_width, redetect_every=redetect_every, predict_every=predict_every,
-                                faces=faces, threads=threads, engine=engine)
+                                faces=faces, threads=threads, engine=engine, focal=focal)
     options.check()
     show = not headless
     if show:

@@ -10,14 +10,15 @@ from fercli import artifacts
 from fercli.cli.app import app
 from fercli.cli.common import FIGURE, err, examples, output_option, refuse_media
 
-EXAMPLES = examples("fercli show aligned.h5 -o sheet.png", "fercli show planes.h5 -o planes.png", "fercli show model.h5 -o curves.pdf", "fercli show report.h5 -o cm.svg")
+EXAMPLES = examples("fercli show aligned.h5 -o sheet.png", "fercli show planes.h5 -o planes.png", "fercli show model.h5 -o curves.pdf", "fercli show report.h5 -o cm.svg",
+                    "fercli show frames.csv -o timeline.png")
 
 
 @app.command(help="Draw an artifact: clips as a contact sheet with landmarks and boxes, LBP-TOP planes (Fig 3.4), "
-                  "a model's training curves, a report's confusion matrix (Fig 3.7), pruning SE histograms (Fig 5.4).",
+                  "a model's training curves, a report's confusion matrix (Fig 3.7), pruning SE histograms (Fig 5.4), a live log's expression timeline.",
              epilog=EXAMPLES)
 def show(
-    path: str = typer.Argument(..., metavar="ARTIFACT", help="Any fercli artifact ('-' = standard input)."),
+    path: str = typer.Argument(..., metavar="ARTIFACT", help="Any fercli artifact ('-' = standard input), or a `live --csv` / `--headless` log (.csv, .jsonl): the expression timeline."),
     output: str = output_option(..., "-o", "--output", writes=FIGURE, help="Figure file: .png, .pdf or .svg (text stays text in PDF/SVG)."),
     clip: Optional[str] = typer.Option(None, "--clip", help="clips / planes: draw this clip id only (default: the first clips)."),
     clips_n: int = typer.Option(6, "--clips", help="clips: how many clips (rows) the contact sheet shows."),
@@ -32,6 +33,13 @@ def show(
     refuse_media(path, "show")
     if clips_n < 1 or frames < 1 or not 20 <= dpi <= 600:
         raise FercliError("--clips and --frames must be at least 1, --dpi between 20 and 600")
+    from fercli import timeline
+
+    if timeline.is_log(path):  # a live --csv / --headless log: the expression timeline
+        log = timeline.read(path)
+        figures.save(timeline.figure(log), output, dpi=dpi)
+        err.print(f"show: timeline of {len(log.windows)} face(s) over {len(log.frames)} frames of {path} -> {output}", markup=False, highlight=False, soft_wrap=True)
+        return
     name = artifacts.display_name(path)
     data: dict = {}
     with artifacts.open_artifact(path, None, "show") as f:

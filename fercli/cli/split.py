@@ -18,14 +18,14 @@ def split(
     path: str = typer.Argument(..., help="Input 'clips' artifact ('-' = standard input)."),
     output: str = OutputOpt,
     folds: Optional[int] = number_opt(None, "--folds", "-k", help="Number of folds (default 10).", min=2, max=100_000),
-    by: str = typer.Option("subject", "--by", help="subject (no subject in two folds) or clip (plain stratified folds)."),
+    by: str = typer.Option("subject", "--by", help="subject (no subject in two folds), clip (plain stratified folds) or identity (no subject ids: faces clustered into identities by dlib face descriptors, which become the subjects)."),
     seed: int = number_opt(0, "--seed", help="Seed of the assignment's tie-breaking order.", min=0, max=2**63 - 1),
     ignore_official: bool = typer.Option(False, "--ignore-official", help="Assign folds even if the dataset has an official split (the split column is kept beside them)."),
 ) -> None:
     from fercli import split as stage
 
     if by not in stage.BY:
-        raise FercliError(f"--by must be subject or clip (got '{by}')")
+        raise FercliError(f"--by must be subject, clip or identity (got '{by}')")
     if folds is not None and folds < 2:
         raise FercliError(f"--folds must be at least 2 (got {folds})")
     clips, identity, lineage = artifacts.load_clips(path, "split")
@@ -44,5 +44,9 @@ def split(
         out = stage.split(clips, k, by, seed)
         params = {"folds": k, "by": by, "seed": seed, "ignore_official": ignore_official}
         message = "split: " + stage.describe(stage.fold_report(out, out.folds), by)
+        if by == "identity":  # the clusters go into the lineage, for a reviewer to see
+            found = params["identities"] = out.meta["identities"]
+            err.print(f"split: {found['identities']} identities inferred from face descriptors (threshold {found['threshold']:g}), "
+                      f"clips per identity: {', '.join(map(str, found['sizes'][:20]))}{' ...' if len(found['sizes']) > 20 else ''}", soft_wrap=True)
     artifacts.save_clips(output, out, [*lineage, artifacts.lineage_entry("split", params, [identity])])
     err.print(message, soft_wrap=True)

@@ -476,6 +476,30 @@ def unknown_option(d):
 
 
 @case
+def bad_option_focal(d):
+    valid_clips(d / "c.h5")
+    return {"args": ["align", "c.h5", "--focal", "0", "-o", "out.h5"], "expect": ["--focal"]}
+
+
+@case
+def split_by_identity_without_landmarks(d):
+    valid_clips(d / "c.h5")
+    return {"args": ["split", "c.h5", "--by", "identity", "--folds", "2", "-o", "out.h5"], "expect": ["no landmarks", "fercli align"]}
+
+
+@case
+def show_csv_that_is_not_a_live_log(d):
+    (d / "rows.csv").write_text("a,b\n1,2\n")
+    return {"args": ["show", "rows.csv", "-o", "out.png"], "output": "out.png", "expect": ["live --csv"]}
+
+
+@case
+def show_jsonl_that_is_not_json(d):
+    (d / "labels.jsonl").write_bytes(b"{\"frames\": [0, \xff\n")
+    return {"args": ["show", "labels.jsonl", "-o", "out.svg"], "output": "out.svg", "expect": ["not a fercli live log"]}
+
+
+@case
 def stdin_twice(d):
     return {"args": ["merge", "-", "-", "-o", "out.h5"], "stdin": b"", "expect": ["only once"]}
 
