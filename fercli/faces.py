@@ -229,16 +229,21 @@ class MmodDetector(FaceDetector):
         return sorted(out, key=lambda bs: -bs[1])
 
 
-@functools.lru_cache(maxsize=2)
-def _mmod(path: str):
+def load_dlib_model(loader: str, path: str, what: str):
+    """``dlib.<loader>(path)``, with a missing or unreadable file said in one sentence."""
     import dlib
 
     if not os.path.isfile(path):
-        raise FercliError(f"MMOD detector model {path} does not exist")
+        raise FercliError(f"{what} {path} does not exist")
     try:
-        return dlib.cnn_face_detection_model_v1(path)
+        return getattr(dlib, loader)(path)
     except RuntimeError as exc:
-        raise FercliError(f"cannot load MMOD detector model {path}: {exc}") from exc
+        raise FercliError(f"cannot load {what} {path}: {exc}") from exc
+
+
+@functools.lru_cache(maxsize=2)
+def _mmod(path: str):
+    return load_dlib_model("cnn_face_detection_model_v1", path, "MMOD detector model")
 
 
 class OpenCVDnnDetector(FaceDetector):

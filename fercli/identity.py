@@ -48,15 +48,8 @@ MODEL_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 @functools.lru_cache(maxsize=1)
 def recognition_model():
     """dlib's face-recognition ResNet (loaded once per process)."""
-    import dlib
-
     path = os.path.join(faces.models_dir(), MODEL_FILE)
-    if not os.path.isfile(path):
-        raise FercliError(f"dlib's face recognition model {path} does not exist (it ships in face_recognition_models)")
-    try:
-        return dlib.face_recognition_model_v1(path)
-    except RuntimeError as exc:
-        raise FercliError(f"cannot load face recognition model {path}: {exc}") from exc
+    return faces.load_dlib_model("face_recognition_model_v1", path, "dlib's face recognition model (from face_recognition_models)")
 
 
 def descriptor(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
