@@ -113,7 +113,6 @@ def ckplus(
     strict: bool = _strict_opt(),
     workers: int = _workers_opt(),
 ) -> None:
-    check_outputs([root], [output])  # before any work
     from fercli.ingest import ingest_ckplus
 
     frames = _frames(gray, resize, pad, workers=workers)
@@ -134,7 +133,6 @@ def oulu(
     strict: bool = _strict_opt(),
     workers: int = _workers_opt(),
 ) -> None:
-    check_outputs([root], [output])  # before any work
     from fercli.ingest import ingest_oulu
 
     frames = _frames(gray, resize, pad, workers=workers)
@@ -150,7 +148,6 @@ def fer2013(
     gray: Optional[bool] = _color_opt("gray; --color repeats the channel"),
     strict: bool = _strict_opt(),
 ) -> None:
-    check_outputs([csv_path], [output])  # before any work
     from fercli.ingest import ingest_fer2013
 
     frames = _frames(gray, None)
@@ -178,7 +175,6 @@ def sfew(
     strict: bool = _strict_opt(),
     workers: int = _workers_opt(),
 ) -> None:
-    check_outputs([root], [output])  # before any work
     _emotiw("sfew", root, output, partition, gray, resize, pad, max_side, strict, workers)
 
 
@@ -194,7 +190,6 @@ def afew(
     max_side: Optional[int] = _max_side_opt(),
     strict: bool = _strict_opt(),
 ) -> None:
-    check_outputs([root], [output])  # before any work
     _emotiw("afew", root, output, partition, gray, resize, pad, max_side, strict, 0)
 
 
@@ -206,7 +201,6 @@ def cifar10(
     gray: Optional[bool] = _color_opt("colour"),
     strict: bool = _strict_opt(),
 ) -> None:
-    check_outputs([root], [output])  # before any work
     from fercli.ingest import ingest_cifar10
 
     frames = _frames(gray, None)
@@ -234,7 +228,6 @@ def video(
     max_side: Optional[int] = _max_side_opt(),
     strict: bool = _strict_opt(),
 ) -> None:
-    check_outputs([*sources, manifest], [output])  # before any work
     from fercli.ingest import ingest_video
 
     frames = _frames(gray, resize, pad, max_side)
@@ -264,7 +257,6 @@ def images(
     strict: bool = _strict_opt(),
     workers: int = _workers_opt(),
 ) -> None:
-    check_outputs([folder, manifest], [output])  # before any work
     from fercli.ingest import ingest_images
 
     frames = _frames(gray, resize, pad, max_side, workers)
