@@ -33,10 +33,10 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from fercli import align as _align, untrusted
+from fercli import align as _align, geometry, tracking, untrusted
 from fercli.artifacts import ModelRecord
 from fercli.errors import FercliError
-from fercli.images import IMAGE_EXTENSIONS, is_image_name
+from fercli.images import IMAGE_EXTENSIONS, frame_to_gray as to_gray, is_image_name
 from fercli.protocol.samples import to_float
 
 PARTS = ("decode", "detect", "cnn", "gru")
@@ -227,7 +227,7 @@ class LiveSession:
                                          upsample=options.upsample, detect_width=options.detect_width,
                                          redetect_every=options.redetect_every, predict_every=options.predict_every,
                                          faces=options.faces)
-        self.tracker = _align.make_tracker(align_opts)
+        self.tracker = tracking.make_tracker(align_opts)
         self._torch = torch
         if self.engine == "onnx":
             self._init_onnx()
@@ -264,14 +264,14 @@ class LiveSession:
 
     # -- per frame
 
-    def _crop(self, rgb: np.ndarray, state: "_align.FaceState") -> np.ndarray:
+    def _crop(self, rgb: np.ndarray, state: "tracking.FaceState") -> np.ndarray:
         import cv2
 
         if self.options.aligned:
-            m = _align.registration_matrix(state.landmarks, self.size)
+            m = geometry.registration_matrix(state.landmarks, self.size)
         else:
-            m = _align.box_matrix(state.box, self.size)
-        src = rgb if self.channels == 3 else _align.to_gray(rgb)
+            m = geometry.box_matrix(state.box, self.size)
+        src = rgb if self.channels == 3 else to_gray(rgb)
         crop = cv2.warpAffine(src, m, (self.size, self.size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         if (self.size, self.size) != self.input_hw:
             crop = cv2.resize(crop, (self.input_hw[1], self.input_hw[0]), interpolation=cv2.INTER_AREA)
