@@ -38,7 +38,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from fercli import faces
+from fercli import faces, tracking_options
 from fercli.artifacts import Clips, shard_indices
 from fercli.geometry import (BOX_SCALE, CROP_CENTRE_Y, CROP_SIDE, apply_matrix, box_matrix, compose, invert,
                              map_points, nose_offset, registration_matrix)
@@ -46,6 +46,7 @@ from fercli.errors import FercliError
 from fercli.images import frame_to_gray as to_gray
 from fercli.progress import ProgressFn, report
 from fercli.tracking import FaceState, FaceTracker, MultiFaceTracker, make_tracker
+from fercli.tracking_options import SIZE, TRACKER_OPTIONS
 
 MISSING_MODES = ("hold", "interpolate", "drop")
 TRANSFORMS = ("affine", "similarity", "auto")
@@ -76,24 +77,13 @@ class AlignOptions:
     workers: int = 1
 
     def check(self) -> None:
-        if not 8 <= self.size <= 1024:
-            raise FercliError(f"--size must be between 8 and 1024 pixels (got {self.size})")
+        tracking_options.check(self, (SIZE, *TRACKER_OPTIONS))
         if self.missing not in MISSING_MODES:
             raise FercliError(f"--missing must be one of {', '.join(MISSING_MODES)} (got '{self.missing}')")
         if self.transform not in TRANSFORMS:
             raise FercliError(f"--transform must be one of {', '.join(TRANSFORMS)} (got '{self.transform}')")
-        if self.detector not in faces.DETECTORS:
-            raise FercliError(f"--detector must be one of {', '.join(faces.DETECTORS)} (got '{self.detector}')")
-        if self.redetect_every < 1:
-            raise FercliError(f"--redetect-every must be at least 1 (got {self.redetect_every})")
         if self.faces not in FACE_MODES:
             raise FercliError(f"--faces must be one of {', '.join(FACE_MODES)} (got '{self.faces}')")
-        if self.predict_every < 1:
-            raise FercliError(f"--predict-every must be at least 1 (got {self.predict_every})")
-        if self.detect_width < 32:
-            raise FercliError(f"--detect-width must be at least 32 pixels (got {self.detect_width})")
-        if not 0 <= self.upsample <= 3:
-            raise FercliError(f"--upsample must be between 0 and 3 (got {self.upsample})")
         if self.workers < 1:
             raise FercliError(f"--workers must be at least 1 (got {self.workers})")
 

@@ -33,11 +33,12 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from fercli import align as _align, geometry, tracking, untrusted
+from fercli import align as _align, geometry, tracking, tracking_options, untrusted
 from fercli.artifacts import ModelRecord
 from fercli.errors import FercliError
 from fercli.images import IMAGE_EXTENSIONS, frame_to_gray as to_gray, is_image_name
 from fercli.protocol.samples import to_float
+from fercli.tracking_options import SIZE
 
 PARTS = ("decode", "detect", "cnn", "gru")
 ENGINES = ("auto", "torch", "onnx")
@@ -195,9 +196,11 @@ class LiveOptions:
             raise FercliError(f"--engine must be one of {', '.join(ENGINES)} (got '{self.engine}')")
         if self.threads < 1:
             raise FercliError(f"--threads must be at least 1 (got {self.threads})")
-        _align.AlignOptions(size=self.size or 96, detector=self.detector, upsample=self.upsample,
-                            detect_width=self.detect_width, redetect_every=self.redetect_every,
-                            predict_every=self.predict_every, faces=self.faces).check()
+        if self.size is not None:
+            SIZE.check(self.size)
+        tracking_options.check(self)
+        if self.faces not in _align.FACE_MODES:
+            raise FercliError(f"--faces must be one of {', '.join(_align.FACE_MODES)} (got '{self.faces}')")
 
 
 # --------------------------------------------------------------------------- engine
@@ -222,11 +225,7 @@ class LiveSession:
         c, h, w = self.model.frame_shape()
         self.channels, self.input_hw = int(c), (int(h), int(w))
         self.size = int(options.size or h)
-        align_opts = _align.AlignOptions(size=self.size, detector=options.detector, detector_model=options.detector_model,
-                                         detector_config=options.detector_config, predictor=options.predictor,
-                                         upsample=options.upsample, detect_width=options.detect_width,
-                                         redetect_every=options.redetect_every, predict_every=options.predict_every,
-                                         faces=options.faces)
+        align_opts = _align.AlignOptions(size=self.size, faces=options.faces, **tracking_options.values(options))
         self.tracker = tracking.make_tracker(align_opts)
         self._torch = torch
         if self.engine == "onnx":
