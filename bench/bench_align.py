@@ -4,7 +4,7 @@ Same RGB frames for every method, in one run, repeats interleaved:
 
 (a) naive: dlib's HOG detector on every full-resolution frame, then the 68-point
     predictor in the box it found (what a straightforward script does);
-(b) fercli: :class:`fercli.align.FaceTracker` with ``align``'s defaults, and
+(b) fercli: :class:`fercli.tracking.FaceTracker` with ``align``'s defaults, and
     with ``--predict-every 1`` (the predictor on every frame, no optical flow);
 (c) MediaPipe FaceMesh (``mediapipe==0.10.14``: its BlazeFace detector + 468-point
     mesh, tracking between frames), when it can be imported here or
@@ -201,7 +201,8 @@ def main() -> None:
         return
 
     sys.path.insert(0, ROOT)
-    from fercli.align import AlignOptions, align, make_tracker
+    from fercli.align import AlignOptions, align
+    from fercli.tracking import make_tracker
     from fercli.artifacts import Clips
 
     rgb, truth, occluded, what = video_clips(args.video, args.max_frames) if args.video else synth_clips(args)

@@ -16,8 +16,9 @@ signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 import contextlib  # noqa: E402
 
-from fercli.align import AlignOptions, make_tracker  # noqa: E402
+from fercli.align import AlignOptions  # noqa: E402
 from fercli.errors import FercliError  # noqa: E402
+from fercli.tracking import make_tracker  # noqa: E402
 
 with contextlib.suppress(FercliError, OSError, RuntimeError):
     make_tracker(AlignOptions())  # fills the detector and predictor caches of fercli.faces

@@ -121,7 +121,7 @@ def _image(ax, frame: np.ndarray) -> None:
 
 def _box(ax, box: np.ndarray, to_frame: np.ndarray, colour: str) -> None:
     """The source-pixel box drawn in frame pixels (a rotated quadrilateral after registration)."""
-    from fercli.align import map_points
+    from fercli.geometry import map_points
 
     x0, y0, x1, y1 = (float(v) for v in box)
     corners = np.array([[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]])

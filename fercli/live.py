@@ -33,11 +33,12 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from fercli import align as _align, pose as _pose, untrusted
+from fercli import align as _align, geometry, pose as _pose, tracking, tracking_options, untrusted
 from fercli.artifacts import ModelRecord
 from fercli.errors import FercliError
-from fercli.images import IMAGE_EXTENSIONS, is_image_name
+from fercli.images import IMAGE_EXTENSIONS, frame_to_gray as to_gray, is_image_name
 from fercli.protocol.samples import to_float
+from fercli.tracking_options import SIZE
 
 PARTS = ("decode", "detect", "cnn", "gru")
 ENGINES = ("auto", "torch", "onnx")
@@ -197,9 +198,13 @@ class LiveOptions:
             raise FercliError(f"--engine must be one of {', '.join(ENGINES)} (got '{self.engine}')")
         if self.threads < 1:
             raise FercliError(f"--threads must be at least 1 (got {self.threads})")
-        _align.AlignOptions(size=self.size or 96, detector=self.detector, upsample=self.upsample,
-                            detect_width=self.detect_width, redetect_every=self.redetect_every,
-                            predict_every=self.predict_every, faces=self.faces, focal=self.focal).check()
+        if self.size is not None:
+            SIZE.check(self.size)
+        tracking_options.check(self)
+        if self.faces not in _align.FACE_MODES:
+            raise FercliError(f"--faces must be one of {', '.join(_align.FACE_MODES)} (got '{self.faces}')")
+        if self.focal is not None and not 1.0 <= self.focal <= 1e6:
+            raise FercliError(f"--focal must be between 1 and 1000000 pixels (got {self.focal})")
 
 
 # --------------------------------------------------------------------------- engine
@@ -224,12 +229,8 @@ class LiveSession:
         c, h, w = self.model.frame_shape()
         self.channels, self.input_hw = int(c), (int(h), int(w))
         self.size = int(options.size or h)
-        align_opts = _align.AlignOptions(size=self.size, detector=options.detector, detector_model=options.detector_model,
-                                         detector_config=options.detector_config, predictor=options.predictor,
-                                         upsample=options.upsample, detect_width=options.detect_width,
-                                         redetect_every=options.redetect_every, predict_every=options.predict_every,
-                                         faces=options.faces)
-        self.tracker = _align.make_tracker(align_opts)
+        align_opts = _align.AlignOptions(size=self.size, faces=options.faces, **tracking_options.values(options))
+        self.tracker = tracking.make_tracker(align_opts)
         self._torch = torch
         if self.engine == "onnx":
             self._init_onnx()
@@ -266,14 +267,14 @@ class LiveSession:
 
     # -- per frame
 
-    def _crop(self, rgb: np.ndarray, state: "_align.FaceState") -> np.ndarray:
+    def _crop(self, rgb: np.ndarray, state: "tracking.FaceState") -> np.ndarray:
         import cv2
 
         if self.options.aligned:
-            m = _align.registration_matrix(state.landmarks, self.size)
+            m = geometry.registration_matrix(state.landmarks, self.size)
         else:
-            m = _align.box_matrix(state.box, self.size)
-        src = rgb if self.channels == 3 else _align.to_gray(rgb)
+            m = geometry.box_matrix(state.box, self.size)
+        src = rgb if self.channels == 3 else to_gray(rgb)
         crop = cv2.warpAffine(src, m, (self.size, self.size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         if (self.size, self.size) != self.input_hw:
             crop = cv2.resize(crop, (self.input_hw[1], self.input_hw[0]), interpolation=cv2.INTER_AREA)

@@ -54,6 +54,7 @@ from fercli import untrusted
 from fercli.artifacts import Clips
 from fercli.errors import FercliError
 from fercli.faces import MEAN_DEPTH_68, MIRROR_68
+from fercli.geometry import apply_matrix, invert
 from fercli.images import IMAGE_EXTENSIONS, frame_to_gray, is_image_name
 from fercli.progress import ProgressFn, report
 
@@ -335,10 +336,10 @@ def segment_person(image_rgb: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     gc = np.where(soft > 128, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
     gc[soft < 10] = cv2.GC_BGD
     cv2.fillConvexPoly(gc, cv2.convexHull(np.round(landmarks).astype(np.int32)), cv2.GC_FGD)
-    hair = _apply(to_source, np.array([[0.0, -0.85]]))[0]
+    hair = apply_matrix(to_source, np.array([[0.0, -0.85]]))[0]
     angle = float(np.degrees(np.arctan2(to_source[1, 0], to_source[0, 0])))
     cv2.ellipse(gc, (int(hair[0]), int(hair[1])), (max(1, int(1.1 * iod)), max(1, int(0.45 * iod))), angle, 0, 360, cv2.GC_FGD, -1)
-    neck = _apply(to_source, np.array([[-0.45, 1.6], [0.45, 1.6], [0.45, 2.4], [-0.45, 2.4]]))
+    neck = apply_matrix(to_source, np.array([[-0.45, 1.6], [0.45, 1.6], [0.45, 2.4], [-0.45, 2.4]]))
     cv2.fillConvexPoly(gc, np.round(neck).astype(np.int32), cv2.GC_FGD)
     bgd, fgd = np.zeros((1, 65)), np.zeros((1, 65))
     cv2.setRNGSeed(0)
@@ -385,14 +386,6 @@ def _similarity_from_eyes(pts: np.ndarray) -> np.ndarray:
     c, si = d / s
     mid = (left + right) / 2
     return np.array([[s * c, -s * si, mid[0]], [s * si, s * c, mid[1]]])
-
-
-def _apply(m: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    return pts @ m[:, :2].T + m[:, 2]
-
-
-def _invert(m: np.ndarray) -> np.ndarray:
-    return cv2.invertAffineTransform(m)
 
 
 def _neutralise(canon: np.ndarray) -> np.ndarray:
@@ -506,10 +499,10 @@ def _rough_person_mask(shape: tuple[int, ...], to_source: np.ndarray) -> np.ndar
     h, w = shape[:2]
     mask = np.zeros((h, w), np.uint8)
     iod = float(np.hypot(*to_source[:, 0]))
-    centre = _apply(to_source, np.array([[0.0, 0.35]]))[0]
+    centre = apply_matrix(to_source, np.array([[0.0, 0.35]]))[0]
     angle = float(np.degrees(np.arctan2(to_source[1, 0], to_source[0, 0])))
     cv2.ellipse(mask, (int(centre[0]), int(centre[1])), (max(1, int(1.75 * iod)), max(1, int(2.05 * iod))), angle, 0, 360, 255, -1)
-    poly = _apply(to_source, np.array([[-0.8, 1.5], [0.8, 1.5], [1.2, 2.6], [3.8, 3.6], [4.5, 9.0], [-4.5, 9.0], [-3.8, 3.6], [-1.2, 2.6]]))
+    poly = apply_matrix(to_source, np.array([[-0.8, 1.5], [0.8, 1.5], [1.2, 2.6], [3.8, 3.6], [4.5, 9.0], [-4.5, 9.0], [-3.8, 3.6], [-1.2, 2.6]]))
     cv2.fillPoly(mask, [np.round(poly).astype(np.int32)], 255)
     k = max(3, int(0.25 * iod) | 1)
     return cv2.GaussianBlur(mask, (k, k), 0)
@@ -527,7 +520,7 @@ def _make_subject(index: int, textures: Sequence[Texture], rng: np.random.Genera
     if rng.random() < 0.5:
         texture = texture.mirrored()
     to_source = _similarity_from_eyes(texture.landmarks)
-    canon = _apply(_invert(to_source), texture.landmarks)
+    canon = apply_matrix(invert(to_source), texture.landmarks)
     neutral = _shape_variation(rng, _neutralise(canon))
     # skin tone / gamma: applied to the person in the source photograph
     img = texture.image.astype(np.float32) / 255.0
@@ -929,7 +922,7 @@ def _render_clip(subject: Subject, class_name: str, rng: np.random.Generator, fr
     if color:
         light = light[..., None]
     to_src_inv_base = subject.to_source
-    ring_src = _apply(to_src_inv_base, RING)
+    ring_src = apply_matrix(to_src_inv_base, RING)
     neutral_gap = float(np.mean(subject.neutral[_INNER_LOWER, 1] - subject.neutral[_INNER_UPPER, 1]))
 
     # Sensor noise: one field per clip, shifted by a random offset every frame
@@ -955,7 +948,7 @@ def _render_clip(subject: Subject, class_name: str, rng: np.random.Generator, fr
         else:
             angles[t] = (head["yaw"][t] + drift_yaw[t], head["pitch"][t], roll + drift_roll[t] + head["roll"][t])
             pose = _pose_matrix(iod * head["scale"][t], angles[t, 2], head["centre"][t])
-        pts_out[t] = _apply(pose, _project(shape, angles[t, 0], angles[t, 1]))
+        pts_out[t] = apply_matrix(pose, _project(shape, angles[t, 0], angles[t, 1]))
     for t in range(n):
         shape, dst = shapes[t], pts_out[t]
         if head is None:
@@ -963,8 +956,8 @@ def _render_clip(subject: Subject, class_name: str, rng: np.random.Generator, fr
         else:
             pose = _pose_matrix(iod * head["scale"][t], roll + drift_roll[t] + head["roll"][t], head["centre"][t])
             light = _light_field(subject, size, centre, iod, brightness * head["gain"][t], head["turn"][t], color)
-        ring_dst = _apply(pose, RING)
-        global_inv = subject.to_source @ np.vstack([_invert(pose), [0, 0, 1]])
+        ring_dst = apply_matrix(pose, RING)
+        global_inv = subject.to_source @ np.vstack([invert(pose), [0, 0, 1]])
         map_x, map_y = _warp_maps(np.concatenate([dst, ring_dst]), src_pts, subject.triangles, global_inv, (w, h))
         warped = cv2.remap(subject.source_rgba, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         warped = warped.astype(np.float32)
@@ -1033,7 +1026,7 @@ def _occlude(frame: np.ndarray, pose: np.ndarray, region: int, tone: float) -> N
     (cx, cy), (ax, ay) = _OCCLUDERS[region]
     scale = float(np.hypot(*pose[:, 0]))
     angle = float(np.degrees(np.arctan2(pose[1, 0], pose[0, 0])))
-    c = _apply(pose, np.array([[cx, cy]]))[0]
+    c = apply_matrix(pose, np.array([[cx, cy]]))[0]
     shift = 4
     mask = np.zeros((h, w), np.float32)
     cv2.ellipse(mask, (int(round(c[0] * 16)), int(round(c[1] * 16))), (int(round(ax * scale * 16)), int(round(ay * scale * 16))),

@@ -59,7 +59,7 @@ def frame_status(clips: Clips) -> np.ndarray:
 
 def source_landmarks(clips: Clips) -> Optional[np.ndarray]:
     """(F, 68, 2) landmarks in source-video pixels (NaN where the mapping is unknown)."""
-    from fercli.align import invert, map_points
+    from fercli.geometry import invert, map_points
 
     if clips.landmarks is None:
         return None

@@ -12,7 +12,8 @@ from conftest import ROOT, assert_user_error, fercli
 from face_video import face_clips
 
 from fercli import artifacts, faces
-from fercli.align import AlignOptions, align, shard_indices, template
+from fercli.align import AlignOptions, align, shard_indices
+from fercli.geometry import template
 from fercli.errors import FercliError
 
 
@@ -131,7 +132,7 @@ def test_tracker_notices_a_lost_face():
     frames, _ = face_frames(6)
     frames = frames.mean(axis=3).astype(np.uint8)
     frames[3] = 0
-    from fercli.align import make_tracker
+    from fercli.tracking import make_tracker
 
     tracker = make_tracker(AlignOptions())
     states = [tracker(f) for f in frames]
@@ -249,8 +250,8 @@ def test_tracker_holds_moving_heads_like_per_frame_detection(moving, monkeypatch
     as close to per-frame detection as issue 13 asks (2 % IOD mean, 4 % p95; the
     floor between two dlib fits in slightly different boxes is ~1.3 %), while the
     predictor runs on a fraction of the frames and the detector on a tenth."""
-    from fercli import align as align_module
-    from fercli.align import make_tracker
+    from fercli import tracking as align_module
+    from fercli.tracking import make_tracker
 
     refs = [_per_frame_detection(moving.clip(i)) for i in range(len(moving))]
     calls = []
@@ -286,8 +287,8 @@ def test_tracker_holds_moving_heads_like_per_frame_detection(moving, monkeypatch
 
 
 def test_predict_every_1_runs_the_predictor_on_every_frame(moving, monkeypatch):
-    from fercli import align as align_module
-    from fercli.align import make_tracker
+    from fercli import tracking as align_module
+    from fercli.tracking import make_tracker
 
     calls = []
     predict = align_module.faces.predict_landmarks
@@ -318,7 +319,7 @@ def pair():
 
 
 def _in_source(out: "artifacts.Clips", i: int) -> np.ndarray:
-    from fercli.align import invert, map_points
+    from fercli.geometry import invert, map_points
 
     s = slice(out.offsets[i], out.offsets[i + 1])
     return map_points(invert(out.source_transform()[s]), out.landmarks[s].astype(np.float64))
@@ -377,7 +378,7 @@ def test_faces_all_in_table_and_cli_errors(pair, tmp_path):
 
 
 def test_nose_offset_measures_how_much_the_affine_would_shear():
-    from fercli.align import nose_offset
+    from fercli.geometry import nose_offset
 
     mean = faces.MEAN_FACE_68 * 40 + [100, 80]
     assert nose_offset(mean) < 1e-9
@@ -395,7 +396,8 @@ def test_transform_auto_keeps_affine_for_frontal_faces_and_uses_similarity_for_t
     # The rule itself, on given landmarks: a nose tip a quarter of the eye distance
     # sideways (a head turned ~25 degrees) is registered by similarity, rotation and
     # scale only; a frontal one stays affine.
-    from fercli.align import FaceState, register_clip
+    from fercli.align import register_clip
+    from fercli.tracking import FaceState
 
     frames = np.zeros((3, 200, 200), np.uint8)
     front = faces.MEAN_FACE_68 * 40 + [100, 80]

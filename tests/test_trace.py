@@ -14,7 +14,8 @@ from conftest import assert_user_error, fercli
 from face_video import face_clips
 
 from fercli import artifacts, faces
-from fercli.align import AlignOptions, align, compose, invert, map_points
+from fercli.align import AlignOptions, align
+from fercli.geometry import compose, invert, map_points
 
 FPS = 25.0
 

@@ -8,39 +8,34 @@ import typer
 
 from fercli import artifacts
 from fercli.cli.app import app
-from fercli.cli.common import OutputOpt, err, input_option, examples, number_opt, parse_shard, progress_bar, refuse_media
+from fercli.cli.common import OutputOpt, err, examples, number_opt, parse_shard, progress_bar, refuse_media
+from fercli.cli.tracker_options import typer_option, with_tracker_options
+from fercli.tracking_options import SIZE
 
 
 @app.command(help="Detect faces, fit 68 landmarks and register each face to the mean face (eyes + nose tip), cropped to SIZE.",
              epilog=examples("fercli align clips.h5 --size 64 -o aligned.h5", "fercli align video.h5 --missing drop --transform similarity -o aligned.h5"))
+@with_tracker_options
 def align(
     path: str = typer.Argument(..., help="Input 'clips' artifact ('-' = standard input)."),
     output: str = OutputOpt,
-    size: int = number_opt(64, "--size", help="Output crop side in pixels (64 for chapter 3, 96 for chapter 4).", min=8, max=4096),
+    size: int = typer_option(SIZE),
     gray: bool = typer.Option(True, "--gray/--color", help="Gray output (default) or colour (needs colour input)."),
     no_align: bool = typer.Option(False, "--no-align", help="Crop the detector's box only (square, no registration): chapter 4's unaligned mode."),
     transform: str = typer.Option("affine", "--transform", help="affine (exact eyes + nose tip, as 3.2.2), similarity (least squares, no shear: turned heads) or auto (similarity for clips whose face is turned more than ~15 degrees)."),
-    detector: str = typer.Option("hog", "--detector", help="hog (dlib, default), mmod (dlib CNN), opencv-dnn or yunet (need --detector-model)."),
-    detector_model: Optional[str] = input_option(None, "--detector-model", help="Model file for opencv-dnn (e.g. res10 .caffemodel, .onnx, .pb) or yunet (.onnx)."),
-    detector_config: Optional[str] = input_option(None, "--detector-config", help="Config file for opencv-dnn models that need one (e.g. deploy.prototxt)."),
-    predictor: Optional[str] = input_option(None, "--predictor", help="dlib 68-point shape predictor .dat (default: face_recognition_models')."),
-    upsample: int = number_opt(0, "--upsample", help="dlib detectors: upsample the detection image this many times (finds smaller faces, slower).", min=0, max=4),
-    detect_width: int = number_opt(320, "--detect-width", help="Detect on a copy downscaled to at most this width; landmarks use full resolution.", min=32, max=16384),
-    redetect_every: int = number_opt(10, "--redetect-every", help="Run the detector every K frames (and whenever tracking is lost); 1 = every frame.", min=1, max=1_000_000),
-    predict_every: int = number_opt(3, "--predict-every", help="Fit the 68 landmarks at least every K frames; in between, optical flow carries them while the face only moves rigidly. 1 = every frame.", min=1, max=1000),
     faces: str = typer.Option("best", "--faces", help="best: the most confident face per clip; all: every face, each tracked as its own clip (id in clip_id '#faceN' and face_id)."),
     missing: str = typer.Option("hold", "--missing", help="Frames without a face: hold (previous transform), interpolate, or drop."),
     focal: Optional[float] = number_opt(None, "--focal", help="Head pose (table's pose_* columns): the source camera's focal length in pixels (default OpenFace's: fx = 500 x width / 640, fy = 500 x height / 480).", min=1.0, max=1e6),
     workers: int = number_opt(1, "--workers", help="Processes (clips are spread over them; output order is unchanged).", min=1, max=256),
     shard: Optional[str] = typer.Option(None, "--shard", help="I/N: process only contiguous block I (0-based) of N; `fercli merge` the shards in order."),
+    *,
+    tracker: dict,
 ) -> None:
     from fercli.align import AlignOptions, align as run_align
 
     refuse_media(path, "align")
-    options = AlignOptions(size=size, gray=gray, align=not no_align, transform=transform, detector=detector,
-                           detector_model=detector_model, detector_config=detector_config, predictor=predictor,
-                           upsample=upsample, detect_width=detect_width, redetect_every=redetect_every,
-                           predict_every=predict_every, faces=faces, missing=missing, workers=workers, focal=focal)
+    options = AlignOptions(size=size, gray=gray, align=not no_align, transform=transform, faces=faces, missing=missing,
+                           workers=workers, focal=focal, **tracker)
     options.check()
     shard_t = parse_shard(shard)
     clips, identity, lineage = artifacts.load_clips(path, "align", lazy=shard_t is not None)

@@ -11,11 +11,13 @@ import typer
 from fercli import artifacts
 from fercli.cli.app import app
 from fercli.cli.common import FILE, err, examples, input_option, number_opt, output_option
+from fercli.cli.tracker_options import with_tracker_options
 from fercli.errors import FercliError
 
 
 @app.command(help="Recognise expressions live: face per frame, CNN probabilities per frame, a GRU label every WINDOW frames.",
              epilog=examples("fercli live model.h5 --source talk.mp4 --headless > labels.jsonl"))
+@with_tracker_options
 def live(
     model: str = typer.Argument(..., help="A 'model' artifact: cnn-gru (CNN per frame + GRU per window) or a frame model."),
     source: str = input_option("0", "--source", help="Camera index, video file, or folder of images."),
@@ -23,20 +25,14 @@ def live(
     record: Optional[str] = output_option(None, "--record", writes=FILE, help="Write the overlay video to this .mp4 (written atomically at the end)."),
     window: int = number_opt(5, "--window", help="Frames per GRU label (thesis Fig 4.3: 5).", min=1, max=10_000),
     aligned: bool = typer.Option(False, "--aligned/--unaligned", help="Register faces with landmarks (like training data) or crop the detector box (default, as 4.3.4 tests)."),
-    detector: str = typer.Option("hog", "--detector", help="hog, mmod, opencv-dnn or yunet (the last two need --detector-model)."),
-    detector_model: Optional[str] = input_option(None, "--detector-model", help="Model file for opencv-dnn / yunet."),
-    detector_config: Optional[str] = input_option(None, "--detector-config", help="Config file for opencv-dnn models that need one."),
-    predictor: Optional[str] = input_option(None, "--predictor", help="dlib 68-point shape predictor .dat."),
-    upsample: int = number_opt(0, "--upsample", help="dlib detectors: upsample the detection image (small faces).", min=0, max=4),
-    detect_width: int = number_opt(320, "--detect-width", help="Detect on a copy at most this wide.", min=32, max=16384),
-    redetect_every: int = number_opt(10, "--redetect-every", help="Run the detector every K frames (and when tracking is lost).", min=1, max=1_000_000),
-    predict_every: int = number_opt(3, "--predict-every", help="Fit the 68 landmarks at least every K frames (optical flow carries them in between while the face moves rigidly).", min=1, max=1000),
     max_frames: Optional[int] = number_opt(None, "--max-frames", help="Stop after this many frames.", min=1),
     threads: int = number_opt(1, "--threads", help="Inference threads (a batch of one frame is fastest on 1).", min=1, max=256),
     faces: str = typer.Option("best", "--faces", help="best: the most confident face; all: every face, a label per face per window (JSON lines and --csv carry face_id)."),
     csv_path: Optional[str] = output_option(None, "--csv", writes=FILE, help="Write one row per frame and face (OpenFace-style columns, box, 68 landmarks; window label and probabilities on the frame that completes a window) to this CSV file."),
     focal: Optional[float] = number_opt(None, "--focal", help="Head pose (--csv pose_* columns): the camera's focal length in pixels (default OpenFace's: 500 x width / 640).", min=1.0, max=1e6),
     engine: str = typer.Option("auto", "--engine", help="torch, onnx (onnxruntime), or auto: onnx when onnx + onnxruntime are installed."),
+    *,
+    tracker: dict,
 ) -> None:
     from fercli import live as stage
 
@@ -44,10 +40,7 @@ def live(
         raise FercliError("--record needs a file name, not '-'")
     if csv_path is not None and csv_path == "-":
         raise FercliError("--csv needs a file name, not '-' (standard output carries the JSON lines)")
-    options = stage.LiveOptions(window=window, aligned=aligned, detector=detector, detector_model=detector_model,
-                                detector_config=detector_config, predictor=predictor, upsample=upsample,
-                                detect_width=detect_width, redetect_every=redetect_every, predict_every=predict_every,
-                                faces=faces, threads=threads, engine=engine, focal=focal)
+    options = stage.LiveOptions(window=window, aligned=aligned, faces=faces, threads=threads, engine=engine, focal=focal, **tracker)
     options.check()
     show = not headless
     if show:

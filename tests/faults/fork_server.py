@@ -181,7 +181,8 @@ def _warm_up() -> None:
         torch.nn.functional.cross_entropy(net(torch.zeros(2, 1, 8, 8)), torch.zeros(2, dtype=torch.long)).backward()
         opt.step()
         torch.optim.Adam(net.parameters())
-        from fercli.align import AlignOptions, make_tracker
+        from fercli.align import AlignOptions
+        from fercli.tracking import make_tracker
 
         make_tracker(AlignOptions())
     except ImportError:

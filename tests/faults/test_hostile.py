@@ -1117,7 +1117,7 @@ _OPTIONS = {
     "rebuild_step_negative": _opt(["rebuild", "p.h5", "--step", "-1", "-o", "out.h5"], "--step must be at least 0", data="pruning"),
     "align_size_zero": _opt(["align", "c.h5", "--size", "0", "-o", "out.h5"], "--size must be at least 8"),
     "align_workers_absurd": _opt(["align", "c.h5", "--workers", "100000", "-o", "out.h5"], "--workers must be at most"),
-    "align_upsample_huge": _opt(["align", "c.h5", "--upsample", "12", "-o", "out.h5"], "--upsample must be at most 4"),
+    "align_upsample_huge": _opt(["align", "c.h5", "--upsample", "12", "-o", "out.h5"], "--upsample must be at most 3"),
     "live_window_zero": _opt(["live", "m.h5", "--window", "0", "--headless"], "--window must be at least 1", data="model", output=None),
     "live_threads_zero": _opt(["live", "m.h5", "--threads", "0", "--headless"], "--threads must be at least 1", data="model", output=None),
     "ingest_workers_negative": _opt(["ingest", "images", ".", "--workers", "-1", "-o", "out.h5"], "--workers must be at least 0", data=""),
