@@ -12,8 +12,83 @@ import numpy as np
 from fercli.errors import FercliError
 from fercli.artifacts.arrays import read_strings, write_array
 from fercli.artifacts.attributes import read_json_attr, write_json_attr
-from fercli.artifacts.base import _short
+from fercli.artifacts.base import STR, _short
 from fercli.artifacts.validation import LAYOUTS, _check_dataset, _damaged, _json
+
+# --------------------------------------------------------------------------- the schema
+
+
+@dataclass(frozen=True)
+class ClipField:
+    """One array of the 'clips' kind: how it is named, stored, checked and filled.
+
+    ``per``: 'clip' (one row per clip) or 'frame' (one row per frame).  ``stored`` is the
+    dataset's dtype in the file (``STR`` for text), ``memory`` the dtype it is read as;
+    ``shape`` the trailing shape after the row axis (None: any, e.g. the frame size).
+    ``fill`` is the value a row gets where an input lacks the field (``merge``; None:
+    no fill, the field is kept only when every input has it).  ``finite``: NaN and inf
+    are refused when the array is read or written.  ``check`` names the type test of
+    the layout check (:func:`fercli.artifacts.validation._check_dataset`).
+    """
+
+    name: str
+    dataset: str
+    per: str
+    stored: Any
+    memory: Any
+    shape: Optional[tuple[int, ...]] = ()
+    fill: Any = None
+    required: bool = False
+    finite: bool = False
+    check: str = "number"
+
+
+#: The 'clips' schema, one row per array (frames and offsets, planes and their offsets
+#: are the ragged structure itself and live in :class:`Clips`' own code).  Reading,
+#: writing, validating, selecting, merging and streaming loop over this table:
+#: adding a field is one row here and one attribute of :class:`Clips`.
+CLIP_FIELDS: tuple[ClipField, ...] = (
+    ClipField("frames", "frames", "frame", np.uint8, np.uint8, None, required=True, check="uint8"),
+    ClipField("labels", "label", "clip", np.int64, np.int64, required=True, check="int"),
+    ClipField("subjects", "subject", "clip", STR, object, required=True, check="str"),
+    ClipField("clip_ids", "clip_id", "clip", STR, object, required=True, check="str"),
+    ClipField("sources", "source", "clip", STR, object, required=True, check="str"),
+    ClipField("landmarks", "landmarks", "frame", np.float32, np.float32, (68, 2), finite=True, check="float"),
+    ClipField("face_found", "face_found", "frame", np.bool_, np.bool_, fill=False, check="flag"),
+    ClipField("split", "split", "clip", STR, object, fill="", check="str"),
+    ClipField("folds", "fold", "clip", np.int16, np.int64, fill=-1, check="int"),
+    ClipField("segments", "segment", "clip", STR, object, fill="", check="str"),
+    ClipField("sequence_ids", "sequence_id", "clip", STR, object, check="str"),
+    ClipField("histograms", "histograms", "clip", np.float32, np.float32, None, finite=True),
+    # Tracing frames to the source video (docs/design.md): per frame, then per clip.
+    ClipField("source_frame", "source_frame", "frame", np.int64, np.int64, fill=-1, check="int"),
+    ClipField("transform", "transform", "frame", np.float64, np.float64, (2, 3), fill=np.nan, check="float"),
+    ClipField("face_box", "face_box", "frame", np.float32, np.float32, (4,), fill=np.nan, check="float"),
+    ClipField("face_score", "face_score", "frame", np.float32, np.float32, fill=np.nan, check="float"),
+    # fercli.pose: Tx, Ty, Tz (mm), Rx, Ry, Rz (radians), OpenFace's conventions.
+    ClipField("head_pose", "head_pose", "frame", np.float32, np.float32, (6,), fill=np.nan, check="float"),
+    ClipField("fps", "fps", "clip", np.float64, np.float64, fill=np.nan, check="float"),
+    ClipField("face_id", "face_id", "clip", np.int64, np.int64, fill=0, check="int"),
+)
+FIELDS_BY_NAME = {f.name: f for f in CLIP_FIELDS}
+_TRACE_NAMES = ("source_frame", "transform", "face_box", "face_score", "head_pose")
+#: Optional per-frame arrays that trace frames to their source video: name ->
+#: (shape after the frame axis, stored dtype).  See :class:`Clips`.
+TRACE_FIELDS: dict[str, tuple[tuple[int, ...], Any]] = {n: (FIELDS_BY_NAME[n].shape, FIELDS_BY_NAME[n].stored) for n in _TRACE_NAMES}
+#: Optional per-clip trace arrays: name -> (stored dtype, the value of a clip that does not say).
+CLIP_TRACE_FIELDS: dict[str, tuple[Any, Any]] = {n: (FIELDS_BY_NAME[n].stored, FIELDS_BY_NAME[n].fill) for n in ("fps", "face_id")}
+#: The optional fields (every row but the four every clip has and the frames).
+OPTIONAL_FIELDS = tuple(f for f in CLIP_FIELDS if not f.required)
+
+
+def check_finite(values: Any, spec: ClipField, name: str) -> None:
+    """Refuse NaN or inf in a field the schema needs finite (one sentence naming it)."""
+    if spec.finite and isinstance(values, np.ndarray) and values.size and values.dtype.kind == "f":
+        bad = ~np.isfinite(values)
+        if bad.any():
+            raise FercliError(f"{name}: '{spec.dataset}' holds {int(bad.sum())} non-finite value(s) (NaN or inf) where the "
+                              f"schema needs finite numbers")
+
 
 # --------------------------------------------------------------------------- clips
 
@@ -167,28 +242,14 @@ class Clips:
             planes = {k: v[pidx] for k, v in self.planes.items()}
             plane_offsets = np.zeros(len(index) + 1, dtype=np.int64)
             np.cumsum(pe - ps, out=plane_offsets[1:])
-        pick = lambda a: None if a is None else a[index]  # noqa: E731
-        pickf = lambda a: None if a is None else a[frame_idx]  # noqa: E731
+        rows = {"clip": index, "frame": frame_idx}
         return Clips(
-            frames=self.frames[frame_idx],
             offsets=offsets,
-            labels=self.labels[index],
             class_names=list(self.class_names),
-            subjects=self.subjects[index],
-            clip_ids=self.clip_ids[index],
-            sources=self.sources[index],
-            landmarks=pickf(self.landmarks),
-            face_found=pickf(self.face_found),
-            split=pick(self.split),
-            folds=pick(self.folds),
             planes=planes,
             plane_offsets=plane_offsets,
-            histograms=pick(self.histograms),
-            segments=pick(self.segments),
-            sequence_ids=pick(self.sequence_ids),
             meta=dict(self.meta),
-            **{name: pickf(getattr(self, name)) for name in TRACE_FIELDS},
-            **{name: pick(getattr(self, name)) for name in CLIP_TRACE_FIELDS},
+            **{f.name: _take(getattr(self, f.name), rows[f.per]) for f in CLIP_FIELDS},
         )
 
     def trace(self, frame_index: Sequence[int] | np.ndarray) -> dict[str, np.ndarray]:
@@ -228,14 +289,18 @@ class Clips:
         if np.any(bad):
             first = int(self.labels[np.argmax(bad)])
             raise FercliError(f"{name}: {int(bad.sum())} clip label(s) outside the {k} classes (first: {first})")
-        if self.landmarks is not None and self.landmarks.shape != (len(self.frames), 68, 2):
-            raise FercliError(f"{name}: 'landmarks' must be (frames, 68, 2), found {self.landmarks.shape}")
-        if self.face_found is not None and len(self.face_found) != len(self.frames):
-            raise FercliError(f"{name}: 'face_found' has {len(self.face_found)} entries for {len(self.frames)} frames")
-        for attr in ("split", "folds", "segments", "sequence_ids"):
-            value = getattr(self, attr)
-            if value is not None and len(value) != n:
-                raise FercliError(f"{name}: '{attr}' has {len(value)} entries for {n} clips")
+        counts = {"clip": n, "frame": len(self.frames)}
+        for spec in OPTIONAL_FIELDS:
+            value = getattr(self, spec.name)
+            if value is None:
+                continue
+            if spec.shape is not None and spec.shape and tuple(np.shape(value)) != (counts[spec.per], *spec.shape):
+                want = ", ".join(["frames" if spec.per == "frame" else "clips", *map(str, spec.shape)])
+                raise FercliError(f"{name}: '{spec.name}' must be ({want}), found {tuple(np.shape(value))}")
+            if len(value) != counts[spec.per]:
+                what = "rows" if spec.name == "histograms" else "entries"
+                raise FercliError(f"{name}: '{spec.name}' has {len(value)} {what} for {counts[spec.per]} {spec.per}s")
+            check_finite(value, spec, name)
         if self.planes:
             po = self.plane_offsets
             if po is None or len(po) != n + 1:
@@ -243,33 +308,10 @@ class Clips:
             for key, maps in self.planes.items():
                 if maps.dtype != np.uint8 or maps.ndim != 3 or len(maps) != po[-1]:
                     raise FercliError(f"{name}: plane '{key}' must be ({int(po[-1])}, h, w) uint8 code maps, found {maps.shape} {maps.dtype}")
-        if self.histograms is not None and len(self.histograms) != n:
-            raise FercliError(f"{name}: 'histograms' has {len(self.histograms)} rows for {n} clips")
-        for attr, (shape, _) in TRACE_FIELDS.items():
-            value = getattr(self, attr)
-            if value is not None and tuple(np.shape(value)) != (len(self.frames), *shape):
-                want = ", ".join(["frames", *map(str, shape)])
-                raise FercliError(f"{name}: '{attr}' must be ({want}), found {tuple(np.shape(value))}")
-        for attr in CLIP_TRACE_FIELDS:
-            value = getattr(self, attr)
-            if value is not None and len(value) != n:
-                raise FercliError(f"{name}: '{attr}' has {len(value)} entries for {n} clips")
 
 
-#: Optional per-frame arrays that trace frames to their source video: name ->
-#: (shape after the frame axis, stored dtype).  See :class:`Clips`.
-TRACE_FIELDS: dict[str, tuple[tuple[int, ...], Any]] = {
-    "source_frame": ((), np.int64),
-    "transform": ((2, 3), np.float64),
-    "face_box": ((4,), np.float32),
-    "face_score": ((), np.float32),
-    "head_pose": ((6,), np.float32),  # fercli.pose: Tx, Ty, Tz (mm), Rx, Ry, Rz (radians), OpenFace's
-}
-#: Optional per-clip trace arrays: name -> (stored dtype, the value of a clip that does not say).
-CLIP_TRACE_FIELDS: dict[str, tuple[Any, Any]] = {
-    "fps": (np.float64, np.nan),
-    "face_id": (np.int64, 0),
-}
+def _take(values: Any, rows: np.ndarray) -> Any:
+    return None if values is None else values[rows]
 
 
 def shard_indices(n: int, shard: Optional[tuple[int, int]]) -> np.ndarray:
@@ -291,40 +333,21 @@ def concat_ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
 
 
 def write_clips(f: h5py.File, clips: Clips) -> None:
-    """Write ``clips`` into an open artifact of kind 'clips'."""
+    """Write ``clips`` into an open artifact of kind 'clips' (every field of :data:`CLIP_FIELDS` it has)."""
     clips.validate()
-    write_array(f, "frames", clips.frames)
-    f.create_dataset("offsets", data=clips.offsets.astype(np.int64))
-    f.create_dataset("label", data=clips.labels.astype(np.int64))
-    write_array(f, "subject", clips.subjects)
-    write_array(f, "clip_id", clips.clip_ids)
-    write_array(f, "source", clips.sources)
+    for spec in CLIP_FIELDS:
+        value = getattr(clips, spec.name)
+        if value is None:
+            continue
+        write_array(f, spec.dataset, value if spec.stored is STR else np.asarray(value).astype(spec.stored))
+        if spec.name == "frames":
+            f.create_dataset("offsets", data=clips.offsets.astype(np.int64))
     write_json_attr(f, "class_names", list(clips.class_names))
-    if clips.landmarks is not None:
-        write_array(f, "landmarks", clips.landmarks.astype(np.float32))
-    if clips.face_found is not None:
-        f.create_dataset("face_found", data=clips.face_found.astype(bool))
-    if clips.split is not None:
-        write_array(f, "split", clips.split)
-    if clips.folds is not None:
-        f.create_dataset("fold", data=clips.folds.astype(np.int16))
-    if clips.segments is not None:
-        write_array(f, "segment", clips.segments)
-    if clips.sequence_ids is not None:
-        write_array(f, "sequence_id", clips.sequence_ids)
     if clips.planes:
         g = f.create_group("planes")
         g.create_dataset("offsets", data=clips.plane_offsets.astype(np.int64))
         for key, maps in clips.planes.items():
             write_array(g, key, maps)
-    if clips.histograms is not None:
-        write_array(f, "histograms", clips.histograms.astype(np.float32))
-    for name, (_, dtype) in TRACE_FIELDS.items():
-        if getattr(clips, name) is not None:
-            write_array(f, name, np.asarray(getattr(clips, name)).astype(dtype))
-    for name, (dtype, _) in CLIP_TRACE_FIELDS.items():
-        if getattr(clips, name) is not None:
-            f.create_dataset(name, data=np.asarray(getattr(clips, name)).astype(dtype))
     # meta lives in fercli_meta (written by create_artifact); merge ours in.
     meta = read_json_attr(f, "fercli_meta", {}) or {}
     meta.update(clips.meta)
@@ -332,37 +355,26 @@ def write_clips(f: h5py.File, clips: Clips) -> None:
 
 
 def read_clips(f: h5py.File, name: str = "clips", with_frames: bool = True) -> Clips:
-    """Read a 'clips' artifact fully into memory and validate it."""
+    """Read a 'clips' artifact fully into memory and validate it (``f`` may be a lazy view,
+    :func:`fercli.artifacts.lazy.read_clips_lazy`, whose bulk arrays stay in the file)."""
     try:
         offsets = f["offsets"][()].astype(np.int64)
-        frames = f["frames"][()] if with_frames else np.zeros((int(offsets[-1]) if len(offsets) else 0, 1, 1), np.uint8)
         planes: dict[str, np.ndarray] = {}
         plane_offsets = None
         if "planes" in f:
             g = f["planes"]
             plane_offsets = g["offsets"][()].astype(np.int64)
             planes = {k: g[k][()] for k in g.keys() if k != "offsets"}
-        clips = Clips(
-            frames=frames,
-            offsets=offsets,
-            labels=f["label"][()].astype(np.int64),
-            class_names=list(read_json_attr(f, "class_names", [])),
-            subjects=read_strings(f["subject"]),
-            clip_ids=read_strings(f["clip_id"]),
-            sources=read_strings(f["source"]),
-            landmarks=f["landmarks"][()] if "landmarks" in f else None,
-            face_found=f["face_found"][()].astype(bool) if "face_found" in f else None,
-            split=read_strings(f["split"]) if "split" in f else None,
-            folds=f["fold"][()].astype(np.int64) if "fold" in f else None,
-            planes=planes,
-            plane_offsets=plane_offsets,
-            histograms=f["histograms"][()] if "histograms" in f else None,
-            segments=read_strings(f["segment"]) if "segment" in f else None,
-            sequence_ids=read_strings(f["sequence_id"]) if "sequence_id" in f else None,
-            meta=read_json_attr(f, "fercli_meta", {}) or {},
-            **{key: f[key][()].astype(dtype) for key, (_, dtype) in TRACE_FIELDS.items() if key in f},
-            **{key: f[key][()].astype(dtype) for key, (dtype, _) in CLIP_TRACE_FIELDS.items() if key in f},
-        )
+        values: dict[str, Any] = {}
+        for spec in CLIP_FIELDS:
+            if spec.name == "frames" and not with_frames:
+                values["frames"] = np.zeros((int(offsets[-1]) if len(offsets) else 0, 1, 1), np.uint8)
+            elif spec.dataset in f:
+                values[spec.name] = read_strings(f[spec.dataset]) if spec.stored is STR else _as_memory(f[spec.dataset][()], spec)
+            elif spec.required:
+                raise KeyError(spec.dataset)
+        clips = Clips(offsets=offsets, class_names=list(read_json_attr(f, "class_names", [])), planes=planes,
+                      plane_offsets=plane_offsets, meta=read_json_attr(f, "fercli_meta", {}) or {}, **values)
     except KeyError as exc:
         raise FercliError(f"{name} is a damaged 'clips' artifact: a required dataset is missing ({_short(exc)})") from exc
     except OSError as exc:
@@ -370,6 +382,13 @@ def read_clips(f: h5py.File, name: str = "clips", with_frames: bool = True) -> C
     if with_frames:
         clips.validate(name)
     return clips
+
+
+def _as_memory(values: Any, spec: ClipField) -> Any:
+    """A stored array as :class:`Clips` holds it (lazy rows stay lazy, with the memory dtype)."""
+    if spec.name == "frames" or values.dtype == np.dtype(spec.memory):
+        return values
+    return values.astype(spec.memory)
 
 
 def _check_partition(offsets: np.ndarray, total: int, what: str, items: str, name: str) -> None:
@@ -402,24 +421,15 @@ def _clips_layout(f: h5py.File, ds: dict[str, h5py.Dataset], name: str) -> None:
     bad = (labels < -1) | (labels >= len(class_names))
     if np.any(bad):
         raise _damaged(name, art, f"{int(bad.sum())} clip label(s) outside the {len(class_names)} classes (first: {int(labels[np.argmax(bad)])})")
-    _check_dataset(ds.get("landmarks"), "landmarks", "float", name, art, 3, n_frames, required=False)
-    if "landmarks" in ds and ds["landmarks"].shape[1:] != (68, 2):
-        raise _damaged(name, art, f"'landmarks' must be (frames, 68, 2), found {ds['landmarks'].shape}")
-    _check_dataset(ds.get("face_found"), "face_found", "flag", name, art, 1, n_frames, required=False)
-    _check_dataset(ds.get("split"), "split", "str", name, art, 1, n, required=False)
-    _check_dataset(ds.get("fold"), "fold", "int", name, art, 1, n, required=False)
+    counts = {"clip": n, "frame": n_frames}
+    for spec in OPTIONAL_FIELDS:
+        value = ds.get(spec.dataset)
+        ndim = 2 if spec.shape is None else 1 + len(spec.shape)
+        _check_dataset(value, spec.dataset, spec.check, name, art, ndim, counts[spec.per], required=False)
+        if value is not None and spec.shape and value.shape[1:] != spec.shape:
+            raise _damaged(name, art, f"'{spec.dataset}' must be ({spec.per}s, {', '.join(map(str, spec.shape))}), found {value.shape}")
     if "fold" in ds and n and int(ds["fold"][()].min()) < -1:
         raise _damaged(name, art, "'fold' holds numbers below -1 (-1 marks a clip without a fold)")
-    _check_dataset(ds.get("segment"), "segment", "str", name, art, 1, n, required=False)
-    _check_dataset(ds.get("sequence_id"), "sequence_id", "str", name, art, 1, n, required=False)
-    for key, (dtype, _) in CLIP_TRACE_FIELDS.items():  # per clip: fps, face_id
-        _check_dataset(ds.get(key), key, "int" if np.issubdtype(dtype, np.integer) else "float", name, art, 1, n, required=False)
-    for key, (shape, dtype) in TRACE_FIELDS.items():
-        _check_dataset(ds.get(key), key, "int" if np.issubdtype(dtype, np.integer) else "float", name, art,
-                       1 + len(shape), n_frames, required=False)
-        if key in ds and ds[key].shape[1:] != shape:
-            raise _damaged(name, art, f"'{key}' must be (frames, {', '.join(map(str, shape))}), found {ds[key].shape}")
-    _check_dataset(ds.get("histograms"), "histograms", "number", name, art, 2, n, required=False)
     if "planes" in f:
         if not isinstance(f["planes"], h5py.Group):
             raise _damaged(name, art, "'planes' must be a group of code maps")

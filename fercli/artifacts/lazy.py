@@ -11,7 +11,7 @@ import numpy as np
 from fercli import untrusted
 from fercli.errors import FercliError
 from fercli.artifacts.base import _short, display_name
-from fercli.artifacts.clips import Clips, TRACE_FIELDS, read_clips
+from fercli.artifacts.clips import CLIP_FIELDS, FIELDS_BY_NAME, Clips, check_finite, read_clips
 from fercli.artifacts.opening import open_artifact
 
 # --------------------------------------------------------------------------- lazy reading
@@ -22,7 +22,8 @@ from fercli.artifacts.opening import open_artifact
 # which read only the rows asked for, in sorted runs of whole HDF5 chunks.
 
 #: Bulk datasets of a 'clips' artifact (and every ``planes/<name>`` but the offsets).
-LAZY_CLIP_DATASETS = ("frames", "landmarks", "face_found", "histograms", *TRACE_FIELDS)
+LAZY_CLIP_DATASETS = tuple(f.dataset for f in CLIP_FIELDS if f.per == "frame" or f.name == "histograms")
+_FIELD_OF_DATASET = {f.dataset: f for f in FIELDS_BY_NAME.values()}
 #: Most bytes one read of a LazyRows takes from the file at a time.
 LAZY_PIECE_BYTES = 8 << 20
 
@@ -79,7 +80,11 @@ class LazyRows:
             out = self._ds[key]
         except (OSError, KeyError, RuntimeError) as exc:
             raise FercliError(f"{self._name} is a damaged 'clips' artifact: {_short(exc)}") from exc
-        return np.asarray(out, dtype=self.dtype)
+        out = np.asarray(out, dtype=self.dtype)
+        spec = _FIELD_OF_DATASET.get(self._ds.name.lstrip("/"))
+        if spec is not None:
+            check_finite(out, spec, self._name)  # NaN/inf where the schema needs numbers: refused as read
+        return out
 
     def __getitem__(self, key: Any) -> Any:
         if isinstance(key, tuple):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import io
+import errno
+import os
 import sys
+import tempfile
 from typing import Any, Iterator, Sequence
 
 import h5py
@@ -13,6 +15,7 @@ from fercli import __version__, untrusted
 from fercli.errors import FercliError
 from fercli.artifacts.attributes import _as_str
 from fercli.artifacts.base import SCHEMA, _short, display_name
+from fercli.artifacts.output import _HOST, TEMP_PREFIX, remove_stale_temps
 from fercli.artifacts.validation import validate
 
 # --------------------------------------------------------------------------- names
@@ -26,31 +29,67 @@ def _describe_kinds(kinds: Sequence[str]) -> str:
 # --------------------------------------------------------------------------- reading
 
 
-def _read_stdin() -> io.BytesIO:
-    stream = sys.stdin.buffer
+#: Bytes read from standard input at a time while it is spooled.
+SPOOL_BLOCK = 4 << 20
+
+
+def _stdin_stream() -> Any:
+    """The binary standard input, or one sentence when there is none to read."""
+    stream = getattr(sys.stdin, "buffer", None)
+    try:
+        if stream is None:
+            raise OSError(errno.EBADF, "closed")
+        os.fstat(stream.fileno())
+    except (OSError, ValueError):
+        raise FercliError("standard input is closed (as cron, daemons and some schedulers start jobs): "
+                          "give the artifact as a file, or pipe a fercli stage into '-'") from None
     if stream.isatty():
         raise FercliError("no input on standard input: give a file, or pipe another fercli stage into '-'")
-    # Read in blocks against the memory budget: a pipe can stream without end.
-    budget = untrusted.memory_budget()
-    blocks, size = [], 0
-    while True:
-        block = stream.read(1 << 22)
-        if not block:
-            break
-        size += len(block)
-        if size > budget:
-            untrusted.check_budget(size, "standard input holds more than")
-        blocks.append(block)
-    if not size:
-        raise FercliError("standard input is empty (did the stage before this one in the pipe fail?)")
-    return io.BytesIO(b"".join(blocks))
+    return stream
+
+
+def spool_stdin() -> str:
+    """Standard input copied to a temporary file in ``TMPDIR`` (HDF5 needs to seek), so a
+    pipe costs disk, not memory; returns its path (the caller unlinks it once opened).
+
+    A full disk is one sentence and the partial copy is removed; so is any interruption."""
+    stream = _stdin_stream()
+    folder = tempfile.gettempdir()
+    remove_stale_temps(folder)
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}@{_HOST}-stdin-", suffix=".h5", dir=folder)
+    size = 0
+    try:
+        with os.fdopen(fd, "wb", buffering=0) as out:
+            while True:
+                try:
+                    block = stream.read(SPOOL_BLOCK)
+                except OSError as exc:
+                    raise FercliError(f"cannot read standard input: {exc.strerror or exc}") from None
+                if not block:
+                    break
+                try:
+                    view = memoryview(block)
+                    while view:
+                        view = view[out.write(view) or 0:]
+                except OSError as exc:
+                    hint = " (the disk is full)" if exc.errno == errno.ENOSPC else ""
+                    raise FercliError(f"cannot spool standard input to {untrusted.one_line(folder)}: {exc.strerror or exc}{hint}; "
+                                      "set TMPDIR to a folder with room, or give the artifact as a file") from None
+                size += len(block)
+        if not size:
+            raise FercliError("standard input is empty (did the stage before this one in the pipe fail?)")
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return tmp
 
 
 def open_h5(path: str) -> h5py.File:
     """Open an HDF5 file for reading ('-' = stdin) with user-facing errors."""
     name = display_name(path)
     if path == "-":
-        source: Any = _read_stdin()
+        source = spool_stdin()
     else:
         untrusted.regular_file(path, "an artifact file")
         source = path
@@ -58,6 +97,10 @@ def open_h5(path: str) -> h5py.File:
         return h5py.File(source, "r")
     except OSError as exc:
         raise FercliError(f"{name} is not a readable HDF5 file (truncated or corrupt?): {_short(exc)}") from exc
+    finally:
+        if path == "-":  # open (or refused): the spooled copy needs no name, and leaves nothing behind
+            with contextlib.suppress(OSError):
+                os.unlink(source)
 
 
 def check_kind(f: h5py.File, path: str, kinds: Sequence[str] | str | None, stage: str) -> str:

@@ -291,6 +291,19 @@ class _GuardedFile(io.RawIOBase):
         super().close()
 
 
+#: id(open file) -> its guard, while create_artifact's block runs (:func:`write_failure`).
+_GUARDS: dict[int, "_GuardedFile"] = {}
+
+
+def write_failure(f: h5py.File) -> Optional[OSError]:
+    """The first failed write into ``f`` (an artifact being created), or None.
+
+    A writer that streams for hours asks after each piece it wrote, so a full disk
+    stops the stage at once instead of the guard keeping the rest in memory."""
+    guard = _GUARDS.get(id(f))
+    return guard.error if guard is not None else None
+
+
 @contextlib.contextmanager
 def create_artifact(path: str, kind: str, lineage: Sequence[dict], meta: Optional[dict] = None) -> Iterator[h5py.File]:
     """Create an artifact of ``kind`` atomically; yields the open h5py file to fill."""
@@ -310,7 +323,11 @@ def create_artifact(path: str, kind: str, lineage: Sequence[dict], meta: Optiona
                 f.attrs["fercli_created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
                 write_json_attr(f, "fercli_lineage", list(lineage))
                 write_json_attr(f, "fercli_meta", meta or {})
-                yield f
+                _GUARDS[id(f)] = guard
+                try:
+                    yield f
+                finally:
+                    del _GUARDS[id(f)]
         finally:
             guard.close()
         if guard.error is not None:
