@@ -8,8 +8,9 @@ It builds CK+, Oulu-CASIA, SFEW, AFEW, FER2013, CIFAR-10, video and image
 layouts in a temporary folder (the builders of tests/test_ingest.py: mixed
 frame sizes and colours, unreadable and truncated files, a manifest), runs each
 importer under several options with each checkout (``PYTHONPATH``, its own
-process), writes the clips with ``save_clips`` and prints, per case, whether
-every array and the report lines are the same.  Exit status 1 if any differs.
+process), writes the clips with ``save_clips``, runs ``fercli ingest`` of each
+layout too (the streamed path), and prints, per case, whether every array, the
+lineage (but its time and command line) and the report lines are the same.  Exit status 1 if any differs.
 """
 
 from __future__ import annotations
@@ -46,6 +47,19 @@ CASES = [
     ("images-manifest", "ingest_images", "imgs", {"manifest": "imgs/m.csv", "classes": ["happy", "fear"]}),
     ("images-gray", "ingest_images", "imgs", {"frames": {"color": False}}),
     ("images-mixed-pad", "ingest_images", "sfew", {"frames": {"pad": True}}),
+]
+
+#: The same through the command line (the streamed path of the new code): (name, arguments; DATA is the data folder).
+CLI_CASES = [
+    ("cli-ckplus", ["ckplus", "DATA/ck", "--all"]),
+    ("cli-oulu", ["oulu", "DATA/oulu"]),
+    ("cli-sfew", ["sfew", "DATA/sfew", "--pad"]),
+    ("cli-afew", ["afew", "DATA/afew", "--max-side", "20"]),
+    ("cli-fer2013", ["fer2013", "DATA/fer2013.csv", "--color"]),
+    ("cli-cifar10", ["cifar10", "DATA/cifar", "--gray"]),
+    ("cli-video", ["video", "DATA/vids", "DATA/vids2", "--pad"]),
+    ("cli-video-shard", ["video", "DATA/vids", "--shard", "0/2", "--label", "happy"]),
+    ("cli-images", ["images", "DATA/imgs", "--manifest", "DATA/imgs/m.csv"]),
 ]
 
 
@@ -120,6 +134,10 @@ def dump(data: Path, out: Path, small_runs: bool = False) -> None:
             continue
         artifacts.save_clips(str(out / f"{name}.h5"), clips, [])
         reports[name] = [line.replace(str(data), "DATA") for line in report.lines()]
+    for name, args in CLI_CASES:
+        proc = subprocess.run([sys.executable, "-m", "fercli", "ingest", *[a.replace("DATA", str(data)) for a in args],
+                               "-o", str(out / f"{name}.h5")], capture_output=True, text=True)
+        reports[name] = [line.replace(str(data), "DATA").replace(str(out), "OUT") for line in proc.stderr.splitlines()]
     (out / "reports.json").write_text(json.dumps(reports, indent=1))
 
 
@@ -129,7 +147,7 @@ def compare(a: Path, b: Path) -> bool:
 
     ra, rb = json.loads((a / "reports.json").read_text()), json.loads((b / "reports.json").read_text())
     same_all = True
-    for name, *_ in CASES:
+    for name in [c[0] for c in CASES] + [c[0] for c in CLI_CASES]:
         problems = [] if ra[name] == rb[name] else [f"report {ra[name]} != {rb[name]}"]
         fa, fb = a / f"{name}.h5", b / f"{name}.h5"
         if fa.exists() != fb.exists():
@@ -149,6 +167,10 @@ def compare(a: Path, b: Path) -> bool:
                 for key in ("class_names", "fercli_meta"):
                     if x.attrs.get(key) != y.attrs.get(key):
                         problems.append(f"attribute {key} differs")
+                lineage = [[{k: v for k, v in entry.items() if k not in ("time", "command")} for entry in json.loads(f.attrs["fercli_lineage"])]
+                           for f in (x, y)]
+                if lineage[0] != lineage[1]:
+                    problems.append("lineage differs")
         print(f"{name:18s} {'same' if not problems else 'DIFFERS: ' + '; '.join(problems)}")
         same_all = same_all and not problems
     return same_all

@@ -95,26 +95,26 @@ _SHARD = Option("shard", Optional[str], lambda: typer.Option(
     None, "--shard", help="I/N: only contiguous block I (0-based) of the N blocks of the sorted file list."))
 
 
-def _run(dataset: str, output: str, sources: list[str], params: dict, work: Callable) -> None:
-    """Check the output, run the importer with a progress bar, save, report."""
+def _run(dataset: str, output: str, sources: list[str], params: dict, plan: Callable) -> None:
+    """Check the output, stream the importer's clips into it with a progress bar, report."""
+    from fercli.ingest import stream
+
     check_outputs(sources, [output])
+
+    def open_writer(layout: stream.Layout):
+        parameters = {"dataset": dataset, "sources": [os.path.abspath(s) for s in sources], **params,
+                      "color": layout.color, "frame_shape": list(layout.frame_shape)}
+        return artifacts.clip_writer(output, [artifacts.lineage_entry("ingest", parameters, [])])
+
     with progress_bar(f"ingest {dataset}") as progress:
-        clips, report = work(progress)
-    parameters = {
-        "dataset": dataset,
-        "sources": [os.path.abspath(s) for s in sources],
-        **params,
-        "color": clips.is_color,
-        "frame_shape": list(clips.frame_shape),
-    }
-    artifacts.save_clips(output, clips, [artifacts.lineage_entry("ingest", parameters, [])])
+        stored, report = stream.run(plan(progress), open_writer)
     for line in report.lines():
         err.print(f"ingest: {line}", markup=False, highlight=False, soft_wrap=True)
-    labelled = int((clips.labels >= 0).sum())
-    shape = "x".join(map(str, clips.frame_shape[1::-1])) + (" RGB" if clips.is_color else " gray")
+    layout = stored.layout
+    shape = f"{layout.width}x{layout.height}" + (" RGB" if layout.color else " gray")
     err.print(
-        f"ingest {dataset}: {_n(clips.n_clips, 'clip')} ({labelled} labelled, {_n(len(clips.class_names), 'class', 'classes')}), "
-        f"{_n(len(clips.frames), 'frame')} of {shape} -> {artifacts.display_name(output)}",
+        f"ingest {dataset}: {_n(stored.n_clips, 'clip')} ({stored.labelled} labelled, {_n(len(stored.class_names), 'class', 'classes')}), "
+        f"{_n(stored.n_frames, 'frame')} of {shape} -> {artifacts.display_name(output)}",
         markup=False, highlight=False, soft_wrap=True,
     )
 
@@ -138,10 +138,10 @@ def ckplus(
     all_: bool = typer.Option(False, "--all", help="Also keep the unlabelled sequences (label -1); default: the 327 labelled ones."),
     *, frames: FrameOptions, strict: bool,
 ) -> None:
-    from fercli.ingest import ingest_ckplus
+    from fercli.ingest import ckplus_plan
 
     _run("ckplus", output, [root], {"all": all_, **frames.describe()},
-         lambda p: ingest_ckplus(root, include_unlabelled=all_, frames=frames, strict=strict, progress=p))
+         lambda p: ckplus_plan(root, include_unlabelled=all_, frames=frames, strict=strict, progress=p))
 
 
 @_command("oulu", "Oulu-CASIA: ROOT/VL|NI/Strong|Weak|Dark/P001/Anger/000.jpeg (default VL + Strong: 480 sequences).",
@@ -153,10 +153,10 @@ def oulu(
     illumination: str = typer.Option("Strong", "--illumination", help="Strong, Weak or Dark."),
     *, frames: FrameOptions, strict: bool,
 ) -> None:
-    from fercli.ingest import ingest_oulu
+    from fercli.ingest import oulu_plan
 
     _run("oulu", output, [root], {"lighting": lighting, "illumination": illumination, **frames.describe()},
-         lambda p: ingest_oulu(root, lighting=lighting, illumination=illumination, frames=frames, strict=strict, progress=p))
+         lambda p: oulu_plan(root, lighting=lighting, illumination=illumination, frames=frames, strict=strict, progress=p))
 
 
 @_command("fer2013", "FER2013: the CSV with columns emotion,pixels,Usage (Usage kept as the split).",
@@ -166,9 +166,9 @@ def fer2013(
     output: str = OutputOpt,
     *, frames: FrameOptions, strict: bool,
 ) -> None:
-    from fercli.ingest import ingest_fer2013
+    from fercli.ingest import fer2013_plan
 
-    _run("fer2013", output, [csv_path], {}, lambda p: ingest_fer2013(csv_path, frames=frames, strict=strict, progress=p))
+    _run("fer2013", output, [csv_path], {}, lambda p: fer2013_plan(csv_path, frames=frames, strict=strict, progress=p))
 
 
 def _emotiw_command(dataset: str, kind: str, example: str, color: str, workers: bool) -> None:
@@ -181,10 +181,10 @@ def _emotiw_command(dataset: str, kind: str, example: str, color: str, workers: 
         output: str = OutputOpt,
         *, partition: str, frames: FrameOptions, strict: bool,
     ) -> None:
-        from fercli.ingest import ingest_emotiw
+        from fercli.ingest import emotiw_plan
 
         _run(dataset, output, [root], {"partition": partition, **frames.describe()},
-             lambda p: ingest_emotiw(root, dataset=dataset, partitions=partition, frames=frames, strict=strict, progress=p))
+             lambda p: emotiw_plan(root, dataset=dataset, partitions=partition, frames=frames, strict=strict, progress=p))
 
 
 _emotiw_command("sfew", "*.png, one clip per image", "fercli ingest sfew ~/data/SFEW -o sfew.h5", "what the files are", workers=True)
@@ -198,9 +198,9 @@ def cifar10(
     output: str = OutputOpt,
     *, frames: FrameOptions, strict: bool,
 ) -> None:
-    from fercli.ingest import ingest_cifar10
+    from fercli.ingest import cifar10_plan
 
-    _run("cifar10", output, [root], {}, lambda p: ingest_cifar10(root, frames=frames, strict=strict, progress=p))
+    _run("cifar10", output, [root], {}, lambda p: cifar10_plan(root, frames=frames, strict=strict, progress=p))
 
 
 @_command("video", "Video files (or folders of them), one clip per video; class = parent folder name or --manifest.",
@@ -211,11 +211,11 @@ def video(
     output: str = OutputOpt,
     *, labelling: dict, shard: Optional[str], frames: FrameOptions, strict: bool,
 ) -> None:
-    from fercli.ingest import ingest_video
+    from fercli.ingest import video_plan
 
     shard_t = parse_shard(shard)
     _run("video", output, sources, {**_labelling_params(labelling), "shard": shard, **frames.describe()},
-         lambda p: ingest_video(sources, shard=shard_t, frames=frames, strict=strict, progress=p, **labelling))
+         lambda p: video_plan(sources, shard=shard_t, frames=frames, strict=strict, progress=p, **labelling))
 
 
 @_command("images", "Image files under DIR, one clip per image; class = parent folder name or --manifest.",
@@ -226,7 +226,7 @@ def images(
     output: str = OutputOpt,
     *, labelling: dict, frames: FrameOptions, strict: bool,
 ) -> None:
-    from fercli.ingest import ingest_images
+    from fercli.ingest import images_plan
 
     _run("images", output, [folder], {**_labelling_params(labelling), **frames.describe()},
-         lambda p: ingest_images(folder, frames=frames, strict=strict, progress=p, **labelling))
+         lambda p: images_plan(folder, frames=frames, strict=strict, progress=p, **labelling))

@@ -124,10 +124,25 @@ class Plan:
 
 
 @dataclass
+class BlockPlan:
+    """An importer whose frames come ready-made in one layout (FER2013, CIFAR-10):
+    ``blocks(report)`` yields whole clips (an in-memory Clips each), ``empty(report)``
+    is the error when none is usable."""
+
+    report: Report
+    blocks: Callable[[Report], Iterator[Clips]]
+    layout: Layout
+    where: str
+    strict: bool
+    empty: Callable[[Report], FercliError]
+
+
+@dataclass
 class Stored:
     """What :func:`run` wrote (for the CLI's closing line)."""
 
     layout: Layout
+    class_names: list[str]
     n_clips: int
     labelled: int
     n_frames: int
@@ -370,12 +385,14 @@ def _pass(plan: Plan, report: Report, layout: Optional[Layout], open_writer: Opt
     return survey, labels, (stack, store) if storing and stack is not None else None, skips
 
 
-def run(plan: Plan, open_writer: Callable[[Layout], ContextManager]) -> tuple[Stored, Report]:
+def run(plan: Plan | BlockPlan, open_writer: Callable[[Layout], ContextManager]) -> tuple[Stored, Report]:
     """Decode ``plan``'s clips into the writer ``open_writer(layout)`` opens.
 
     Nothing usable, ``--strict`` with skips, or frames of several sizes without
     padding: one sentence, and the writer is abandoned (nothing written).
     """
+    if isinstance(plan, BlockPlan):
+        return _run_blocks(plan, open_writer)
     start = copy.deepcopy(plan.report)
     layout = plan.guess() if plan.guess is not None else None
     known: dict[int, tuple[str, str]] = {}
@@ -393,7 +410,7 @@ def run(plan: Plan, open_writer: Callable[[Layout], ContextManager]) -> tuple[St
                 stack, store = opened
                 store.close()
                 stack.close()  # the writer commits
-                return Stored(exact, store.n_clips, sum(1 for label in labels if label >= 0), store.n_frames), report
+                return Stored(exact, list(plan.class_names), store.n_clips, sum(1 for label in labels if label >= 0), store.n_frames), report
         except BaseException:
             if opened is not None:
                 opened[0].__exit__(_Redo, _Redo(), None)
@@ -402,6 +419,19 @@ def run(plan: Plan, open_writer: Callable[[Layout], ContextManager]) -> tuple[St
             opened[0].__exit__(_Redo, _Redo(), None)
         layout, known = exact, skips
     raise AssertionError("ingest: the surveyed layout did not hold on the third pass")  # pragma: no cover
+
+
+def _run_blocks(plan: BlockPlan, open_writer: Callable[[Layout], ContextManager]) -> tuple[Stored, Report]:
+    report = plan.report
+    labelled = 0
+    with open_writer(plan.layout) as writer:
+        for block in plan.blocks(report):
+            writer.append(block)
+            labelled += int((block.labels >= 0).sum())
+        if not writer.n_clips:
+            raise plan.empty(report)
+        report.enforce(plan.strict, plan.where)
+        return Stored(plan.layout, list(block.class_names), writer.n_clips, labelled, writer.n_frames), report
 
 
 # --------------------------------------------------------------------------- in memory
@@ -415,6 +445,7 @@ class MemoryWriter:
         self.parts: list[Clips] = []
         self.open: list[Clips] = []
         self.held = 0
+        self.n_clips = self.n_frames = 0
 
     def __enter__(self) -> "MemoryWriter":
         return self
@@ -427,6 +458,8 @@ class MemoryWriter:
         from fercli import untrusted
 
         self.parts.append(clips)
+        self.n_clips += clips.n_clips
+        self.n_frames += len(clips.frames)
         self.held += clips.frames.nbytes
         if self.held > (64 << 20):  # all of it is held: check as it grows
             untrusted.check_budget(self.held, "the decoded frames need more than")
