@@ -79,3 +79,28 @@ def test_a_refused_input_is_refused_before_any_clip_is_coded(tmp_path):
     assert proc.returncode == 2
     assert "3 clip(s) have fewer than the 3 frames LBP-TOP needs" in proc.stderr.decode()
     assert not (tmp_path / "l.h5").exists()
+
+
+def test_a_damaged_clip_in_the_middle_of_a_stream_leaves_no_output_and_is_named(tmp_path):
+    import h5py
+
+    clips = _big(tmp_path / "c.h5")
+    victim = 13
+    row = int(clips.offsets[victim]) + 1
+    with h5py.File(tmp_path / "c.h5", "r") as f:
+        ds = f["frames"]
+        info = next(ds.id.get_chunk_info(k) for k in range(ds.id.get_num_chunks())
+                    if ds.id.get_chunk_info(k).chunk_offset[0] <= row < ds.id.get_chunk_info(k).chunk_offset[0] + ds.chunks[0])
+    with open(tmp_path / "c.h5", "r+b") as fh:  # garbage in the middle of one compressed chunk
+        fh.seek(info.byte_offset + info.size // 3)
+        fh.write(b"\xff\x00garbage\x13" * 8)
+    (tmp_path / "r.h5").write_bytes(b"previous")
+    proc = subprocess.run([sys.executable, "-m", "fercli", "resample", "c.h5", "-n", "10", "-o", "r.h5"], cwd=tmp_path,
+                          capture_output=True, env={**os.environ, "FERCLI_MEMORY_BUDGET": "1M"})
+    assert proc.returncode == 2, proc.stderr.decode()
+    lines = proc.stderr.decode().strip().splitlines()
+    # The first clip whose frames are in the damaged chunk is the one named.
+    first = int(np.searchsorted(clips.offsets, info.chunk_offset[0], side="right")) - 1
+    assert len(lines) == 1 and "damaged" in lines[0] and f"clip '{clips.clip_ids[first]}', number {first} of" in lines[0], lines
+    assert (tmp_path / "r.h5").read_bytes() == b"previous"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.h5", "r.h5"]
