@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from fercli import artifacts, lbptop, temporal
+from tests.clip_compare import assert_same_clips
 
 
 def _big(path, n=24, frames=(14, 30), size=(96, 96), seed=1):
@@ -34,17 +35,6 @@ def _run(tmp_path, *args, budget="1M"):
     return proc
 
 
-def _equal(a: artifacts.Clips, b: artifacts.Clips) -> None:
-    for spec in artifacts.CLIP_FIELDS:
-        x, y = getattr(a, spec.name), getattr(b, spec.name)
-        assert (x is None) == (y is None), spec.name
-        if x is not None:
-            x, y = np.asarray(x), np.asarray(y)
-            assert x.shape == y.shape and np.array_equal(x.astype(y.dtype) if x.dtype != y.dtype else x, y), spec.name
-    assert np.array_equal(a.offsets, b.offsets) and a.class_names == b.class_names
-    assert sorted(a.planes) == sorted(b.planes) and all(np.array_equal(a.planes[k], b.planes[k]) for k in a.planes)
-
-
 def _load(path):
     return artifacts.load_clips(str(path), "test")[0]
 
@@ -56,7 +46,7 @@ def test_resample_streams_and_equals_the_in_memory_stage(tmp_path, split):
     args = ["resample", "c.h5", "-n", "10", "-o", "r.h5", *(["--ckplus-split"] if split else [])]
     _run(tmp_path, *args)
     want = temporal.ckplus_split(clips, 10) if split else temporal.resample(clips, 10)
-    _equal(want, _load(tmp_path / "r.h5"))
+    assert_same_clips(want, _load(tmp_path / "r.h5"))
 
 
 def test_lbptop_streams_and_equals_the_in_memory_stage_whole_and_sharded(tmp_path):
@@ -64,9 +54,9 @@ def test_lbptop_streams_and_equals_the_in_memory_stage_whole_and_sharded(tmp_pat
     artifacts.save_clips(str(tmp_path / "r.h5"), clips, [])
     _run(tmp_path, "lbptop", "r.h5", "--histogram", "-o", "l.h5")
     want = lbptop.lbp_top(clips, histogram=True)
-    _equal(want, _load(tmp_path / "l.h5"))
+    assert_same_clips(want, _load(tmp_path / "l.h5"))
     _run(tmp_path, "lbptop", "r.h5", "--histogram", "--shard", "1/3", "-o", "l1.h5")
-    _equal(want.select(artifacts.shard_indices(len(clips), (1, 3))), _load(tmp_path / "l1.h5"))
+    assert_same_clips(want.select(artifacts.shard_indices(len(clips), (1, 3))), _load(tmp_path / "l1.h5"))
 
 
 def test_a_refused_input_is_refused_before_any_clip_is_coded(tmp_path):
