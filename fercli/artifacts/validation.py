@@ -153,8 +153,9 @@ def validate(f: h5py.File, kind: str, name: str, whole: bool = True) -> None:
 LAYOUTS: dict[str, Any] = {}
 
 #: Arrays ``fercli info`` does not read (left out of its budget): kind -> path prefixes.
-_BULK = {"clips": ("frames", "landmarks", "histograms", "planes/"), "model": (), "report": (), "pruning": ()}
+#: Each kind's module registers its own (clips: every per-frame field, histograms, code maps).
+BULK: dict[str, tuple[str, ...]] = {"model": (), "report": (), "pruning": ()}
 
 
 def _is_bulk(kind: str, path: str) -> bool:
-    return any(path == b or (b.endswith("/") and path.startswith(b) and path != "planes/offsets") for b in _BULK.get(kind, ()))
+    return any(path == b or (b.endswith("/") and path.startswith(b) and path != "planes/offsets") for b in BULK.get(kind, ()))
