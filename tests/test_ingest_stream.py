@@ -148,3 +148,17 @@ def test_plans_are_what_the_library_functions_collect(tmp_path):
     clips, report = stream.collect(video_plan([str(tmp_path / "vids")], shard=(1, 2)))
     same, same_report = ingest_video([str(tmp_path / "vids")], shard=(1, 2))
     assert np.array_equal(clips.frames, same.frames) and report.lines() == same_report.lines()
+
+
+def test_without_a_header_guess_the_first_clip_decides(tmp_path):
+    make_video_folder(tmp_path / "vids")
+    write_video(tmp_path / "vids2/happy/big.avi", 3, h=30, w=40)
+    sources = [str(tmp_path / "vids"), str(tmp_path / "vids2")]
+    expected, _ = ingest_video(sources, frames=FrameOptions(pad=True))
+    for frames in (FrameOptions(pad=True), FrameOptions(pad=True, color=False)):
+        plan = video_plan(sources, frames=frames)
+        plan.guess = lambda: None
+        clips, _ = stream.collect(plan)
+        reference, _ = ingest_video(sources, frames=frames)
+        assert np.array_equal(clips.frames, reference.frames) and np.array_equal(clips.offsets, reference.offsets)
+    assert expected.frames.shape[1:] == (30, 40, 3)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import itertools
 from dataclasses import dataclass, field
 from typing import Any, Callable, ContextManager, Iterable, Iterator, Optional
 
@@ -72,6 +73,7 @@ class Decoded:
     fps: float = float("nan")
     native_size: Optional[tuple[int, int]] = None
     finish: Optional[Callable[[int], Optional[tuple[str, str]]]] = None
+    first: Optional[np.ndarray] = None  # its first frame, once read (the transform's scale)
 
 
 @dataclass(frozen=True)
@@ -281,7 +283,7 @@ class _Store:
         return out
 
     def _transform_of(self, clip: Decoded, n: int) -> np.ndarray:
-        return _transform(n, clip.first, clip.native_size, self.plan.options)  # type: ignore[attr-defined]
+        return _transform(n, clip.first, clip.native_size, self.plan.options)
 
     def _send_part(self, frames: list[np.ndarray]) -> None:
         clip = self.current
@@ -344,16 +346,22 @@ def _pass(plan: Plan, report: Report, layout: Optional[Layout], open_writer: Opt
                 continue
             frames = clip.frames
             if storing and store is None and layout is None:
-                frames = list(frames)  # no header told: the first clip's frames decide
-                if frames:
-                    layout = _first_clip_layout(frames, plan)
+                # No header told: the first clip's frames decide (a video's first frame
+                # only: it may be too long to hold).
+                if isinstance(frames, list):
+                    seen_first = frames
+                else:
+                    seen_first = list(itertools.islice(frames, 1))
+                    frames = itertools.chain(seen_first, frames)
+                if seen_first:
+                    layout = _first_clip_layout(seen_first, plan)
             seen = _Survey()
             count = 0
             if storing and store is not None:
                 store.begin(clip)
             for frame in frames:
                 if count == 0:
-                    clip.first = frame  # type: ignore[attr-defined]
+                    clip.first = frame
                     if storing and store is None:
                         stack = contextlib.ExitStack()
                         store = _Store(plan, layout, stack.enter_context(open_writer(layout)))
