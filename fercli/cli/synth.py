@@ -52,7 +52,7 @@ def synth(
     untrusted.check_budget(subjects * clips_per_class * n_classes * frame_range[1] * size_wh[0] * size_wh[1] * (3 if color else 1),
                            f"{subjects} subjects x {clips_per_class} clips x {n_classes} classes of up to {frame_range[1]} frames need up to")
 
-    from fercli.synth import render_video, synthesize, trace_to_video  # numpy/cv2 work only after the options are fine
+    from fercli.synth import record_video_trace, render_video, synthesize  # numpy/cv2 work only after the options are fine
 
     with progress_bar("synth") as progress:
         clips = synthesize(
@@ -68,7 +68,7 @@ def synth(
     }
     if video is not None:
         render_video(clips, video, fps)
-        trace_to_video(clips, video, fps)
+        record_video_trace(clips, video, fps)
         params["video"] = os.path.abspath(video)
     lineage = [artifacts.lineage_entry("synth", params, [])]
     artifacts.save_clips(output, clips, lineage)
