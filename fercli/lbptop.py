@@ -436,6 +436,31 @@ def histograms(maps: dict[str, np.ndarray], offsets: np.ndarray, planes: Sequenc
 # --------------------------------------------------------------------------- clips
 
 
+def check_clips(clips: Clips, planes: Sequence[str], points: int, radius: float, method: str,
+                histogram: bool = False, grid: tuple[int, int] = (4, 4)) -> None:
+    """Refuse clips LBP-TOP cannot code: frames smaller than the neighbourhood, clips
+    shorter than it, a histogram grid that does not fit.  Needs only the clip lengths
+    and the frame shape, so a streaming caller checks the whole input before any work."""
+    check_parameters(points, radius, method, planes)
+    m = margin(points, radius)
+    lengths = clips.lengths
+    hh, ww = clips.frames.shape[1:3]
+    if len(clips) and min(hh, ww) < 2 * m + 1:
+        raise FercliError(f"frames of {hh}x{ww} are smaller than the {2 * m + 1}x{2 * m + 1} LBP neighbourhood of radius {radius}")
+    short = np.flatnonzero(lengths < 2 * m + 1)
+    if len(short):
+        first = ", ".join(f"{clips.clip_ids[i]} ({int(lengths[i])} frames)" for i in short[:3])
+        raise FercliError(
+            f"{len(short)} clip(s) have fewer than the {2 * m + 1} frames LBP-TOP needs (first: {first}); "
+            f"run fercli resample -n 10 first"
+        )
+    h2, w2 = max(hh - 2 * m, 0), max(ww - 2 * m, 0)
+    if histogram:
+        gx, gy = grid
+        if gx < 1 or gy < 1 or gx > w2 or gy > h2:
+            raise FercliError(f"--grid {gx}x{gy} does not fit code maps of {w2}x{h2} (need 1 <= columns <= {w2}, 1 <= rows <= {h2})")
+
+
 def lbp_top(
     clips: Clips,
     planes: Sequence[str] = ("xt", "yt"),
@@ -456,25 +481,12 @@ def lbp_top(
     gray first (:func:`to_gray`).
     """
     planes = list(planes)
-    check_parameters(points, radius, method, planes)
+    check_clips(clips, planes, points, radius, method, histogram, grid)
     m = margin(points, radius)
     gray = to_gray(clips.frames)
     lengths = clips.lengths
     hh, ww = gray.shape[1:3]
-    if len(clips) and min(hh, ww) < 2 * m + 1:
-        raise FercliError(f"frames of {hh}x{ww} are smaller than the {2 * m + 1}x{2 * m + 1} LBP neighbourhood of radius {radius}")
-    short = np.flatnonzero(lengths < 2 * m + 1)
-    if len(short):
-        first = ", ".join(f"{clips.clip_ids[i]} ({int(lengths[i])} frames)" for i in short[:3])
-        raise FercliError(
-            f"{len(short)} clip(s) have fewer than the {2 * m + 1} frames LBP-TOP needs (first: {first}); "
-            f"run fercli resample -n 10 first"
-        )
     h2, w2 = max(hh - 2 * m, 0), max(ww - 2 * m, 0)
-    if histogram:
-        gx, gy = grid
-        if gx < 1 or gy < 1 or gx > w2 or gy > h2:
-            raise FercliError(f"--grid {gx}x{gy} does not fit code maps of {w2}x{h2} (need 1 <= columns <= {w2}, 1 <= rows <= {h2})")
 
     per_clip = np.maximum(lengths - 2 * m, 0)
     plane_offsets = np.zeros(len(clips) + 1, dtype=np.int64)
