@@ -337,3 +337,44 @@ def test_speech_opens_the_mouth_at_the_stated_rate_on_mild_head_motion():
     assert np.array_equal(talk.landmarks[:, ~talking], mild.landmarks[:, ~talking])
     assert np.array_equal(talk.head_pose, mild.head_pose, equal_nan=True)
     assert not np.allclose(talk.landmarks[:, talking], mild.landmarks[:, talking])
+
+
+@pytest.mark.parametrize("options", [
+    dict(subjects=2, classes=["happy", "surprise"], frames=(12, 14), size=(120, 90), seed=2, motion="strong", color=True),
+    dict(subjects=2, classes=["fear"], clips_per_class=2, frames=(5, 7), size=(160, 72), seed=4, faces_per_frame=2, motion="speech"),
+])
+def test_cli_streams_clips_equal_to_the_in_memory_run(tmp_path, options):
+    """`fercli synth` appends clip by clip (issue 19); the artifact equals synthesize()'s
+    in-memory clips field for field (and the video's trace, with --video)."""
+    from conftest import fercli
+    from fercli import artifacts
+    from tests.clip_compare import assert_same_clips
+
+    args = ["--subjects", options["subjects"], "--classes", ",".join(options["classes"]), "--frames", "%d:%d" % options["frames"],
+            "--size", "%dx%d" % options["size"], "--seed", options["seed"], "--motion", options["motion"],
+            "--clips-per-class", options.get("clips_per_class", 1), "--faces-per-frame", options.get("faces_per_frame", 1),
+            *(["--color"] if options.get("color") else []), "--video", tmp_path / "v.mp4", "--fps", 12]
+    fercli("synth", *args, "-o", tmp_path / "s.h5", check=True)
+    want = synth.synthesize(**options)
+    synth.record_video_trace(want, str(tmp_path / "v.mp4"), 12)
+    streamed = artifacts.load_clips(str(tmp_path / "s.h5"), "test")[0]
+    assert_same_clips(want, streamed)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.h5", "v.mp4"]
+
+
+def test_cli_makes_more_frames_than_the_memory_budget(tmp_path):
+    """Under FERCLI_MEMORY_BUDGET=64M synth writes 69 MB of frames: memory holds one
+    clip, not the run (the in-memory path refused this)."""
+    import h5py
+
+    from conftest import fercli
+
+    out = tmp_path / "big.h5"
+    fercli("synth", "--subjects", "1", "--classes", "happy,surprise", "--clips-per-class", "5", "--frames", "10:10",
+           "--size", "640x360", "--color", "-o", out, env={"FERCLI_MEMORY_BUDGET": "64M"}, check=True)
+    with h5py.File(out, "r") as f:
+        frames = f["frames"]
+        assert frames.shape == (100, 360, 640, 3) and frames.dtype == np.uint8
+        assert frames.size > 64 << 20
+        assert np.ptp(frames[99]) > 100  # the last clip was rendered, not left empty
+    assert list(tmp_path.iterdir()) == [out]

@@ -45,17 +45,17 @@ agree with them (tested).
 
 from fercli.expressions import CK_CLASSES
 from fercli.synth.clip import true_pose
-from fercli.synth.dataset import synthesize
+from fercli.synth.dataset import Synthesis, synthesize
 from fercli.synth.facs import AU_FIELDS, AU_NAMES, PROTOTYPES, UNILATERAL, expression_field
 from fercli.synth.motion import MAX_YAW, MOTION_FPS, MOTIONS, Motion, _blur_kernel
 from fercli.synth.speech import SPEECH_HZ, VISEMES, SpeechTrack, speech_track
 from fercli.synth.textures import ASTRONAUT_68, ASTRONAUT_PERSON, Texture, astronaut, detect_landmarks, load_faces, segment_person
-from fercli.synth.video import record_video_trace, render_video
+from fercli.synth.video import VideoFrames, record_video_trace, render_video, video_writer
 from fercli.synth.warp import FACE_CENTRE, RING, triangulate
 
 __all__ = [
     "ASTRONAUT_68", "ASTRONAUT_PERSON", "AU_FIELDS", "AU_NAMES", "CK_CLASSES", "FACE_CENTRE", "MAX_YAW", "MOTIONS", "MOTION_FPS",
-    "Motion", "PROTOTYPES", "RING", "SPEECH_HZ", "SpeechTrack", "Texture", "UNILATERAL", "VISEMES", "astronaut", "detect_landmarks",
-    "expression_field", "load_faces", "render_video", "segment_person", "speech_track", "synthesize", "record_video_trace",
-    "triangulate", "true_pose", "_blur_kernel",
+    "Motion", "PROTOTYPES", "RING", "SPEECH_HZ", "SpeechTrack", "Synthesis", "Texture", "UNILATERAL", "VISEMES", "VideoFrames",
+    "astronaut", "detect_landmarks", "expression_field", "load_faces", "record_video_trace", "render_video", "segment_person",
+    "speech_track", "synthesize", "triangulate", "true_pose", "video_writer", "_blur_kernel",
 ]
