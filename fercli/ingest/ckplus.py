@@ -27,14 +27,13 @@ from typing import Iterator, Optional
 from fercli import untrusted
 from fercli.artifacts import Clips
 from fercli.errors import FercliError
+from fercli.expressions import CK_CLASSES
 from fercli.ingest.common import (
     plural, FrameOptions, Reader, image_files, Report, counting, find_child, list_dir, nothing_usable, require_dir, sequence_folders,
 )
 from fercli.ingest.stream import Decoded, Plan, collect, guess_from_images
 from fercli.progress import ProgressFn
 
-#: CK+ emotion codes 1..7 in order; code 0 (neutral) maps to 'neutral' appended last.
-CKPLUS_CLASSES = ["anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise"]
 
 _IMAGE_DIRS = ("cohn-kanade-images", "extended-cohn-kanade-images/cohn-kanade-images", "CK+/cohn-kanade-images")
 _EMOTION_DIRS = ("Emotion", "Emotion_labels/Emotion", "CK+/Emotion")
@@ -132,7 +131,8 @@ def ckplus_plan(
                     yield Decoded(good, label, subject, f"{subject}_{seq}", rel, **reader.source_of(first))
                 tick()
 
-    plan = Plan(report, clips, CKPLUS_CLASSES + (["neutral"] if use_neutral else []), frames, root, strict,
+    # CK+ emotion codes 1..7 in order; code 0 (neutral) maps to 'neutral' appended last.
+    plan = Plan(report, clips, list(CK_CLASSES) + (["neutral"] if use_neutral else []), frames, root, strict,
                 lambda report: nothing_usable(root, report, "CK+ layout: cohn-kanade-images/S005/001/*.png with Emotion/S005/001/*_emotion.txt"),
                 default_color=False, pad_by_default=True, meta={"dataset": "ckplus"})
     plan.guess = lambda: guess_from_images(image_files(folder for *_, folder, _ in todo), plan)
