@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Optional
+from typing import Iterator, Optional
 
 import numpy as np
 
@@ -29,6 +29,7 @@ from fercli.artifacts import Clips
 from fercli.errors import FercliError
 from fercli.ingest.common import FrameOptions, Report, counting, find_child, gray_or_rgb, list_dir, require_dir
 from fercli.ingest.safe_pickle import load_pickle
+from fercli.ingest.stream import BlockPlan, Layout, collect
 from fercli.progress import ProgressFn
 
 #: Used only when the meta file is missing (they are the names batches.meta holds).
@@ -142,14 +143,14 @@ def _names(folder: str, layout: str, report: Report) -> list[str]:
     return list(DEFAULT_NAMES)
 
 
-def ingest_cifar10(
+def cifar10_plan(
     root: str,
     *,
     frames: FrameOptions = FrameOptions(),
     strict: bool = False,
     progress: Optional[ProgressFn] = None,
-) -> tuple[Clips, Report]:
-    """Read CIFAR-10 (binary or python layout) into 32x32 one-frame clips."""
+) -> BlockPlan:
+    """CIFAR-10 (binary or python layout) as 32x32 one-frame clips, a block per batch file."""
     if frames.resize is not None or frames.max_side is not None or frames.pad:
         raise FercliError("cifar10 images are all 32x32: --resize, --pad and --max-side do not apply")
     require_dir(root, "the CIFAR-10 folder (cifar-10-batches-bin or cifar-10-batches-py)")
@@ -164,44 +165,43 @@ def ingest_cifar10(
         report.note(f"{layout} layout without {', '.join(missing)}: ingested the {len(batches)} batches present")
     names = _names(folder, layout, report)
     reader = _read_binary if layout == "binary" else _read_python
-    images, labels, ids, splits, sources = [], [], [], [], []
-    counters = {"train": 0, "test": 0}
-    with counting(progress, len(batches)) as tick:
-        for path, split in batches:
-            y, x = reader(path)
-            bad = (y < 0) | (y >= len(names))
-            base = os.path.basename(path)
-            for i in np.flatnonzero(bad)[: report.EXAMPLES]:
-                report.skip("unknown_label", f"{base} image {int(i)} (label {int(y[i])})")
-            if bad.sum() > report.EXAMPLES:
-                report.counts["unknown_label"] += int(bad.sum()) - report.EXAMPLES
-            start = counters[split]
-            index = np.arange(start, start + len(y))
-            counters[split] += len(y)
-            keep = ~bad
-            images.append(x[keep])
-            labels.append(y[keep])
-            ids.extend(f"cifar10-{split}-{i:05d}" for i in index[keep])
-            sources.extend(f"{base}#{i - start}" for i in index[keep])
-            splits.extend([split] * int(keep.sum()))
-            tick()
-    data = np.concatenate(images) if images else np.zeros((0, PIXELS), np.uint8)
-    if len(data) == 0:
-        raise FercliError(f"no usable images in {folder}: {report.summary()}")
-    report.enforce(strict, root)
-    # Channel planes -> (N, 32, 32, 3) RGB.
-    rgb = np.ascontiguousarray(data.reshape(-1, 3, SIDE, SIDE).transpose(0, 2, 3, 1))
     color = True if frames.color is None else frames.color
-    clips = Clips(
-        frames=np.ascontiguousarray(gray_or_rgb(rgb, color)),
-        offsets=np.arange(len(rgb) + 1, dtype=np.int64),
-        labels=np.concatenate(labels),
-        class_names=names,
-        subjects=np.asarray(ids, dtype=object),
-        clip_ids=np.asarray(ids, dtype=object),
-        sources=np.asarray(sources, dtype=object),
-        split=np.asarray(splits, dtype=object),
-        meta={"dataset": "cifar10", "layout": layout},
-    )
-    clips.validate("ingested clips")
-    return clips, report
+
+    def blocks(report: Report) -> Iterator[Clips]:
+        counters = {"train": 0, "test": 0}
+        with counting(progress, len(batches)) as tick:
+            for path, split in batches:
+                y, x = reader(path)
+                bad = (y < 0) | (y >= len(names))
+                base = os.path.basename(path)
+                for i in np.flatnonzero(bad)[: report.EXAMPLES]:
+                    report.skip("unknown_label", f"{base} image {int(i)} (label {int(y[i])})")
+                if bad.sum() > report.EXAMPLES:
+                    report.counts["unknown_label"] += int(bad.sum()) - report.EXAMPLES
+                start = counters[split]
+                index = np.arange(start, start + len(y))
+                counters[split] += len(y)
+                keep = ~bad
+                ids = [f"cifar10-{split}-{i:05d}" for i in index[keep]]
+                # Channel planes -> (N, 32, 32, 3) RGB.
+                rgb = np.ascontiguousarray(x[keep].reshape(-1, 3, SIDE, SIDE).transpose(0, 2, 3, 1))
+                yield Clips(
+                    frames=np.ascontiguousarray(gray_or_rgb(rgb, color)),
+                    offsets=np.arange(len(rgb) + 1, dtype=np.int64),
+                    labels=y[keep],
+                    class_names=names,
+                    subjects=np.asarray(ids, dtype=object),
+                    clip_ids=np.asarray(ids, dtype=object),
+                    sources=np.asarray([f"{base}#{i - start}" for i in index[keep]], dtype=object),
+                    split=np.asarray([split] * len(ids), dtype=object),
+                    meta={"dataset": "cifar10", "layout": layout},
+                )
+                tick()
+
+    return BlockPlan(report, blocks, Layout(color, SIDE, SIDE), root, strict,
+                     lambda report: FercliError(f"no usable images in {folder}: {report.summary()}"))
+
+
+def ingest_cifar10(root: str, **options) -> tuple[Clips, Report]:
+    """:func:`cifar10_plan`'s clips held in memory."""
+    return collect(cifar10_plan(root, **options))

@@ -22,15 +22,16 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Optional
+from typing import Iterator, Optional
 
 from fercli import untrusted
 from fercli.artifacts import Clips
 from fercli.errors import FercliError
 from fercli.expressions import CK_CLASSES
 from fercli.ingest.common import (
-    IMAGE_EXTENSIONS, ClipList, plural, FrameOptions, Reader, Report, counting, find_child, list_dir, nothing_usable, require_dir,
+    plural, FrameOptions, Reader, image_files, Report, counting, find_child, list_dir, nothing_usable, require_dir, sequence_folders,
 )
+from fercli.ingest.stream import Decoded, Plan, collect, guess_from_images
 from fercli.progress import ProgressFn
 
 
@@ -61,15 +62,15 @@ def read_emotion_file(path: str) -> Optional[int]:
     return int(value)
 
 
-def ingest_ckplus(
+def ckplus_plan(
     root: str,
     *,
     include_unlabelled: bool = False,
     frames: FrameOptions = FrameOptions(),
     strict: bool = False,
     progress: Optional[ProgressFn] = None,
-) -> tuple[Clips, Report]:
-    """Read CK+ from its published folder layout into one clip per sequence."""
+) -> Plan:
+    """CK+ from its published folder layout, one clip per sequence (see :mod:`fercli.ingest.stream`)."""
     require_dir(root, "the CK+ folder holding cohn-kanade-images/ and Emotion/")
     report = Report()
     images_dir = _locate(root, _IMAGE_DIRS)
@@ -84,31 +85,13 @@ def ingest_ckplus(
     labels: dict[tuple[str, str], Optional[int]] = {}
     label_files: dict[tuple[str, str], str] = {}
     if emotion_dir is not None:
-        for subject in list_dir(emotion_dir):
-            sdir = os.path.join(emotion_dir, subject)
-            if not os.path.isdir(sdir):
-                continue
-            for seq in list_dir(sdir):
-                qdir = os.path.join(sdir, seq)
-                if not os.path.isdir(qdir):
-                    continue
-                files = [n for n in list_dir(qdir) if n.lower().endswith(".txt")]
-                if files:
-                    label_files[(subject, seq)] = os.path.join(qdir, files[0])
-                    labels[(subject, seq)] = read_emotion_file(os.path.join(qdir, files[0]))
+        for subject, seq, qdir in sequence_folders(emotion_dir, root, None):
+            files = [n for n in list_dir(qdir) if n.lower().endswith(".txt")]
+            if files:
+                label_files[(subject, seq)] = os.path.join(qdir, files[0])
+                labels[(subject, seq)] = read_emotion_file(os.path.join(qdir, files[0]))
 
-    sequences: list[tuple[str, str, str]] = []
-    for subject in list_dir(images_dir):
-        sdir = os.path.join(images_dir, subject)
-        if not os.path.isdir(sdir):
-            report.skip("not_media", os.path.relpath(sdir, root))
-            continue
-        for seq in list_dir(sdir):
-            qdir = os.path.join(sdir, seq)
-            if os.path.isdir(qdir):
-                sequences.append((subject, seq, qdir))
-            else:
-                report.skip("not_media", os.path.relpath(qdir, root))
+    sequences = list(sequence_folders(images_dir, root, report))
     seen = {(s, q) for s, q, _ in sequences}
     for key, path in label_files.items():
         if key not in seen:  # a label whose images are missing is an empty sequence
@@ -135,36 +118,27 @@ def ingest_ckplus(
         report.note(f"left out {plural(unlabelled_left_out, 'unlabelled sequence')} (--all keeps them with label -1)")
 
     use_neutral = any(code == 0 for *_, code in todo)
+
+    def clips(report: Report) -> Iterator[Decoded]:
+        with Reader(frames) as reader, counting(progress, len(todo)) as tick:
+            for subject, seq, qdir, code in todo:
+                good, first = reader.sequence(qdir, root, report)
+                rel = os.path.relpath(qdir, root)
+                if not good:
+                    report.skip("empty", rel)
+                else:
+                    label = -1 if code < 0 else (7 if code == 0 else code - 1)
+                    yield Decoded(good, label, subject, f"{subject}_{seq}", rel, **reader.source_of(first))
+                tick()
+
     # CK+ emotion codes 1..7 in order; code 0 (neutral) maps to 'neutral' appended last.
-    class_names = list(CK_CLASSES) + (["neutral"] if use_neutral else [])
-    out = ClipList()
-    with Reader(frames) as reader, counting(progress, len(todo)) as tick:
-        for subject, seq, qdir, code in todo:
-            names = list_dir(qdir)
-            paths = []
-            for n in names:
-                p = os.path.join(qdir, n)
-                if os.path.splitext(n)[1].lower() in IMAGE_EXTENSIONS and os.path.isfile(p):
-                    paths.append(p)
-                else:
-                    report.skip("not_media", os.path.relpath(p, root))
-            decoded = reader.images(paths)
-            good = []
-            for p, img in zip(paths, decoded):
-                if img is None:
-                    report.skip("unreadable", os.path.relpath(p, root))
-                else:
-                    good.append(img)
-            rel = os.path.relpath(qdir, root)
-            if not good:
-                report.skip("empty", rel)
-            else:
-                label = -1 if code < 0 else (7 if code == 0 else code - 1)
-                first = next(p for p, img in zip(paths, decoded) if img is not None)
-                out.add(good, label, subject, f"{subject}_{seq}", rel, **reader.source_of(first))
-            tick()
-    if not len(out):
-        raise nothing_usable(root, report, "CK+ layout: cohn-kanade-images/S005/001/*.png with Emotion/S005/001/*_emotion.txt")
-    report.enforce(strict, root)
-    clips = out.to_clips(class_names, frames, report, default_color=False, pad_by_default=True, meta={"dataset": "ckplus"})
-    return clips, report
+    plan = Plan(report, clips, list(CK_CLASSES) + (["neutral"] if use_neutral else []), frames, root, strict,
+                lambda report: nothing_usable(root, report, "CK+ layout: cohn-kanade-images/S005/001/*.png with Emotion/S005/001/*_emotion.txt"),
+                default_color=False, pad_by_default=True, meta={"dataset": "ckplus"})
+    plan.guess = lambda: guess_from_images(image_files(folder for *_, folder, _ in todo), plan)
+    return plan
+
+
+def ingest_ckplus(root: str, **options) -> tuple[Clips, Report]:
+    """:func:`ckplus_plan`'s clips held in memory."""
+    return collect(ckplus_plan(root, **options))

@@ -1,6 +1,6 @@
-"""Shared machinery of the dataset importers: reading images and videos, the
-report of what was skipped, class-name canonicalisation, and assembling
-decoded frames into one :class:`~fercli.artifacts.Clips`.
+"""Shared machinery of the dataset importers: reading images, image sequences
+and videos, the report of what was skipped, class-name canonicalisation
+(:mod:`fercli.ingest.stream` turns the decoded clips into an artifact).
 
 Thesis 2.1 (the databases) and 3.2.2 / 4.2.7 (what the later stages expect):
 frames are kept at their original resolution and in their original colour
@@ -31,7 +31,6 @@ from typing import Callable, Iterable, Iterator, Optional, Sequence
 import numpy as np
 
 from fercli import images, untrusted
-from fercli.artifacts import Clips
 from fercli.errors import FercliError
 from fercli.progress import ProgressFn, report as _progress
 
@@ -292,17 +291,22 @@ def to_rgb_or_gray(img: np.ndarray) -> np.ndarray:
     return img
 
 
+def scaled_size(w: int, h: int, options: FrameOptions) -> tuple[int, int]:
+    """(width, height) a w x h frame has after ``--resize`` / ``--max-side``."""
+    if options.resize is not None:
+        return options.resize
+    if options.max_side is not None and max(h, w) > options.max_side:
+        s = options.max_side / max(h, w)
+        return max(1, round(w * s)), max(1, round(h * s))
+    return w, h
+
+
 def scale_frame(img: np.ndarray, options: FrameOptions) -> np.ndarray:
     """Apply ``--max-side`` / ``--resize`` to one decoded frame."""
     cv2 = _cv2()
     h, w = img.shape[:2]
-    target: Optional[tuple[int, int]] = None
-    if options.resize is not None:
-        target = options.resize
-    elif options.max_side is not None and max(h, w) > options.max_side:
-        s = options.max_side / max(h, w)
-        target = (max(1, round(w * s)), max(1, round(h * s)))
-    if target is None or target == (w, h):
+    target = scaled_size(w, h, options)
+    if target == (w, h):
         return img
     # INTER_AREA averages when shrinking (no aliasing); LINEAR when enlarging.
     shrinking = target[0] * target[1] < w * h
@@ -347,44 +351,101 @@ class Reader:
             return [self._one(p) for p in paths]
         return list(self._pool.map(self._one, paths))
 
-    def video(self, path: str, on_frame: Optional[Callable[[], None]] = None) -> tuple[list[np.ndarray], int]:
-        """All frames of a video and the frame count its container declares.
+    def video(self, path: str, state: dict, on_frame: Optional[Callable[[], None]] = None) -> Iterator[np.ndarray]:
+        """The frames of a video one at a time, as they are decoded (never all held).
 
-        Returns ([], -1) when the file cannot be opened as a video.  ``on_frame``
-        is called after every decoded frame (progress on long videos).
+        ``state['declared']`` becomes the frame count its container declares (-1:
+        the file cannot be opened as a video).  ``on_frame`` is called after every
+        decoded frame (progress on long videos).
         """
         cv2 = _cv2()
         untrusted.regular_file(path, "a video file")
+        state["declared"] = -1
         with untrusted.quiet_native_stderr():
             cap = cv2.VideoCapture(path, _video_backend(cv2))
         try:
             if not cap.isOpened():
-                return [], -1
-            declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+                return
+            state["declared"] = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
             fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
             self.fps[path] = fps if 0 < fps < 10_000 else float("nan")
             w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
             if w * h > untrusted.max_pixels():
                 raise FercliError(f"{path} declares {w}x{h} frames, more than the {untrusted.max_pixels() / 1e6:g}-megapixel "
                                   f"limit (set {untrusted.PIXELS_ENV} to allow larger frames)")
-            frames: list[np.ndarray] = []
-            held = 0
+            first = True
             while True:
                 with untrusted.quiet_native_stderr():
                     ok, frame = cap.read()
                 if not ok or frame is None:
                     break
-                if not frames:
+                if first:
                     self.native_size[path] = (frame.shape[1], frame.shape[0])
-                frames.append(scale_frame(to_rgb_or_gray(frame), self.options))
+                    first = False
+                yield scale_frame(to_rgb_or_gray(frame), self.options)
                 if on_frame is not None:
                     on_frame()
-                held += frames[-1].nbytes
-                if held > (64 << 20):  # a long or endless stream: check as it grows
-                    untrusted.check_budget(held, f"the frames of {path} need more than")
-            return frames, declared
         finally:
             cap.release()
+
+    def sequence(self, folder: str, root: str, report: Report) -> tuple[list[np.ndarray], Optional[str]]:
+        """The image files of one sequence folder, decoded in natural order, and the
+        first one read (None if none was); other files and unreadable images are
+        reported (as paths relative to ``root``)."""
+        paths = []
+        for name in list_dir(folder):
+            path = os.path.join(folder, name)
+            if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS and os.path.isfile(path):
+                paths.append(path)
+            else:
+                report.skip("not_media", os.path.relpath(path, root))
+        good, first = [], None
+        for path, img in zip(paths, self.images(paths)):
+            if img is None:
+                report.skip("unreadable", os.path.relpath(path, root))
+            else:
+                good.append(img)
+                first = first or path
+        return good, first
+
+
+def image_files(folders: Iterable[str]) -> Iterator[str]:
+    """The image files directly inside ``folders``, in order (their headers tell the layout)."""
+    for folder in folders:
+        yield from (os.path.join(folder, n) for n in list_dir(folder) if os.path.splitext(n)[1].lower() in IMAGE_EXTENSIONS)
+
+
+def sequence_folders(top: str, root: str, report: Optional[Report]) -> Iterator[tuple[str, str, str]]:
+    """(subject, sequence, folder) of every ``top/SUBJECT/SEQUENCE/`` folder, in
+    natural order: the layout of CK+ and Oulu-CASIA.  A file where a folder belongs
+    is reported as not media (relative to ``root``), or passed over when ``report``
+    is None."""
+    for subject in list_dir(top):
+        sdir = os.path.join(top, subject)
+        if not os.path.isdir(sdir):
+            if report is not None:
+                report.skip("not_media", os.path.relpath(sdir, root))
+            continue
+        for seq in list_dir(sdir):
+            qdir = os.path.join(sdir, seq)
+            if os.path.isdir(qdir):
+                yield subject, seq, qdir
+            elif report is not None:
+                report.skip("not_media", os.path.relpath(qdir, root))
+
+
+def declared_size(path: str) -> Optional[tuple[int, int]]:
+    """(width, height) a video's container declares, None if unknown or unreadable."""
+    cv2 = _cv2()
+    with untrusted.quiet_native_stderr():
+        cap = cv2.VideoCapture(path, _video_backend(cv2))
+    try:
+        if not cap.isOpened():
+            return None
+        w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+        return (w, h) if w > 0 and h > 0 else None
+    finally:
+        cap.release()
 
 
 def declared_frames(path: str) -> int:
@@ -419,129 +480,6 @@ def is_truncated(decoded: int, declared: int) -> bool:
 
 
 # --------------------------------------------------------------------------- assembling
-
-
-class ClipList:
-    """Decoded clips collected by an importer before they become one Clips."""
-
-    def __init__(self) -> None:
-        self.sequences: list[list[np.ndarray]] = []
-        self.labels: list[int] = []
-        self.subjects: list[str] = []
-        self.clip_ids: list[str] = []
-        self.sources: list[str] = []
-        self.split: list[str] = []
-        self.fps: list[float] = []
-        self.native_sizes: list[Optional[tuple[int, int]]] = []
-
-    def add(self, frames: list[np.ndarray], label: int, subject: str, clip_id: str, source: str, split: str = "",
-            fps: float = float("nan"), native_size: Optional[tuple[int, int]] = None) -> None:
-        """One clip; ``fps`` and ``native_size`` (width, height before scaling) of its
-        source file, when known, let later stages map frames back to it."""
-        self.sequences.append(frames)
-        self.labels.append(int(label))
-        self.subjects.append(subject)
-        self.clip_ids.append(clip_id)
-        self.sources.append(source)
-        self.split.append(split)
-        self.fps.append(float(fps))
-        self.native_sizes.append(native_size)
-
-    def __len__(self) -> int:
-        return len(self.sequences)
-
-    def to_clips(
-        self,
-        class_names: Sequence[str],
-        options: FrameOptions,
-        report: Report,
-        default_color: Optional[bool],
-        pad_by_default: bool = False,
-        with_split: bool = False,
-        meta: Optional[dict] = None,
-    ) -> Clips:
-        """One Clips with a single frame shape (see the module docstring)."""
-        all_frames = [f for seq in self.sequences for f in seq]
-        color = options.color if options.color is not None else default_color
-        if color is None:  # keep what the files are: gray only if every file is gray
-            color = any(f.ndim == 3 for f in all_frames)
-        sizes: dict[tuple[int, int], int] = {}
-        for f in all_frames:
-            key = (f.shape[1], f.shape[0])
-            sizes[key] = sizes.get(key, 0) + 1
-        if len(sizes) > 1:
-            listed = ", ".join(f"{w}x{h} ({plural(n, 'frame')})" for (w, h), n in sorted(sizes.items(), key=lambda kv: -kv[1])[:4])
-            if not (options.pad or pad_by_default):
-                raise FercliError(
-                    f"frames come in {len(sizes)} different sizes ({listed}{', ...' if len(sizes) > 4 else ''}) but an "
-                    "artifact holds one frame size: pass --resize WxH to scale them, or --pad to place them on a common canvas"
-                )
-            width, height = max(w for w, _ in sizes), max(h for _, h in sizes)
-            report.note(f"padded frames of {len(sizes)} sizes ({listed}) top-left onto a {width}x{height} canvas (pixel coordinates unchanged)")
-        elif sizes:
-            (width, height), = sizes
-        else:
-            width, height = 1, 1
-        shape = (len(all_frames), height, width, 3) if color else (len(all_frames), height, width)
-        frames = np.zeros(shape, dtype=np.uint8)
-        cv2 = _cv2() if all_frames else None
-        # Fill one frame at a time and let each decoded frame go, so the peak
-        # memory stays near one copy of the dataset.
-        transform = source_to_frame_transforms(self.sequences, self.native_sizes, options)
-        k = 0
-        for seq in self.sequences:
-            for j, f in enumerate(seq):
-                if color and f.ndim == 2:
-                    f = cv2.cvtColor(f, cv2.COLOR_GRAY2RGB)
-                elif not color and f.ndim == 3:
-                    f = images.frame_to_gray(f)
-                frames[k, : f.shape[0], : f.shape[1]] = f
-                seq[j] = None  # type: ignore[call-overload]
-                k += 1
-        lengths = [len(s) for s in self.sequences]
-        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        self.sequences = []
-        clips = Clips(
-            frames=frames,
-            offsets=offsets,
-            labels=np.asarray(self.labels, dtype=np.int64),
-            class_names=list(class_names),
-            subjects=np.asarray(self.subjects, dtype=object),
-            clip_ids=np.asarray(self.clip_ids, dtype=object),
-            sources=np.asarray(self.sources, dtype=object),
-            split=np.asarray(self.split, dtype=object) if with_split else None,
-            meta=dict(meta or {}),
-            source_frame=np.concatenate([np.arange(n, dtype=np.int64) for n in lengths]) if lengths else np.zeros(0, np.int64),
-            transform=transform,
-            fps=np.asarray(self.fps, dtype=np.float64),
-        )
-        clips.validate("ingested clips")
-        return clips
-
-
-def source_to_frame_transforms(sequences: Sequence[Sequence[np.ndarray]], native_sizes: Sequence[Optional[tuple[int, int]]],
-                               options: FrameOptions) -> np.ndarray:
-    """(F, 2, 3) affines from source-file pixels to artifact-frame pixels, per frame.
-
-    A scale when ``--resize`` / ``--max-side`` changed the size (padding places
-    frames top-left and changes no coordinate); the identity when the options
-    cannot have scaled; NaN (unknown) for a scaled clip whose native size the
-    importer did not record.
-    """
-    scaling = options.resize is not None or options.max_side is not None
-    out = []
-    for seq, native in zip(sequences, native_sizes):
-        m = np.zeros((len(seq), 2, 3))
-        if native is not None and len(seq):
-            h, w = seq[0].shape[:2]
-            m[:, 0, 0], m[:, 1, 1] = w / native[0], h / native[1]
-        elif scaling:
-            m[:] = np.nan
-        else:
-            m[:, 0, 0] = m[:, 1, 1] = 1.0
-        out.append(m)
-    return np.concatenate(out) if out else np.zeros((0, 2, 3))
 
 
 def gray_or_rgb(frames: np.ndarray, color: bool) -> np.ndarray:

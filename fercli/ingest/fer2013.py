@@ -25,6 +25,7 @@ from fercli import untrusted
 from fercli.artifacts import Clips
 from fercli.errors import FercliError
 from fercli.ingest.common import FrameOptions, Report, counting, gray_or_rgb, nothing_usable
+from fercli.ingest.stream import BlockPlan, Layout, collect
 from fercli.progress import ProgressFn
 
 FER2013_CLASSES = ["anger", "disgust", "fear", "happy", "sadness", "surprise", "neutral"]
@@ -39,7 +40,7 @@ def _fields(line: str) -> list[str]:
     return line.split(",")
 
 
-#: Rows per block of the growing image array.
+#: Rows per block of clips written at once.
 BLOCK = 4096
 #: Longest line read whole: a FER2013 row is about 9 KB (2304 values); a longer
 #: line is a malformed row, skipped without holding it in memory.
@@ -103,14 +104,14 @@ def _parse_pixels(text: str) -> np.ndarray:
         return np.array(text.split(), dtype=np.int64)
 
 
-def ingest_fer2013(
+def fer2013_plan(
     csv_path: str,
     *,
     frames: FrameOptions = FrameOptions(),
     strict: bool = False,
     progress: Optional[ProgressFn] = None,
-) -> tuple[Clips, Report]:
-    """Read the FER2013 CSV into 48x48 one-frame clips with its Usage as split."""
+) -> BlockPlan:
+    """The FER2013 CSV as 48x48 one-frame clips with its Usage as split, in blocks of :data:`BLOCK` rows."""
     if frames.resize is not None or frames.max_side is not None or frames.pad:
         raise FercliError("fer2013 frames are all 48x48: --resize, --pad and --max-side do not apply (align scales faces)")
     if not os.path.exists(csv_path):
@@ -119,85 +120,87 @@ def ingest_fer2013(
         raise FercliError(f"{csv_path} is a folder: give the FER2013 CSV file (fer2013.csv)")
     untrusted.regular_file(csv_path, "the FER2013 CSV file")
     base = os.path.basename(csv_path)
-    report = Report()
-    try:
-        fh = open(csv_path, "rb")
-    except OSError as exc:
-        raise FercliError(f"cannot read {csv_path}: {exc.strerror or exc}") from None
-    # Streamed line by line, each line bounded: memory follows the rows kept,
-    # never the file's line count (20 MB of blank lines is 20 million rows).
-    with fh:
-        total = max(1, os.fstat(fh.fileno()).st_size)
-        with counting(progress, total) as tick, warnings.catch_warnings():
-            # numpy warns (rather than fails) on a malformed pixel string; as an
-            # error it marks the row bad instead of printing a warning.
-            warnings.simplefilter("error", DeprecationWarning)
-            lines = _lines(fh, tick)
-            first = next(lines, (0, b""))[1]
-            header = [h.strip().lower() for h in _fields(_text(first if isinstance(first, bytes) else b"", csv_path).lstrip("\ufeff"))]
-            if "pixels" not in header or "emotion" not in header:
-                raise FercliError(f"{csv_path} is not a FER2013 CSV: its header needs 'emotion' and 'pixels' columns (found: {', '.join(header) or 'nothing'})")
-            ie, ip = header.index("emotion"), header.index("pixels")
-            iu = header.index("usage") if "usage" in header else None
-            need = max(ie, ip, iu if iu is not None else 0) + 1
-            blocks: list[np.ndarray] = []
-            block = np.empty((BLOCK, SIDE, SIDE), dtype=np.uint8)
-            filled = 0
-            labels: list[int] = []
-            ids: list[str] = []
-            usage: list[str] = []
-            for line_no, raw in lines:
-                row_no = line_no - 1  # 0-based data row: the header is line 0
-                where = f"{base} row {row_no + 2}"  # +2: 1-based and the header line
-                if raw is _TOO_LONG:
-                    report.skip("bad_row", where)
-                    continue
-                row = _fields(_text(raw, csv_path))
-                if len(row) < need:
-                    report.skip("bad_row", where)
-                    continue
-                try:
-                    code = int(row[ie])
-                except ValueError:
-                    report.skip("unknown_label", where)
-                    continue
-                if not 0 <= code < len(FER2013_CLASSES):
-                    report.skip("unknown_label", where)
-                    continue
-                try:
-                    values = _parse_pixels(row[ip])
-                except (ValueError, DeprecationWarning):
-                    report.skip("bad_row", where)
-                    continue
-                if values.size != SIDE * SIDE or values.min() < 0 or values.max() > 255:
-                    report.skip("bad_row", where)
-                    continue
-                block[filled] = values.reshape(SIDE, SIDE)
-                filled += 1
-                if filled == BLOCK:
-                    blocks.append(block)
-                    block, filled = np.empty((BLOCK, SIDE, SIDE), dtype=np.uint8), 0
-                labels.append(code)
-                ids.append(f"fer2013-{row_no:06d}")
-                usage.append(row[iu].strip() if iu is not None else "")
-    keep = len(labels)
-    images = np.concatenate(blocks + [block[:filled]]) if blocks else block[:filled]
-    if keep == 0:
-        raise nothing_usable(csv_path, report, "FER2013 rows look like '0,70 80 82 ...,Training' with 2304 pixel values")
-    report.enforce(strict, csv_path)
     color = bool(frames.color)  # FER2013 is gray; --color repeats the channel
-    data = gray_or_rgb(images, color)
-    offsets = np.arange(keep + 1, dtype=np.int64)
-    clips = Clips(
-        frames=np.ascontiguousarray(data),
-        offsets=offsets,
-        labels=np.asarray(labels, dtype=np.int64),
-        class_names=list(FER2013_CLASSES),
-        subjects=np.asarray(ids, dtype=object),
-        clip_ids=np.asarray(ids, dtype=object),
-        sources=np.asarray([f"{base}#{i[8:]}" for i in ids], dtype=object),
-        split=np.asarray(usage, dtype=object),
-        meta={"dataset": "fer2013"},
-    )
-    clips.validate("ingested clips")
-    return clips, report
+
+    def block_clips(block: np.ndarray, labels: list[int], ids: list[str], usage: list[str]) -> Clips:
+        return Clips(
+            frames=np.ascontiguousarray(gray_or_rgb(block, color)),
+            offsets=np.arange(len(labels) + 1, dtype=np.int64),
+            labels=np.asarray(labels, dtype=np.int64),
+            class_names=list(FER2013_CLASSES),
+            subjects=np.asarray(ids, dtype=object),
+            clip_ids=np.asarray(ids, dtype=object),
+            sources=np.asarray([f"{base}#{i[8:]}" for i in ids], dtype=object),
+            split=np.asarray(usage, dtype=object),
+            meta={"dataset": "fer2013"},
+        )
+
+    def blocks(report: Report) -> Iterator[Clips]:
+        try:
+            fh = open(csv_path, "rb")
+        except OSError as exc:
+            raise FercliError(f"cannot read {csv_path}: {exc.strerror or exc}") from None
+        # Streamed line by line, each line bounded, written block by block: memory
+        # follows one block, never the file's rows (20 MB of blank lines is 20 million rows).
+        with fh:
+            total = max(1, os.fstat(fh.fileno()).st_size)
+            with counting(progress, total) as tick, warnings.catch_warnings():
+                # numpy warns (rather than fails) on a malformed pixel string; as an
+                # error it marks the row bad instead of printing a warning.
+                warnings.simplefilter("error", DeprecationWarning)
+                lines = _lines(fh, tick)
+                first = next(lines, (0, b""))[1]
+                header = [h.strip().lower() for h in _fields(_text(first if isinstance(first, bytes) else b"", csv_path).lstrip("\ufeff"))]
+                if "pixels" not in header or "emotion" not in header:
+                    raise FercliError(f"{csv_path} is not a FER2013 CSV: its header needs 'emotion' and 'pixels' columns (found: {', '.join(header) or 'nothing'})")
+                ie, ip = header.index("emotion"), header.index("pixels")
+                iu = header.index("usage") if "usage" in header else None
+                need = max(ie, ip, iu if iu is not None else 0) + 1
+                block = np.empty((BLOCK, SIDE, SIDE), dtype=np.uint8)
+                labels: list[int] = []
+                ids: list[str] = []
+                usage: list[str] = []
+                for line_no, raw in lines:
+                    row_no = line_no - 1  # 0-based data row: the header is line 0
+                    where = f"{base} row {row_no + 2}"  # +2: 1-based and the header line
+                    if raw is _TOO_LONG:
+                        report.skip("bad_row", where)
+                        continue
+                    row = _fields(_text(raw, csv_path))
+                    if len(row) < need:
+                        report.skip("bad_row", where)
+                        continue
+                    try:
+                        code = int(row[ie])
+                    except ValueError:
+                        report.skip("unknown_label", where)
+                        continue
+                    if not 0 <= code < len(FER2013_CLASSES):
+                        report.skip("unknown_label", where)
+                        continue
+                    try:
+                        values = _parse_pixels(row[ip])
+                    except (ValueError, DeprecationWarning):
+                        report.skip("bad_row", where)
+                        continue
+                    if values.size != SIDE * SIDE or values.min() < 0 or values.max() > 255:
+                        report.skip("bad_row", where)
+                        continue
+                    block[len(labels)] = values.reshape(SIDE, SIDE)
+                    labels.append(code)
+                    ids.append(f"fer2013-{row_no:06d}")
+                    usage.append(row[iu].strip() if iu is not None else "")
+                    if len(labels) == BLOCK:
+                        yield block_clips(block, labels, ids, usage)
+                        block = np.empty((BLOCK, SIDE, SIDE), dtype=np.uint8)  # the writer may hold the last one
+                        labels, ids, usage = [], [], []
+                if labels:
+                    yield block_clips(block[: len(labels)], labels, ids, usage)
+
+    return BlockPlan(Report(), blocks, Layout(color, SIDE, SIDE), csv_path, strict,
+                     lambda report: nothing_usable(csv_path, report, "FER2013 rows look like '0,70 80 82 ...,Training' with 2304 pixel values"))
+
+
+def ingest_fer2013(csv_path: str, **options) -> tuple[Clips, Report]:
+    """:func:`fer2013_plan`'s clips held in memory."""
+    return collect(fer2013_plan(csv_path, **options))

@@ -20,15 +20,16 @@ the user should choose how to reconcile them.
 from __future__ import annotations
 
 import os
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 from fercli import untrusted
 from fercli.artifacts import Clips
 from fercli.errors import FercliError
 from fercli.ingest.common import (
-    IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, ClipList, FrameOptions, Reader, Report, canonical_name, counting, find_child,
-    is_truncated, list_dir, nothing_usable, plural, require_dir,
+    IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FrameOptions, Reader, Report, canonical_name, counting, find_child, list_dir, nothing_usable,
+    plural, require_dir,
 )
+from fercli.ingest.stream import Decoded, Plan, collect, guess_from_images, guess_from_videos, image_clips, video_clip
 from fercli.progress import ProgressFn
 
 EMOTIW_CLASSES = ["anger", "disgust", "fear", "happy", "sadness", "surprise", "neutral"]
@@ -80,7 +81,7 @@ def _files(root: str, partitions: list[str], extensions: set[str], report: Repor
     return out
 
 
-def ingest_emotiw(
+def emotiw_plan(
     root: str,
     *,
     dataset: str,
@@ -88,8 +89,8 @@ def ingest_emotiw(
     frames: FrameOptions = FrameOptions(),
     strict: bool = False,
     progress: Optional[ProgressFn] = None,
-) -> tuple[Clips, Report]:
-    """Read SFEW (``dataset='sfew'``, images) or AFEW (``'afew'``, videos)."""
+) -> Plan:
+    """SFEW (``dataset='sfew'``, images) or AFEW (``'afew'``, videos)."""
     if dataset not in ("sfew", "afew"):
         raise ValueError(dataset)
     parts = parse_partitions(partitions)
@@ -97,42 +98,36 @@ def ingest_emotiw(
     require_dir(root, f"the {dataset.upper()} folder holding {'/'.join(parts)}/")
     report = Report()
     files = _files(root, parts, VIDEO_EXTENSIONS if video else IMAGE_EXTENSIONS, report)
-    out = ClipList()
-    unlabelled = 0
-    with Reader(frames) as reader, counting(progress, len(files)) as tick:
-        if video:
-            for path, part, label, _ in files:
-                rel = os.path.relpath(path, root)
-                got, declared = reader.video(path)
-                if declared < 0:
-                    report.skip("unreadable", rel)
-                elif is_truncated(len(got), declared):
-                    report.skip("truncated", f"{rel}: {len(got)} of {declared} frames")
-                elif not got:
-                    report.skip("empty", rel)
-                else:
-                    out.add(got, label, os.path.splitext(rel)[0], os.path.splitext(rel)[0], rel, part, **reader.source_of(path))
-                    unlabelled += label < 0
-                tick()
-        else:
-            # Images decode in parallel in blocks so progress still moves.
-            block = 64
-            for start in range(0, len(files), block):
-                chunk = files[start : start + block]
-                for (path, part, label, _), img in zip(chunk, reader.images([c[0] for c in chunk])):
-                    rel = os.path.relpath(path, root)
-                    if img is None:
-                        report.skip("unreadable", rel)
-                    else:
-                        out.add([img], label, os.path.splitext(rel)[0], os.path.splitext(rel)[0], rel, part, **reader.source_of(path))
-                        unlabelled += label < 0
-                tick(len(chunk))
-    if not len(out):
-        kind = "videos" if video else "images"
-        raise nothing_usable(root, report, f"{dataset.upper()} layout: Train/Angry/ ... {kind}")
-    report.enforce(strict, root)
-    if unlabelled:
-        report.note(f"kept {plural(unlabelled, 'file')} outside class folders unlabelled (label -1)")
-    meta = {"dataset": dataset, "partitions": parts}
-    clips = out.to_clips(EMOTIW_CLASSES, frames, report, default_color=None, with_split=True, meta=meta)
-    return clips, report
+
+    def found() -> Iterator[tuple[str, Decoded]]:
+        for path, part, label, _ in files:
+            rel = os.path.relpath(path, root)
+            name = os.path.splitext(rel)[0]
+            yield path, Decoded((), label, name, name, rel, part)
+
+    def clips(report: Report) -> Iterator[Decoded]:
+        with Reader(frames) as reader, counting(progress, len(files)) as tick:
+            if video:
+                for path, clip in found():
+                    yield video_clip(reader, path, clip)
+                    tick()  # the consumer has read its frames
+            else:
+                yield from image_clips(reader, found(), report, tick)
+
+    def unlabelled_note(report: Report, labels: list[int]) -> None:
+        unlabelled = sum(1 for label in labels if label < 0)
+        if unlabelled:
+            report.note(f"kept {plural(unlabelled, 'file')} outside class folders unlabelled (label -1)")
+
+    kind = "videos" if video else "images"
+    plan = Plan(report, clips, EMOTIW_CLASSES, frames, root, strict,
+                lambda report: nothing_usable(root, report, f"{dataset.upper()} layout: Train/Angry/ ... {kind}"),
+                with_split=True, meta={"dataset": dataset, "partitions": parts}, before_store=unlabelled_note)
+    paths = [f[0] for f in files]
+    plan.guess = (lambda: guess_from_videos(paths, plan)) if video else (lambda: guess_from_images(paths, plan))
+    return plan
+
+
+def ingest_emotiw(root: str, **options) -> tuple[Clips, Report]:
+    """:func:`emotiw_plan`'s clips held in memory."""
+    return collect(emotiw_plan(root, **options))

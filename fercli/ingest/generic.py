@@ -26,15 +26,16 @@ from __future__ import annotations
 import csv
 import os
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 from fercli import untrusted
 from fercli.artifacts import Clips
 from fercli.errors import FercliError
 from fercli.ingest.common import (
-    IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, ClipList, FrameOptions, Reader, Report, canonical_name, counting, declared_frames, is_litter,
-    is_truncated, natural_key, nothing_usable, order_classes, require_dir,
+    IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FrameOptions, Reader, Report, canonical_name, counting, declared_frames, is_litter,
+    natural_key, nothing_usable, order_classes, require_dir,
 )
+from fercli.ingest.stream import Decoded, Plan, collect, guess_from_images, guess_from_videos, image_clips, video_clip
 from fercli.progress import ProgressFn
 
 
@@ -171,14 +172,13 @@ def shard_slice(n_items: int, shard: Optional[tuple[int, int]]) -> slice:
     return slice(i * n_items // n, (i + 1) * n_items // n)
 
 
-def _finish(out: ClipList, items_total: int, where: str, report: Report, strict: bool, class_names: list[str],
-            frames: FrameOptions, meta: dict, hint: str, shard: Optional[tuple[int, int]]) -> Clips:
-    if not len(out):
+def _nothing(items_total: int, where: str, hint: str, shard: Optional[tuple[int, int]]):
+    """The error when no file gave a clip (an empty shard says so)."""
+    def error(report: Report) -> FercliError:
         if shard is not None and items_total == 0:
-            raise FercliError(f"shard {shard[0]}/{shard[1]} of {where} is empty: there are fewer files than shards")
-        raise nothing_usable(where, report, hint)
-    report.enforce(strict, where)
-    return out.to_clips(class_names, frames, report, default_color=None, meta=meta)
+            return FercliError(f"shard {shard[0]}/{shard[1]} of {where} is empty: there are fewer files than shards")
+        return nothing_usable(where, report, hint)
+    return error
 
 
 def _labels_for(items: list[Item], class_names: list[str], report: Report) -> list[tuple[Item, int]]:
@@ -193,7 +193,7 @@ def _labels_for(items: list[Item], class_names: list[str], report: Report) -> li
     return out
 
 
-def ingest_video(
+def video_plan(
     sources: Sequence[str],
     *,
     manifest: Optional[str] = None,
@@ -205,7 +205,7 @@ def ingest_video(
     progress: Optional[ProgressFn] = None,
     label: Optional[str] = None,
     subject: Optional[str] = None,
-) -> tuple[Clips, Report]:
+) -> Plan:
     """Each video file a clip; labels from parent folders, a manifest, or ``label``
     for every file (``subject``: one subject for every file, default each file its own)."""
     if not sources:
@@ -215,28 +215,25 @@ def ingest_video(
     class_names = _classes(items, classes)  # from the whole list: every shard agrees
     labelled = _labels_for(items, class_names, report)
     part = labelled[shard_slice(len(labelled), shard)]
-    out = ClipList()
-    # Progress counts frames (the containers' declared counts), so one long video moves the bar.
-    total = sum(declared_frames(it.path) for it, _ in part) if progress is not None else 0
-    with Reader(frames) as reader, counting(progress, total) as tick:
-        for it, label_id in part:
-            got, declared = reader.video(it.path, on_frame=tick)
-            if declared < 0:
-                report.skip("unreadable", it.source)
-            elif is_truncated(len(got), declared):
-                report.skip("truncated", f"{it.source}: {len(got)} of {declared} frames")
-            elif not got:
-                report.skip("empty", it.source)
-            else:
-                out.add(got, label_id, it.subject, it.clip_id, it.source, **reader.source_of(it.path))
+
+    def clips(report: Report) -> Iterator[Decoded]:
+        # Progress counts frames (the containers' declared counts), so one long video moves the bar.
+        total = sum(declared_frames(it.path) for it, _ in part) if progress is not None else 0
+        with Reader(frames) as reader, counting(progress, total) as tick:
+            for it, label_id in part:
+                yield video_clip(reader, it.path, Decoded((), label_id, it.subject, it.clip_id, it.source), on_frame=tick)
+
     where = sources[0] if len(sources) == 1 else f"the {len(sources)} video sources"
     meta = {"dataset": "video"}
     if shard is not None:
         meta["shard"] = f"{shard[0]}/{shard[1]}"
-    return _finish(out, len(part), where, report, strict, class_names, frames, meta, "video files such as happy/001.mp4", shard), report
+    plan = Plan(report, clips, class_names, frames, where, strict, _nothing(len(part), where, "video files such as happy/001.mp4", shard),
+                meta=meta)
+    plan.guess = lambda: guess_from_videos([it.path for it, _ in part], plan)
+    return plan
 
 
-def ingest_images(
+def images_plan(
     folder: str,
     *,
     manifest: Optional[str] = None,
@@ -247,23 +244,30 @@ def ingest_images(
     progress: Optional[ProgressFn] = None,
     label: Optional[str] = None,
     subject: Optional[str] = None,
-) -> tuple[Clips, Report]:
+) -> Plan:
     """Each image file under ``folder`` a one-frame clip; labels from parent folders, a manifest or ``label``."""
     require_dir(folder, "a folder of images, e.g. DIR/happy/001.png")
     report = Report()
     items = _items([folder], IMAGE_EXTENSIONS, report, manifest, unlabelled, label, subject)
     class_names = _classes(items, classes)
     labelled = _labels_for(items, class_names, report)
-    out = ClipList()
-    with Reader(frames) as reader, counting(progress, len(labelled)) as tick:
-        block = 64
-        for start in range(0, len(labelled), block):
-            chunk = labelled[start : start + block]
-            for (it, label_id), img in zip(chunk, reader.images([it.path for it, _ in chunk])):
-                if img is None:
-                    report.skip("unreadable", it.source)
-                else:
-                    out.add([img], label_id, it.subject, it.clip_id, it.source, **reader.source_of(it.path))
-            tick(len(chunk))
-    return _finish(out, len(labelled), folder, report, strict, class_names, frames, {"dataset": "images"},
-                   "image files such as happy/001.png", None), report
+
+    def clips(report: Report) -> Iterator[Decoded]:
+        with Reader(frames) as reader, counting(progress, len(labelled)) as tick:
+            found = ((it.path, Decoded((), label_id, it.subject, it.clip_id, it.source)) for it, label_id in labelled)
+            yield from image_clips(reader, found, report, tick)
+
+    plan = Plan(report, clips, class_names, frames, folder, strict,
+                _nothing(len(labelled), folder, "image files such as happy/001.png", None), meta={"dataset": "images"})
+    plan.guess = lambda: guess_from_images([it.path for it, _ in labelled], plan)
+    return plan
+
+
+def ingest_video(sources: Sequence[str], **options) -> tuple[Clips, Report]:
+    """:func:`video_plan`'s clips held in memory."""
+    return collect(video_plan(sources, **options))
+
+
+def ingest_images(folder: str, **options) -> tuple[Clips, Report]:
+    """:func:`images_plan`'s clips held in memory."""
+    return collect(images_plan(folder, **options))

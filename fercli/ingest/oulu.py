@@ -18,14 +18,15 @@ unless ``--resize`` is given (see :mod:`fercli.ingest.common`).
 from __future__ import annotations
 
 import os
-from typing import Optional
+from typing import Iterator, Optional
 
 from fercli.artifacts import Clips
 from fercli.errors import FercliError
 from fercli.ingest.common import (
-    IMAGE_EXTENSIONS, ClipList, FrameOptions, Reader, Report, canonical_name, counting, find_child, list_dir,
-    nothing_usable, require_dir,
+    FrameOptions, Reader, image_files, Report, canonical_name, counting, find_child, list_dir, nothing_usable, require_dir,
+    sequence_folders,
 )
+from fercli.ingest.stream import Decoded, Plan, collect, guess_from_images
 from fercli.progress import ProgressFn
 
 OULU_CLASSES = ["anger", "disgust", "fear", "happy", "sadness", "surprise"]
@@ -40,7 +41,7 @@ def _pick(value: str, allowed: tuple[str, ...], option: str) -> str:
     raise FercliError(f"{option} must be one of {', '.join(allowed)} (got '{value}')")
 
 
-def ingest_oulu(
+def oulu_plan(
     root: str,
     *,
     lighting: str = "VL",
@@ -48,8 +49,8 @@ def ingest_oulu(
     frames: FrameOptions = FrameOptions(),
     strict: bool = False,
     progress: Optional[ProgressFn] = None,
-) -> tuple[Clips, Report]:
-    """Read one lighting/illumination subset of Oulu-CASIA, one clip per expression folder."""
+) -> Plan:
+    """One lighting/illumination subset of Oulu-CASIA, one clip per expression folder."""
     lighting = _pick(lighting, LIGHTINGS, "--lighting")
     illumination = _pick(illumination, ILLUMINATIONS, "--illumination")
     require_dir(root, "the Oulu-CASIA folder holding VL/ and NI/")
@@ -65,49 +66,32 @@ def ingest_oulu(
 
     report = Report()
     todo: list[tuple[str, str, str, int]] = []
-    for subject in list_dir(subset):
-        sdir = os.path.join(subset, subject)
-        if not os.path.isdir(sdir):
-            report.skip("not_media", os.path.relpath(sdir, root))
+    for subject, expr, edir in sequence_folders(subset, root, report):
+        name = canonical_name(expr)
+        if name not in OULU_CLASSES:
+            report.skip("unknown_label", os.path.relpath(edir, root))
             continue
-        for expr in list_dir(sdir):
-            edir = os.path.join(sdir, expr)
-            if not os.path.isdir(edir):
-                report.skip("not_media", os.path.relpath(edir, root))
-                continue
-            name = canonical_name(expr)
-            if name not in OULU_CLASSES:
-                report.skip("unknown_label", os.path.relpath(edir, root))
-                continue
-            todo.append((subject, expr, edir, OULU_CLASSES.index(name)))
+        todo.append((subject, expr, edir, OULU_CLASSES.index(name)))
 
-    out = ClipList()
-    with Reader(frames) as reader, counting(progress, len(todo)) as tick:
-        for subject, expr, edir, label in todo:
-            paths = []
-            for n in list_dir(edir):
-                p = os.path.join(edir, n)
-                if os.path.splitext(n)[1].lower() in IMAGE_EXTENSIONS and os.path.isfile(p):
-                    paths.append(p)
+    def clips(report: Report) -> Iterator[Decoded]:
+        with Reader(frames) as reader, counting(progress, len(todo)) as tick:
+            for subject, expr, edir, label in todo:
+                good, first = reader.sequence(edir, root, report)
+                rel = os.path.relpath(edir, root)
+                if good:
+                    yield Decoded(good, label, subject, f"{subject}_{expr}", rel, **reader.source_of(first))
                 else:
-                    report.skip("not_media", os.path.relpath(p, root))
-            good, first = [], None
-            for p, img in zip(paths, reader.images(paths)):
-                if img is None:
-                    report.skip("unreadable", os.path.relpath(p, root))
-                else:
-                    good.append(img)
-                    first = first or p
-            rel = os.path.relpath(edir, root)
-            if good:
-                out.add(good, label, subject, f"{subject}_{expr}", rel, **reader.source_of(first))
-            else:
-                report.skip("empty", rel)
-            tick()
-    if not len(out):
-        raise nothing_usable(subset, report, f"Oulu-CASIA layout: {lighting}/{illumination}/P001/Anger/000.jpeg")
-    report.enforce(strict, root)
-    meta = {"dataset": "oulu", "lighting": lighting, "illumination": illumination}
-    clips = out.to_clips(OULU_CLASSES, frames, report, default_color=False if lighting == "NI" else None,
-                         pad_by_default=True, meta=meta)
-    return clips, report
+                    report.skip("empty", rel)
+                tick()
+
+    plan = Plan(report, clips, OULU_CLASSES, frames, root, strict,
+                lambda report: nothing_usable(subset, report, f"Oulu-CASIA layout: {lighting}/{illumination}/P001/Anger/000.jpeg"),
+                default_color=False if lighting == "NI" else None, pad_by_default=True,
+                meta={"dataset": "oulu", "lighting": lighting, "illumination": illumination})
+    plan.guess = lambda: guess_from_images(image_files(folder for *_, folder, _ in todo), plan)
+    return plan
+
+
+def ingest_oulu(root: str, **options) -> tuple[Clips, Report]:
+    """:func:`oulu_plan`'s clips held in memory."""
+    return collect(oulu_plan(root, **options))
