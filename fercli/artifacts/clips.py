@@ -13,7 +13,7 @@ from fercli.errors import FercliError
 from fercli.artifacts.arrays import read_strings, write_array
 from fercli.artifacts.attributes import read_json_attr, write_json_attr
 from fercli.artifacts.base import STR, _short
-from fercli.artifacts.validation import LAYOUTS, _check_dataset, _damaged, _json
+from fercli.artifacts.validation import BULK, LAYOUTS, _check_dataset, _damaged, _json
 
 # --------------------------------------------------------------------------- the schema
 
@@ -442,3 +442,5 @@ def _clips_layout(f: h5py.File, ds: dict[str, h5py.Dataset], name: str) -> None:
 
 
 LAYOUTS["clips"] = _clips_layout
+# Bulk (read by rows, never whole, by info and the lazy readers): every per-frame array, histograms, code maps.
+BULK["clips"] = (*(f.dataset for f in CLIP_FIELDS if f.per == "frame" or f.name == "histograms"), "planes/")

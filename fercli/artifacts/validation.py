@@ -152,9 +152,10 @@ def validate(f: h5py.File, kind: str, name: str, whole: bool = True) -> None:
 #: kind -> its layout check, run by :func:`validate` (each kind's module registers its own).
 LAYOUTS: dict[str, Any] = {}
 
-#: Arrays ``fercli info`` does not read (left out of its budget): kind -> path prefixes.
-_BULK = {"clips": ("frames", "landmarks", "histograms", "planes/"), "model": (), "report": (), "pruning": ()}
+#: Arrays ``fercli info`` and the lazy readers do not read whole (left out of their budget):
+#: kind -> path prefixes ('clips' registers its own, from its schema).
+BULK: dict[str, tuple[str, ...]] = {"model": (), "report": (), "pruning": ()}
 
 
 def _is_bulk(kind: str, path: str) -> bool:
-    return any(path == b or (b.endswith("/") and path.startswith(b) and path != "planes/offsets") for b in _BULK.get(kind, ()))
+    return any(path == b or (b.endswith("/") and path.startswith(b) and path != "planes/offsets") for b in BULK.get(kind, ()))
