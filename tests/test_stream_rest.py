@@ -15,6 +15,7 @@ from fercli import tables
 from fercli.artifacts import Clips, load_clips, open_clips, save_clips
 from fercli.merge import merge
 from tests.conftest import fercli
+from tests.test_merge import assert_same_arrays
 
 #: Batches of a few clips each: the clips below are ~40 KB, batches at most 64 KiB + change.
 SMALL = {"FERCLI_MEMORY_BUDGET": "256k"}
@@ -39,24 +40,11 @@ def traced_clips(rng, n, prefix="c", size=(48, 40), classes=("anger", "happy", "
     return c
 
 
-def arrays(path) -> dict:
-    out = {}
-    with h5py.File(path) as f:
-        f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
-        meta = json.loads(f.attrs["fercli_meta"])
-    return {**out, "meta": meta}
-
-
-def assert_same_arrays(a_path, b_path):
-    a, b = arrays(a_path), arrays(b_path)
-    assert sorted(a) == sorted(b)
-    assert a.pop("meta") == b.pop("meta")
-    for name in a:
-        assert a[name].dtype == b[name].dtype and a[name].shape == b[name].shape, name
-        if a[name].dtype.kind == "O":
-            assert list(a[name]) == list(b[name]), name
-        else:
-            assert a[name].tobytes() == b[name].tobytes(), name
+def assert_same(a_path, b_path):
+    """Every dataset equal (dtype, shape, bytes), and the meta."""
+    assert_same_arrays(a_path, b_path)
+    with h5py.File(a_path) as a, h5py.File(b_path) as b:
+        assert json.loads(a.attrs["fercli_meta"]) == json.loads(b.attrs["fercli_meta"])
 
 
 def several_batches(path) -> int:
@@ -79,7 +67,7 @@ def test_merge_streamed_equals_in_memory_merge(tmp_path):
     assert proc.returncode == 0, proc.stderr.decode()
     parts = [load_clips(str(tmp_path / n), "test")[0] for n in ("a.h5", "b.h5")]
     save_clips(str(tmp_path / "reference.h5"), merge(parts, ["a.h5", "b.h5"], prefix_ids=True), [])
-    assert_same_arrays(tmp_path / "streamed.h5", tmp_path / "reference.h5")
+    assert_same(tmp_path / "streamed.h5", tmp_path / "reference.h5")
     # The rules, spelled out: classes joined by name, b's labels remapped, fields b lacks filled.
     got = load_clips(str(tmp_path / "streamed.h5"), "test")[0]
     assert got.class_names == ["anger", "happy", "sad", "neutral"]
@@ -102,7 +90,7 @@ def test_split_streamed_equals_in_memory_split(tmp_path):
     assert proc.returncode == 0, proc.stderr.decode()
     clips = load_clips(str(tmp_path / "in.h5"), "test")[0]
     save_clips(str(tmp_path / "reference.h5"), split_stage.split(clips, 3, "subject", 4), [])
-    assert_same_arrays(tmp_path / "streamed.h5", tmp_path / "reference.h5")
+    assert_same(tmp_path / "streamed.h5", tmp_path / "reference.h5")
 
 
 def test_table_in_pieces_equals_whole(tmp_path):
