@@ -149,3 +149,17 @@ def test_table_info_show_of_an_artifact_larger_than_the_budget(large, tmp_path):
     proc = fercli("show", large, "--clips", "2", "--frames", "3", "-o", tmp_path / "sheet.png", env=BUDGET)
     assert proc.returncode == 0, proc.stderr.decode()
     assert (tmp_path / "sheet.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("stage", ["split", "merge"])
+def test_a_damaged_clip_mid_stream_leaves_no_output_and_is_named(tmp_path, stage):
+    rng = np.random.default_rng(5)
+    clips = traced_clips(rng, 12)
+    save_clips(str(tmp_path / "in.h5"), clips, [])
+    with h5py.File(tmp_path / "in.h5", "r+") as f:  # NaN landmarks in clip c7 only, found when it is read
+        lm = f["landmarks"]
+        lm[int(clips.offsets[7])] = np.nan
+    args = ["--folds", "2"] if stage == "split" else []
+    proc = fercli(stage, tmp_path / "in.h5", *args, "-o", tmp_path / "out.h5", env=SMALL)
+    assert proc.returncode == 2 and "c7" in proc.stderr.decode() and "Traceback" not in proc.stderr.decode(), proc.stderr.decode()
+    assert not (tmp_path / "out.h5").exists()
