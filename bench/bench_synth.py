@@ -22,6 +22,9 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from fercli import synth  # noqa: E402
+from fercli.geometry import apply_matrix, compose, invert  # noqa: E402
+from fercli.synth.identity import _make_subject  # noqa: E402
+from fercli.synth.warp import RING, _pose_matrix, _project, _warp_maps  # noqa: E402
 
 cv2.setNumThreads(1)
 
@@ -39,17 +42,17 @@ def warp_pair(repeats: int = 3) -> None:
 
     w, h = 640, 490
     rng = np.random.default_rng(0)
-    subject = synth._make_subject(0, [synth.astronaut()], rng, (w, h), False, 3)
+    subject = _make_subject(0, [synth.astronaut()], rng, (w, h), False, 3)
     shape = subject.neutral + 1.0 * synth.AU_FIELDS[26] + 1.0 * synth.AU_FIELDS[2]
-    pose = synth._pose_matrix(subject.iod, subject.roll, subject.centre)
-    dst = np.concatenate([synth._apply(pose, synth._project(shape, subject.yaw)), synth._apply(pose, synth.RING)])
-    src = np.concatenate([subject.texture.landmarks, synth._apply(subject.to_source, synth.RING)])
-    global_inv = subject.to_source @ np.vstack([synth._invert(pose), [0, 0, 1]])
+    pose = _pose_matrix(subject.iod, subject.roll, subject.centre)
+    dst = np.concatenate([apply_matrix(pose, _project(shape, subject.yaw)), apply_matrix(pose, RING)])
+    src = np.concatenate([subject.texture.landmarks, apply_matrix(subject.to_source, RING)])
+    global_inv = compose(subject.to_source, invert(pose))
     image = subject.source_rgba[..., 0]
 
     t = time.perf_counter()
     for _ in range(repeats):
-        mx, my = synth._warp_maps(dst, src, subject.triangles, global_inv, (w, h))
+        mx, my = _warp_maps(dst, src, subject.triangles, global_inv, (w, h))
         ours = cv2.remap(image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     t_ours = (time.perf_counter() - t) / repeats
 

@@ -44,7 +44,9 @@ STEPS = [
 ]
 
 #: Root attributes that differ between two runs by design.
-VOLATILE = {"fercli_id", "fercli_created", "fercli_lineage", "fercli_version"}
+#: Root attributes that differ by design: identity, time, lineage, and how the arrays are stored
+#: (fercli_storage: chunking and compression, not their values).
+VOLATILE = {"fercli_id", "fercli_created", "fercli_lineage", "fercli_version", "fercli_storage"}
 
 
 def write(folder: str) -> None:

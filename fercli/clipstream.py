@@ -15,7 +15,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from fercli.artifacts import Clips, ClipReader, ClipWriter
+from fercli.artifacts import Clips, ClipReader, ClipWriter, batch_bytes
 from fercli.errors import FercliError
 from fercli.progress import ProgressFn, report
 
@@ -31,18 +31,28 @@ def clip_names(clips: Clips) -> str:
 
 
 def map_clips(reader: ClipReader, writer: ClipWriter, fn: StageFn, progress: Optional[ProgressFn] = None,
-              index: Optional[Sequence[int] | np.ndarray] = None, max_bytes: Optional[int] = None) -> int:
+              index: Optional[Sequence[int] | np.ndarray] = None, max_bytes: Optional[int] = None,
+              out_bytes_per_clip: int = 0) -> int:
     """Run ``fn`` over ``reader``'s clips (those of ``index``, in order) a batch at a time,
-    appending its results to ``writer``; returns the number of clips read."""
+    appending its results to ``writer``; returns the number of clips read.
+
+    ``out_bytes_per_clip``: what ``fn`` makes of one clip, when that can be more than the
+    clip itself (``resample -n 1000``): a batch is then handed over in pieces whose
+    output stays within the batch size too."""
     total = len(reader) if index is None else len(index)
+    limit = batch_bytes() if max_bytes is None else int(max_bytes)
+    per_call = max(1, limit // out_bytes_per_clip) if out_bytes_per_clip > 0 else None
     done = 0
     report(progress, 0, total)
-    for positions, batch in reader.batches(index, max_bytes):
-        try:
-            out = fn(batch)
-        except FercliError as exc:
-            raise FercliError(f"{exc} ({clip_names(batch)} of {reader.name})") from exc
-        writer.append(out)
-        done += len(positions)
-        report(progress, done, total)
+    for positions, batch in reader.batches(index, limit):
+        step = per_call or len(batch)
+        for lo in range(0, len(batch), step):
+            piece = batch if step >= len(batch) else batch.select(np.arange(lo, min(len(batch), lo + step)))
+            try:
+                out = fn(piece)
+            except FercliError as exc:
+                raise FercliError(f"{exc} ({clip_names(piece)} of {reader.name})") from exc
+            writer.append(out)
+            done += len(piece)
+            report(progress, done, total)
     return done

@@ -402,6 +402,10 @@ def block_edges(size: int, parts: int) -> np.ndarray:
     return (np.arange(parts + 1) * size) // parts
 
 
+#: Codes binned per step of :func:`histograms` (bounds its int64 index to ~32 MiB).
+HISTOGRAM_CODES_PER_STEP = 1 << 22
+
+
 def histograms(maps: dict[str, np.ndarray], offsets: np.ndarray, planes: Sequence[str], bins: int, grid: tuple[int, int]) -> np.ndarray:
     """The classic LBP-TOP descriptor: per clip, per block, per plane a code histogram.
 
@@ -418,22 +422,58 @@ def histograms(maps: dict[str, np.ndarray], offsets: np.ndarray, planes: Sequenc
     bx = np.searchsorted(block_edges(w, gx), np.arange(w), side="right") - 1
     block_id = (by[:, None] * gx + bx[None, :]).astype(np.int64)
     nblocks = gx * gy
-    lengths = np.diff(offsets)
-    owner = np.repeat(np.arange(n, dtype=np.int64), lengths)
-    out = np.zeros((n, nblocks, len(planes), bins), dtype=np.float64)
-    for p, name in enumerate(planes):
-        codes = maps[name]
-        if len(codes) == 0:
-            continue
-        index = (owner[:, None, None] * nblocks + block_id[None]) * bins + codes.astype(np.int64)
-        counts = np.bincount(index.ravel(), minlength=n * nblocks * bins).reshape(n, nblocks, bins)
-        out[:, :, p, :] = counts
-    totals = out.sum(axis=3, keepdims=True)
-    np.divide(out, totals, out=out, where=totals > 0)
-    return out.reshape(n, nblocks * len(planes) * bins).astype(np.float32)
+    out = np.empty((n, nblocks * len(planes) * bins), dtype=np.float32)
+    # Clips a few at a time: the int64 bin index of every code would be 8x the maps,
+    # the float64 counts of every clip 2x the descriptor.
+    per_map = max(1, h * w)
+    start = 0
+    while start < n:
+        stop = start + 1
+        while stop < n and offsets[stop + 1] - offsets[start] <= HISTOGRAM_CODES_PER_STEP // per_map:
+            stop += 1
+        lo, hi = int(offsets[start]), int(offsets[stop])
+        owner = np.repeat(np.arange(stop - start, dtype=np.int64), np.diff(offsets[start:stop + 1]))
+        part = np.zeros((stop - start, nblocks, len(planes), bins), dtype=np.float64)
+        for p, name in enumerate(planes):
+            codes = maps[name][lo:hi]
+            if len(codes) == 0:
+                continue
+            index = (owner[:, None, None] * nblocks + block_id[None]) * bins + codes
+            counts = np.bincount(index.ravel(), minlength=(stop - start) * nblocks * bins)
+            part[:, :, p, :] = counts.reshape(stop - start, nblocks, bins)
+        totals = part.sum(axis=3, keepdims=True)
+        np.divide(part, totals, out=part, where=totals > 0)
+        out[start:stop] = part.reshape(stop - start, -1)
+        start = stop
+    return out
 
 
 # --------------------------------------------------------------------------- clips
+
+
+def check_clips(clips: Clips, planes: Sequence[str], points: int, radius: float, method: str,
+                histogram: bool = False, grid: tuple[int, int] = (4, 4)) -> None:
+    """Refuse clips LBP-TOP cannot code: frames smaller than the neighbourhood, clips
+    shorter than it, a histogram grid that does not fit.  Needs only the clip lengths
+    and the frame shape, so a streaming caller checks the whole input before any work."""
+    check_parameters(points, radius, method, planes)
+    m = margin(points, radius)
+    lengths = clips.lengths
+    hh, ww = clips.frames.shape[1:3]
+    if len(clips) and min(hh, ww) < 2 * m + 1:
+        raise FercliError(f"frames of {hh}x{ww} are smaller than the {2 * m + 1}x{2 * m + 1} LBP neighbourhood of radius {radius}")
+    short = np.flatnonzero(lengths < 2 * m + 1)
+    if len(short):
+        first = ", ".join(f"{clips.clip_ids[i]} ({int(lengths[i])} frames)" for i in short[:3])
+        raise FercliError(
+            f"{len(short)} clip(s) have fewer than the {2 * m + 1} frames LBP-TOP needs (first: {first}); "
+            f"run fercli resample -n 10 first"
+        )
+    h2, w2 = max(hh - 2 * m, 0), max(ww - 2 * m, 0)
+    if histogram:
+        gx, gy = grid
+        if gx < 1 or gy < 1 or gx > w2 or gy > h2:
+            raise FercliError(f"--grid {gx}x{gy} does not fit code maps of {w2}x{h2} (need 1 <= columns <= {w2}, 1 <= rows <= {h2})")
 
 
 def lbp_top(
@@ -456,25 +496,12 @@ def lbp_top(
     gray first (:func:`to_gray`).
     """
     planes = list(planes)
-    check_parameters(points, radius, method, planes)
+    check_clips(clips, planes, points, radius, method, histogram, grid)
     m = margin(points, radius)
     gray = to_gray(clips.frames)
     lengths = clips.lengths
     hh, ww = gray.shape[1:3]
-    if len(clips) and min(hh, ww) < 2 * m + 1:
-        raise FercliError(f"frames of {hh}x{ww} are smaller than the {2 * m + 1}x{2 * m + 1} LBP neighbourhood of radius {radius}")
-    short = np.flatnonzero(lengths < 2 * m + 1)
-    if len(short):
-        first = ", ".join(f"{clips.clip_ids[i]} ({int(lengths[i])} frames)" for i in short[:3])
-        raise FercliError(
-            f"{len(short)} clip(s) have fewer than the {2 * m + 1} frames LBP-TOP needs (first: {first}); "
-            f"run fercli resample -n 10 first"
-        )
     h2, w2 = max(hh - 2 * m, 0), max(ww - 2 * m, 0)
-    if histogram:
-        gx, gy = grid
-        if gx < 1 or gy < 1 or gx > w2 or gy > h2:
-            raise FercliError(f"--grid {gx}x{gy} does not fit code maps of {w2}x{h2} (need 1 <= columns <= {w2}, 1 <= rows <= {h2})")
 
     per_clip = np.maximum(lengths - 2 * m, 0)
     plane_offsets = np.zeros(len(clips) + 1, dtype=np.int64)

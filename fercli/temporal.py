@@ -91,7 +91,15 @@ def _resample_trace(trace: dict[str, np.ndarray], lo: np.ndarray, hi: np.ndarray
     return out
 
 
-def _check(clips: Clips, n: int, method: str) -> None:
+def check_input(clips: Clips, n: int, method: str, part: Optional[int] = None) -> None:
+    """Refuse what no clip of ``clips`` can be resampled from (``part``: the
+    ``--ckplus-split`` checks too).  Needs only the per-clip arrays and the array
+    shapes, so a streaming caller checks the whole input before any work."""
+    if part is not None:
+        if part < 1:
+            raise FercliError(f"--part must be at least 1 frame (got {part})")
+        if clips.is_segmented:
+            raise FercliError("these clips were already split by --ckplus-split: split the whole sequences they were cut from")
     if method not in METHODS:
         raise FercliError(f"--method must be one of {', '.join(METHODS)} (got '{method}')")
     if n < 2:
@@ -139,7 +147,7 @@ def _parts_of(clips: Clips, i: int):
 
 def resample(clips: Clips, n: int, method: str = "linear", progress: Optional[ProgressFn] = None) -> Clips:
     """Every clip to exactly ``n`` frames, first and last kept (thesis 3.2.2 / 4.3.1)."""
-    _check(clips, n, method)
+    check_input(clips, n, method)
     pieces = []
     for i in range(len(clips)):
         pieces.append((i, *_resample_arrays(*_parts_of(clips, i), n, method)))
@@ -160,11 +168,7 @@ def ckplus_split(clips: Clips, n: int, method: str = "linear", part: int = 3, pr
     ``sequence_ids`` the sequence's id.  Parts are the first / last ``part`` frames
     (all of them if the clip is shorter).
     """
-    _check(clips, n, method)
-    if part < 1:
-        raise FercliError(f"--part must be at least 1 frame (got {part})")
-    if clips.is_segmented:
-        raise FercliError("these clips were already split by --ckplus-split: split the whole sequences they were cut from")
+    check_input(clips, n, method, part)
     class_names = list(clips.class_names)
     lowered = [c.lower() for c in class_names]
     if "neutral" in lowered:

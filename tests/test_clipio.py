@@ -16,6 +16,7 @@ import pytest
 
 from fercli import artifacts
 from fercli.errors import FercliError
+from tests.clip_compare import assert_same_clips
 
 
 def _clips(n: int = 40, seed: int = 0, size=(24, 20)) -> artifacts.Clips:
@@ -37,19 +38,6 @@ def _clips(n: int = 40, seed: int = 0, size=(24, 20)) -> artifacts.Clips:
     return c
 
 
-def _same(a: artifacts.Clips, b: artifacts.Clips) -> None:
-    for spec in artifacts.CLIP_FIELDS:
-        x, y = getattr(a, spec.name), getattr(b, spec.name)
-        assert (x is None) == (y is None), spec.name
-        if x is not None:
-            assert x.dtype == y.dtype and x.shape == y.shape and np.array_equal(x, y), spec.name
-    assert np.array_equal(a.offsets, b.offsets)
-    assert a.class_names == b.class_names and a.meta == b.meta
-    assert sorted(a.planes) == sorted(b.planes) and all(np.array_equal(a.planes[k], b.planes[k]) for k in a.planes)
-    if a.planes:
-        assert np.array_equal(a.plane_offsets, b.plane_offsets)
-
-
 def test_streamed_writer_equals_the_whole_writer(tmp_path):
     c = _clips()
     artifacts.save_clips(str(tmp_path / "whole.h5"), c, [])
@@ -58,7 +46,7 @@ def test_streamed_writer_equals_the_whole_writer(tmp_path):
             writer.append(c.select(np.arange(lo, min(len(c), lo + 7))))
     whole = artifacts.load_clips(str(tmp_path / "whole.h5"), "test")[0]
     streamed = artifacts.load_clips(str(tmp_path / "streamed.h5"), "test")[0]
-    _same(whole, streamed)
+    assert_same_clips(whole, streamed)
     with h5py.File(tmp_path / "streamed.h5") as f:
         assert f["frames"].chunks[1:] == c.frames.shape[1:]  # whole frames per chunk: one frame or clip per read
 
@@ -78,7 +66,7 @@ def test_reader_batches_stay_within_their_bytes_and_cover_every_clip(tmp_path):
         with artifacts.clip_writer(str(tmp_path / "b.h5"), [], meta=reader.meta) as writer:
             for _, batch in reader.batches(index=np.arange(5, 17), max_bytes=limit):
                 writer.append(batch)
-    _same(c.select(np.arange(5, 17)), artifacts.load_clips(str(tmp_path / "b.h5"), "test")[0])
+    assert_same_clips(c.select(np.arange(5, 17)), artifacts.load_clips(str(tmp_path / "b.h5"), "test")[0])
 
 
 def test_a_clip_in_runs_of_frames_is_the_clip(tmp_path):
@@ -94,7 +82,7 @@ def test_a_clip_in_runs_of_frames_is_the_clip(tmp_path):
                 for part in runs:
                     writer.append_part(part)
                 writer.end_clip()
-    _same(c, artifacts.load_clips(str(tmp_path / "b.h5"), "test")[0])
+    assert_same_clips(c, artifacts.load_clips(str(tmp_path / "b.h5"), "test")[0])
 
 
 def test_a_writer_that_fails_leaves_nothing_and_keeps_the_old_file(tmp_path):

@@ -442,5 +442,5 @@ def _clips_layout(f: h5py.File, ds: dict[str, h5py.Dataset], name: str) -> None:
 
 
 LAYOUTS["clips"] = _clips_layout
-# Bulk (read by rows, never whole, by info and the lazy readers): every per-frame array, histograms, code maps.
-BULK["clips"] = (*(f.dataset for f in CLIP_FIELDS if f.per == "frame" or f.name == "histograms"), "planes/")
+# Read a batch at a time (fercli.artifacts.clipio), never whole: left out of the budget at opening.
+BULK["clips"] = (*(f.dataset for f in CLIP_FIELDS if f.per == "frame"), "histograms", "planes/")

@@ -152,8 +152,8 @@ def validate(f: h5py.File, kind: str, name: str, whole: bool = True) -> None:
 #: kind -> its layout check, run by :func:`validate` (each kind's module registers its own).
 LAYOUTS: dict[str, Any] = {}
 
-#: Arrays ``fercli info`` and the lazy readers do not read whole (left out of their budget):
-#: kind -> path prefixes ('clips' registers its own, from its schema).
+#: Arrays ``fercli info`` does not read (left out of its budget): kind -> path prefixes.
+#: Each kind's module registers its own (clips: every per-frame field, histograms, code maps).
 BULK: dict[str, tuple[str, ...]] = {"model": (), "report": (), "pruning": ()}
 
 

@@ -26,25 +26,36 @@ def lbptop(
     shard: Optional[str] = typer.Option(None, "--shard", help="Process only contiguous block I of N of the clips (0-based I/N, for job arrays; fercli merge joins them)."),
 ) -> None:
     from fercli import lbptop as stage
+    from fercli.clipstream import map_clips
 
     plane_list = [p.strip().lower() for p in planes.split(",") if p.strip()]
     stage.check_parameters(points, radius, method, plane_list)
     grid_size = parse_size(grid, "--grid") if grid is not None else (4, 4)
     histogram = histogram or grid is not None
     shard_spec = parse_shard(shard)
-    clips, identity, lineage = artifacts.load_clips(path, "lbptop", lazy=shard_spec is not None)  # a shard reads only its clips
-    if len(clips) == 0:
-        raise FercliError(f"{artifacts.display_name(path)} holds no clips")
-    if shard_spec is not None:
-        clips = clips.select(stage.shard_indices(len(clips), shard_spec))
     params = {"planes": plane_list, "points": points, "radius": radius, "method": method, "skimage_method": stage.METHODS[method]}
     if histogram:
         params["grid"] = list(grid_size)
     if shard_spec is not None:
         params["shard"] = f"{shard_spec[0]}/{shard_spec[1]}"
-    with progress_bar("lbptop") as progress:
-        out = stage.lbp_top(clips, plane_list, points, radius, method, histogram, grid_size, progress)
-    artifacts.save_clips(output, out, [*lineage, artifacts.lineage_entry("lbptop", params, [identity])])
-    shape = "x".join(map(str, out.meta["lbp"]["map_shape"]))
-    extra = f", histograms of {out.histograms.shape[1]} values" if out.histograms is not None else ""
-    err.print(f"lbptop: {len(out)} clips -> {int(out.plane_offsets[-1])} maps of {shape} per plane ({', '.join(plane_list)}; P={points}, R={radius:g}, {method}){extra}", soft_wrap=True)
+    with artifacts.open_clips(path, "lbptop") as reader:
+        if len(reader) == 0:
+            raise FercliError(f"{reader.name} holds no clips")
+        index = stage.shard_indices(len(reader), shard_spec) if shard_spec is not None else None  # a shard reads only its clips
+        header = reader.header if index is None else reader.header.select(index)  # (lazy: per-clip arrays only)
+        stage.check_clips(header, plane_list, points, radius, method, histogram, grid_size)
+
+        def run(batch: artifacts.Clips) -> artifacts.Clips:
+            return stage.lbp_top(batch, plane_list, points, radius, method, histogram, grid_size)
+
+        lineage = [*reader.lineage, artifacts.lineage_entry("lbptop", params, [reader.identity])]
+        with artifacts.clip_writer(output, lineage) as writer, progress_bar("lbptop") as progress:
+            if index is not None and len(index) == 0:  # an empty shard: an empty artifact of the right layout
+                writer.append(run(reader.read(index)))
+            map_clips(reader, writer, run, progress, index=index)
+    lbp = writer.meta["lbp"]
+    shape = "x".join(map(str, lbp["map_shape"]))
+    dim = writer.meta.get("lbp_histogram", {}).get("dim")
+    extra = f", histograms of {dim} values" if histogram and dim is not None else ""
+    maps = writer.n_frames - writer.n_clips * 2 * lbp["margin"]
+    err.print(f"lbptop: {writer.n_clips} clips -> {maps} maps of {shape} per plane ({', '.join(plane_list)}; P={points}, R={radius:g}, {method}){extra}", soft_wrap=True)

@@ -21,16 +21,22 @@ def resample(
     part: int = number_opt(3, "--part", help="With --ckplus-split: frames taken from the start / end for the neutral / peak clips (4.3.1 uses 3).", min=1, max=100_000),
 ) -> None:
     from fercli import temporal
+    from fercli.clipstream import map_clips
 
-    clips, identity, lineage = artifacts.load_clips(path, "resample")
-    per_frame = int(np.prod(clips.frame_shape, dtype=np.int64)) if len(clips) else 0
-    untrusted.check_budget(len(clips) * n * per_frame * (3 if ckplus_split else 1), f"-n {n} makes {len(clips)} clips that need")
     params = {"n": n, "method": method, "ckplus_split": ckplus_split}
-    with progress_bar("resample") as progress:
-        if ckplus_split:
-            params["part"] = part
-            out = temporal.ckplus_split(clips, n, method, part, progress)
-        else:
-            out = temporal.resample(clips, n, method, progress)
-    artifacts.save_clips(output, out, [*lineage, artifacts.lineage_entry("resample", params, [identity])])
-    err.print(f"resample: {len(clips)} clips -> {len(out)} clips of {n} frames ({method})", markup=False)
+    if ckplus_split:
+        params["part"] = part
+    with artifacts.open_clips(path, "resample") as reader:
+        header = reader.header
+        temporal.check_input(header, n, method, part if ckplus_split else None)  # the whole input, before any work
+        per_clip = n * int(np.prod(header.frames.shape[1:], dtype=np.int64)) * (3 if ckplus_split else 1)
+        untrusted.check_budget(per_clip, f"-n {n} makes clips that need")
+
+        def run(batch: artifacts.Clips) -> artifacts.Clips:
+            return temporal.ckplus_split(batch, n, method, part) if ckplus_split else temporal.resample(batch, n, method)
+
+        lineage = [*reader.lineage, artifacts.lineage_entry("resample", params, [reader.identity])]
+        with artifacts.clip_writer(output, lineage) as writer, progress_bar("resample") as progress:
+            map_clips(reader, writer, run, progress, out_bytes_per_clip=per_clip)
+        made = writer.n_clips
+    err.print(f"resample: {len(header)} clips -> {made} clips of {n} frames ({method})", markup=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Optional
 
@@ -30,8 +31,9 @@ def synth(
     video: Optional[str] = output_option(None, "--video", writes=FILE, help="Also render the clips one after another as an MP4 (mp4v) video."),
     fps: float = number_opt(30.0, "--fps", help="Frame rate of --video.", above=0, max=1000),
     motion: str = typer.Option(
-        "none", "--motion", help="Head movement over each clip: none, mild (small turns and shifts) or strong (yaw/pitch/roll, "
-        "shifts, scale, light change, motion blur, a brief occlusion). Landmarks stay exact."
+        "none", "--motion", help="Head movement over each clip: none, mild (small turns and shifts), strong (yaw/pitch/roll, "
+        "shifts, scale, light change, motion blur, a brief occlusion) or speech (mild's head movement and a talking "
+        "mouth: jaw and lips at 3-6 syllables/s). Landmarks stay exact."
     ),
     faces_per_frame: int = number_opt(
         1, "--faces-per-frame", min=1, max=16, help="Subjects side by side in each frame (a group video for align --faces all); "
@@ -47,27 +49,28 @@ def synth(
         class_list = [c.strip() for c in classes.split(",") if c.strip()]
     if faces is not None and not os.path.isdir(faces):
         raise FercliError(f"--faces {faces} is not a folder")
-    n_classes = len(class_list) if class_list is not None else 7
-    untrusted.check_budget(subjects * clips_per_class * n_classes * frame_range[1] * size_wh[0] * size_wh[1] * (3 if color else 1),
-                           f"{subjects} subjects x {clips_per_class} clips x {n_classes} classes of up to {frame_range[1]} frames need up to")
+    # Clips are made and appended one at a time (issue 19): memory holds one clip,
+    # however many subjects and clips the run makes.
+    untrusted.check_budget(frame_range[1] * size_wh[0] * size_wh[1] * (3 if color else 1),
+                           f"one clip of up to {frame_range[1]} frames of {size_wh[0]}x{size_wh[1]} needs")
 
-    from fercli.synth import render_video, synthesize, trace_to_video  # numpy/cv2 work only after the options are fine
+    from fercli.synth import Synthesis, video_writer  # numpy/cv2 work only after the options are fine
 
-    with progress_bar("synth") as progress:
-        clips = synthesize(
-            subjects=subjects, clips_per_class=clips_per_class, classes=class_list, frames=frame_range,
-            size=size_wh, color=color, seed=seed, faces=faces, progress=progress, motion=motion,
-            faces_per_frame=faces_per_frame,
-        )
+    run = Synthesis(
+        subjects=subjects, clips_per_class=clips_per_class, classes=class_list, frames=frame_range,
+        size=size_wh, color=color, seed=seed, faces=faces, motion=motion, faces_per_frame=faces_per_frame,
+    )
     params = {
-        "subjects": subjects, "clips_per_class": clips_per_class, "classes": list(clips.class_names),
+        "subjects": subjects, "clips_per_class": clips_per_class, "classes": list(run.class_names),
         "frames": list(frame_range), "size": list(size_wh), "color": color, "seed": seed,
         "faces": os.path.abspath(faces) if faces else None, "motion": motion,
         "faces_per_frame": faces_per_frame,
     }
     if video is not None:
-        render_video(clips, video, fps)
-        trace_to_video(clips, video, fps)
         params["video"] = os.path.abspath(video)
     lineage = [artifacts.lineage_entry("synth", params, [])]
-    artifacts.save_clips(output, clips, lineage)
+    with contextlib.ExitStack() as outputs:
+        writer = outputs.enter_context(artifacts.clip_writer(output, lineage))
+        frames_out = outputs.enter_context(video_writer(video, fps, size_wh)) if video is not None else None
+        with progress_bar("synth") as progress:
+            run.write(writer, frames_out, progress)

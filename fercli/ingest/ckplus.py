@@ -27,13 +27,12 @@ from typing import Optional
 from fercli import untrusted
 from fercli.artifacts import Clips
 from fercli.errors import FercliError
+from fercli.expressions import CK_CLASSES
 from fercli.ingest.common import (
     IMAGE_EXTENSIONS, ClipList, plural, FrameOptions, Reader, Report, counting, find_child, list_dir, nothing_usable, require_dir,
 )
 from fercli.progress import ProgressFn
 
-#: CK+ emotion codes 1..7 in order; code 0 (neutral) maps to 'neutral' appended last.
-CKPLUS_CLASSES = ["anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise"]
 
 _IMAGE_DIRS = ("cohn-kanade-images", "extended-cohn-kanade-images/cohn-kanade-images", "CK+/cohn-kanade-images")
 _EMOTION_DIRS = ("Emotion", "Emotion_labels/Emotion", "CK+/Emotion")
@@ -136,7 +135,8 @@ def ingest_ckplus(
         report.note(f"left out {plural(unlabelled_left_out, 'unlabelled sequence')} (--all keeps them with label -1)")
 
     use_neutral = any(code == 0 for *_, code in todo)
-    class_names = CKPLUS_CLASSES + (["neutral"] if use_neutral else [])
+    # CK+ emotion codes 1..7 in order; code 0 (neutral) maps to 'neutral' appended last.
+    class_names = list(CK_CLASSES) + (["neutral"] if use_neutral else [])
     out = ClipList()
     with Reader(frames) as reader, counting(progress, len(todo)) as tick:
         for subject, seq, qdir, code in todo:
