@@ -15,8 +15,8 @@ The data is synthetic: ``fercli synth --video`` renders a face video of
 ``--frames`` frames at 640x360 and at 720x576 (mp4, OpenCV's mp4v); the 1x
 set is ``--videos`` copies of it, 4x and 16x four and sixteen times as many;
 ``ingest images`` reads the 640x360 frames as PNG files.  The later stages
-(align, resample, lbptop, split, merge, info, show) run on what each code's own
-``ingest video`` wrote at that scale.  One more run ingests a single clip of
+(align, resample, lbptop, split, merge, table, info, show) run on what each code's
+own ``ingest video`` wrote at that scale (``merge`` joins it with a copy of itself).  One more run ingests a single clip of
 ``--long-frames`` frames (``ingest video`` of one long file, and ``align`` of it).
 
 Printed: one row per stage, code and scale (peak MiB, frames/s), then per
@@ -25,8 +25,8 @@ frames/s of the first over the second at each scale both ran.  ``--base-max``
 caps the scale of every code but the first: the old in-memory path holds ~2.5x
 the decoded data, so its 16x would not fit a small machine.
 
-Not measured: ``table``, ``prune`` and ``export`` read trained models and
-reports, not frames; their memory follows the model, not the data set.
+Not measured: ``prune`` and ``export`` need a trained model (``prune`` reads its
+samples in loads, as ``evaluate`` does; ``export`` reads no data at all).
 """
 
 from __future__ import annotations
@@ -227,7 +227,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                     record(label, name, scale, frames, measure(code_dir, argv_, out, args.timeout))
                     return runs[-1].ok
 
-                need_raw = any(want(s) for s in ("ingest-video", "align", "resample", "lbptop", "split", "merge", "info", "show"))
+                need_raw = any(want(s) for s in ("ingest-video", "align", "resample", "lbptop", "split", "merge", "table", "info", "show"))
                 if need_raw:
                     if not stage("ingest-video", ["ingest", "video", video_folder(work, v640, copies, "640"), "-o", raw], n_raw):
                         fercli(code_dir, ["ingest", "video", video_folder(work, v640, copies, "640"), "-o", raw], out)
@@ -240,21 +240,24 @@ def main(argv: Optional[list[str]] = None) -> int:
                 stage("synth", ["synth", "--subjects", str(subjects), "--frames", "12:12", "--size", "640x360",
                                 "-o", "synth.h5"], subjects * 84)
                 aligned = os.path.join(out, "aligned.h5")
-                if want("align") or any(want(s) for s in ("resample", "lbptop", "merge")):
+                if want("align") or any(want(s) for s in ("resample", "lbptop")):
                     if not stage("align", ["align", raw, "--size", "64", "-o", aligned], n_raw):
                         fercli(code_dir, ["align", raw, "--size", "64", "-o", aligned], out)
                 n_al = frames_in(aligned) if os.path.exists(aligned) else 0
                 resampled = os.path.join(out, "resampled.h5")
-                if want("resample") or want("lbptop") or want("merge"):
+                if want("resample") or want("lbptop"):
                     if not stage("resample", ["resample", aligned, "-n", "10", "-o", resampled], n_al):
                         fercli(code_dir, ["resample", aligned, "-n", "10", "-o", resampled], out)
                 n_rs = frames_in(resampled) if os.path.exists(resampled) else 0
                 stage("lbptop", ["lbptop", resampled, "-o", "lbptop.h5"], n_rs)
                 stage("split", ["split", raw, "--folds", "2", "-o", "split.h5"], n_raw)
-                stage("merge", ["merge", aligned, resampled, "--prefix-ids", "-o", "merged.h5"], n_al + n_rs)
+                if want("merge"):  # the artifact and a copy of it: inputs of the same parameters
+                    shutil.copyfile(raw, os.path.join(out, "raw-copy.h5"))
+                stage("merge", ["merge", raw, "raw-copy.h5", "--prefix-ids", "-o", "merged.h5"], 2 * n_raw)
+                stage("table", ["table", raw, "-o", "frames.csv"], n_raw)
                 stage("info", ["info", raw], n_raw)
                 stage("show", ["show", raw, "-o", "sheet.png"], n_raw)
-                for f in ("raw720.h5", "img.h5", "synth.h5", "lbptop.h5", "split.h5", "merged.h5", "sheet.png"):
+                for f in ("raw720.h5", "img.h5", "synth.h5", "lbptop.h5", "split.h5", "raw-copy.h5", "merged.h5", "frames.csv", "sheet.png"):
                     with_path = os.path.join(out, f)
                     if os.path.exists(with_path):
                         os.unlink(with_path)

@@ -76,8 +76,9 @@ def pick_clips(clips: Clips, clip: Optional[str], limit: int) -> list[int]:
 
 
 def contact_sheet(clips: Clips, clip: Optional[str] = None, max_clips: int = 6, frames: int = 8):
-    """Frames of the first clips (or ``clip``): landmarks, face box, source frame, status."""
-    from fercli.tables import frame_status
+    """Frames of the first clips (or ``clip``): landmarks, face box, source frame, status.
+    Only the frames drawn are read (``clips`` may be lazy, of any size)."""
+    from fercli.tables import frame_rows, frame_status
 
     if not len(clips):
         raise FercliError("the artifact has no clips to draw")
@@ -87,28 +88,31 @@ def contact_sheet(clips: Clips, clip: Optional[str] = None, max_clips: int = 6, 
     cell = 1.9
     fig = _figure(columns * cell * max(0.6, w / max(h, 1)), len(chosen) * (cell + 0.25))
     axes = fig.subplots(len(chosen), columns, squeeze=False)
-    status = frame_status(clips)
-    to_frame = clips.source_transform()
+    picks = [np.unique(np.linspace(0, int(clips.lengths[c]) - 1, min(columns, int(clips.lengths[c]))).round().astype(int)) for c in chosen]
+    rows = np.concatenate([int(clips.offsets[c]) + p for c, p in zip(chosen, picks)]).astype(np.int64)
+    shown = frame_rows(clips, rows)  # the drawn frames' landmarks, boxes, trace
+    pixels = clips.frames[rows]
+    status = frame_status(shown)
+    to_frame = shown.source_transform()
     names = list(clips.class_names)
+    t = 0  # position in rows
     for row, c in enumerate(chosen):
-        start, length = int(clips.offsets[c]), int(clips.lengths[c])
-        picks = np.unique(np.linspace(0, length - 1, min(columns, length)).round().astype(int))
         label = names[clips.labels[c]] if 0 <= clips.labels[c] < len(names) else "unlabelled"
         for col in range(columns):
             ax = axes[row, col]
             ax.set_axis_off()
-            if col >= len(picks):
+            if col >= len(picks[row]):
                 continue
-            t = start + int(picks[col])
-            _image(ax, clips.frames[t])
+            _image(ax, pixels[t])
             colour = FOUND if status[t] in ("detected", "") else FILLED
-            if clips.landmarks is not None:
-                ax.scatter(clips.landmarks[t, :, 0], clips.landmarks[t, :, 1], s=5, c=colour, linewidths=0)
-            if clips.face_box is not None:
-                _box(ax, clips.face_box[t], to_frame[t], colour)
-            source = int(clips.source_frame[t]) if clips.source_frame is not None else int(picks[col])
+            if shown.landmarks is not None:
+                ax.scatter(shown.landmarks[t, :, 0], shown.landmarks[t, :, 1], s=5, c=colour, linewidths=0)
+            if shown.face_box is not None:
+                _box(ax, shown.face_box[t], to_frame[t], colour)
+            source = int(shown.source_frame[t]) if shown.source_frame is not None else int(picks[row][col])
             tag = f"source frame {source}" + (f" {status[t]}" if status[t] not in ("", "detected") else "")
             ax.set_title(f"{clips.clip_ids[c]} ({label})\n{tag}" if col == 0 else tag, fontsize=7, loc="left")
+            t += 1
     return fig
 
 
@@ -136,20 +140,23 @@ def planes_figure(clips: Clips, clip: Optional[str] = None, frames: int = 8):
         raise FercliError("the artifact has no LBP-TOP planes: run `fercli lbptop` first")
     c = pick_clips(clips, clip, 1)[0]
     names = sorted(clips.planes, key=lambda k: ("xt", "yt", "xy").index(k) if k in ("xt", "yt", "xy") else 9)
-    maps = {k: clips.clip_planes(k, c) for k in names}
     m = int((clips.meta.get("lbp") or {}).get("margin", 1))
-    count = len(maps[names[0]])
+    first = int(clips.plane_offsets[c])
+    count = int(clips.plane_offsets[c + 1]) - first
     if not count:
         raise FercliError(f"clip {clips.clip_ids[c]} has no LBP-TOP maps (too few frames)")
     picks = np.unique(np.linspace(0, count - 1, min(frames, count)).round().astype(int))
+    # Only the maps and frames drawn are read (``clips`` may be lazy, of any size).
+    maps = {k: clips.planes[k][first + picks] for k in names}
+    pixels = clips.frames[int(clips.offsets[c]) + m + picks]
     fig = _figure(1.6 * len(picks) + 0.6, 1.7 * (len(names) + 1))
     axes = fig.subplots(len(names) + 1, len(picks), squeeze=False)
     for col, j in enumerate(picks):
         ax = axes[0, col]
-        _image(ax, clips.clip(c)[j + m])
+        _image(ax, pixels[col])
         ax.set_title(f"t = {j + m}", fontsize=8)
         for row, name in enumerate(names, start=1):
-            axes[row, col].imshow(maps[name][j], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+            axes[row, col].imshow(maps[name][col], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
     for row, name in enumerate(["frame", *[f"LBP-{k.upper()}" for k in names]]):
         axes[row, 0].set_ylabel(name, fontsize=9)
         for ax in axes[row]:

@@ -28,19 +28,32 @@ data origins the merged subjects come from).  ``split`` and ``folds`` present in
 only some inputs are filled with '' (no official partition) and -1
 (unassigned); ``--ckplus-split`` segments with '' (a whole sequence).  The
 trace of each frame to its source video (source frame index, transform, face
-box, detector score, fps) is carried over (:func:`merge_trace`).
+box, detector score, fps) is carried over, an input without it filling in what
+it does know (its own transform: identity unless it was aligned) or the
+'unknown' value (-1 source frame, NaN): every optional field of the schema
+(:data:`~fercli.artifacts.CLIP_FIELDS`) some input has is in the output, with
+the field's ``fill`` (or :data:`DERIVED_FILLS`) for the inputs that lack it.
+
+The rules are decided from the inputs' per-clip arrays before any frame is read
+(:func:`plan_merge`); ``fercli merge`` then streams every input in order into one
+output, a batch of clips at a time (:func:`write_merged`), so its memory does not
+grow with the inputs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-from typing import Optional, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from fercli.artifacts import CLIP_TRACE_FIELDS, TRACE_FIELDS, Clips
+from fercli.artifacts import CLIP_FIELDS, OPTIONAL_FIELDS, ClipReader, Clips, ClipWriter
+from fercli.clipstream import map_clips
 from fercli.errors import FercliError
+from fercli.progress import ProgressFn, report
 from fercli.protocol.join import join_class_names, remap_labels
 
 #: Meta keys that are processing parameters: inputs must agree on them.
@@ -134,94 +147,126 @@ def merge_meta(parts: Sequence[Clips]) -> dict:
     return out
 
 
-def merge(parts: Sequence[Clips], names: Sequence[str], prefix_ids: bool = False, stems: Optional[Sequence[str]] = None) -> Clips:
-    """Concatenate ``parts`` in order (see the module docstring for the rules).
+@dataclass
+class MergePlan:
+    """What a merge does, decided from the inputs' headers before any frame is read:
+    the joined class names and each input's label lookup, each input's id namespace
+    (None: ids kept), the optional fields of the output and its meta."""
 
-    ``names`` name the inputs in messages; ``stems`` (default: from ``names``)
-    are the ``--prefix-ids`` namespaces.
+    class_names: list[str]
+    lookups: list[np.ndarray]
+    prefixes: list[Optional[str]]
+    fields: tuple[str, ...]
+    meta: dict
+
+
+#: Fields whose value for an input without them follows from its clips rather than
+#: the schema's one ``fill``: its transform is the identity unless it was aligned
+#: (:meth:`Clips.source_transform`), its clips are whole sequences of their own ids.
+DERIVED_FILLS: dict[str, Callable[[Clips], np.ndarray]] = {
+    "transform": lambda c: c.source_transform(),
+    "sequence_ids": lambda c: c.sequences,
+}
+#: A field the output has whenever another one is there (a cut-up clip names its sequence).
+IMPLIED_FIELDS = {"segments": "sequence_ids"}
+
+
+def plan_merge(headers: Sequence[Clips], names: Sequence[str], prefix_ids: bool = False,
+               stems: Optional[Sequence[str]] = None) -> MergePlan:
+    """Check the inputs and decide the merge (see the module docstring for the rules).
+
+    ``headers`` need only their per-clip arrays in memory (a
+    :attr:`~fercli.artifacts.ClipReader.header`); ``names`` name the inputs in
+    messages; ``stems`` (default: from ``names``) are the ``--prefix-ids`` namespaces.
     """
-    stems = list(stems) if stems is not None else [stem(n) for n in names]
-    if not parts:
+    if not headers:
         raise FercliError("merge needs at least one input artifact")
-    check_compatible(parts, names)
-
-    class_names, lookups = join_class_names([p.class_names for p in parts])
-    labels = [remap_labels(part.labels, lookup) for part, lookup in zip(parts, lookups)]
-
-    def namespaced(values: np.ndarray, prefix: str) -> np.ndarray:
-        return np.asarray([f"{prefix}:{c}" for c in values], dtype=object) if prefix_ids else values
-
-    ids = [namespaced(part.clip_ids, prefix) for part, prefix in zip(parts, stems)]
-    any_segments = any(p.segments is not None for p in parts)
-    sequence_ids = [namespaced(part.sequences, prefix) for part, prefix in zip(parts, stems)] if any_segments or any(p.sequence_ids is not None for p in parts) else None
+    stems = list(stems) if stems is not None else [stem(n) for n in names]
+    check_compatible(headers, names)
+    class_names, lookups = join_class_names([h.class_names for h in headers])
+    prefixes: list[Optional[str]] = list(stems) if prefix_ids else [None] * len(headers)
     owner: dict[str, int] = {}
-    for k, part_ids in enumerate(ids):
-        for c in part_ids:
+    for k, (header, prefix) in enumerate(zip(headers, prefixes)):
+        for c in _namespaced(header.clip_ids, prefix):
             j = owner.setdefault(str(c), k)
             if j != k:
                 hint = "give the inputs distinct file names" if prefix_ids else "use --prefix-ids to namespace them by file name"
                 raise FercliError(f"clip id '{c}' is in both {names[j]} and {names[k]}: {hint}")
+    present = {spec.name for spec in OPTIONAL_FIELDS if any(getattr(h, spec.name) is not None for h in headers)}
+    present |= {IMPLIED_FIELDS[n] for n in present if n in IMPLIED_FIELDS}
+    for spec in OPTIONAL_FIELDS:
+        lacking = [name for h, name in zip(headers, names) if getattr(h, spec.name) is None]
+        if spec.name in present and lacking and spec.fill is None and spec.name not in DERIVED_FILLS:
+            raise FercliError(f"cannot merge: {lacking[0]} has no '{spec.dataset}' and the other inputs do")
+    fields = tuple(spec.name for spec in OPTIONAL_FIELDS if spec.name in present)
+    return MergePlan(class_names, lookups, prefixes, fields, merge_meta(headers))
 
-    def cat(attr: str, fill=None) -> Optional[np.ndarray]:
-        values = [getattr(p, attr) for p in parts]
-        if all(v is None for v in values):
-            return None
-        return np.concatenate([v if v is not None else np.full(len(p), fill, dtype=object if isinstance(fill, str) else np.int64) for v, p in zip(values, parts)])
 
-    frames = _concat_frames(parts)
-    offsets = np.zeros(sum(len(p) for p in parts) + 1, dtype=np.int64)
-    np.cumsum(np.concatenate([p.lengths for p in parts]) if parts else [], out=offsets[1:])
-    planes: dict[str, np.ndarray] = {}
-    plane_offsets = None
-    if parts[0].planes:
-        for key in parts[0].planes:
-            planes[key] = np.concatenate([p.planes[key] for p in parts])
-        plane_offsets = np.zeros(len(offsets), dtype=np.int64)
-        np.cumsum(np.concatenate([np.diff(p.plane_offsets) for p in parts]), out=plane_offsets[1:])
-    histograms = np.concatenate([p.histograms for p in parts]) if parts[0].histograms is not None else None
-    out = Clips(
-        frames=frames,
-        offsets=offsets,
-        labels=np.concatenate(labels),
-        class_names=class_names,
-        subjects=np.concatenate([p.subjects for p in parts]),
-        clip_ids=np.concatenate(ids),
-        sources=np.concatenate([p.sources for p in parts]),
-        landmarks=np.concatenate([p.landmarks for p in parts]) if parts[0].landmarks is not None else None,
-        face_found=np.concatenate([p.face_found for p in parts]) if parts[0].face_found is not None else None,
-        split=cat("split", ""),
-        folds=cat("folds", -1),
-        segments=cat("segments", ""),
-        sequence_ids=np.concatenate(sequence_ids) if sequence_ids is not None else None,
-        planes=planes,
-        plane_offsets=plane_offsets,
-        histograms=histograms,
-        meta=merge_meta(parts),
-        **merge_trace(parts),
-    )
+def _namespaced(values: np.ndarray, prefix: Optional[str]) -> np.ndarray:
+    return values if prefix is None else np.asarray([f"{prefix}:{c}" for c in values], dtype=object)
+
+
+def as_merged(plan: MergePlan, k: int, clips: Clips) -> Clips:
+    """Clips of input ``k`` (in memory: a batch, or all of them) as the merged artifact
+    holds them: labels remapped to the joined classes, ids namespaced, every field of
+    the output present (the schema's ``fill`` where the input lacks it), merged meta."""
+    counts = {"clip": len(clips), "frame": len(clips.frames)}
+    values: dict[str, Any] = {}
+    for spec in OPTIONAL_FIELDS:
+        value = getattr(clips, spec.name) if spec.name in plan.fields else None
+        if value is None and spec.name in plan.fields:
+            derive = DERIVED_FILLS.get(spec.name)
+            value = derive(clips) if derive is not None else np.full((counts[spec.per], *spec.shape), spec.fill, dtype=spec.memory)
+        values[spec.name] = value
+    if values["sequence_ids"] is not None:
+        values["sequence_ids"] = _namespaced(values["sequence_ids"], plan.prefixes[k])
+    return dataclasses.replace(clips, labels=remap_labels(clips.labels, plan.lookups[k]), class_names=list(plan.class_names),
+                               clip_ids=_namespaced(clips.clip_ids, plan.prefixes[k]), meta=dict(plan.meta), **values)
+
+
+def merge(parts: Sequence[Clips], names: Sequence[str], prefix_ids: bool = False, stems: Optional[Sequence[str]] = None) -> Clips:
+    """Concatenate in-memory ``parts`` in order (see the module docstring for the rules);
+    ``fercli merge`` streams the same clips (:func:`write_merged`)."""
+    plan = plan_merge(parts, names, prefix_ids, stems)
+    out = concat([as_merged(plan, k, part) for k, part in enumerate(parts)])
     out.validate("merged clips")
     return out
 
 
-def merge_trace(parts: Sequence[Clips]) -> dict[str, Optional[np.ndarray]]:
-    """Trace arrays (source frame, transform, box, score; fps and face id per clip) of the merged
-    clips: kept when any input has them, an input without them filling in what
-    it does know (its own transform: identity unless it was aligned) or the
-    'unknown' value (-1 source frame, NaN)."""
-    out: dict[str, Optional[np.ndarray]] = {}
-    for name, (shape, dtype) in TRACE_FIELDS.items():
-        if all(getattr(p, name) is None for p in parts):
-            continue
-        fill = -1 if name == "source_frame" else np.nan
-        out[name] = np.concatenate([
-            getattr(p, name) if getattr(p, name) is not None
-            else p.source_transform() if name == "transform"
-            else np.full((len(p.frames), *shape), fill, dtype) for p in parts]).astype(dtype)
-    for name, (dtype, fill) in CLIP_TRACE_FIELDS.items():
-        if any(getattr(p, name) is not None for p in parts):
-            out[name] = np.concatenate([getattr(p, name) if getattr(p, name) is not None else np.full(len(p), fill, dtype)
-                                        for p in parts]).astype(dtype)
-    return out
+def write_merged(readers: Sequence[ClipReader], writer: ClipWriter, plan: MergePlan,
+                 progress: Optional[ProgressFn] = None) -> None:
+    """Stream every input in order into ``writer``, a batch of clips at a time."""
+    total = sum(len(r) for r in readers)
+    done = 0
+    for k, reader in enumerate(readers):
+        def step(d: int, _: int, base: int = done) -> None:
+            report(progress, base + d, total)
+        map_clips(reader, writer, lambda batch, k=k: as_merged(plan, k, batch), step)
+        done += len(reader)
+    if writer.n_clips == 0:  # no clips at all: an empty artifact of the first input's layout
+        writer.append(as_merged(plan, 0, readers[0].read(np.zeros(0, np.int64))))
+
+
+def concat(parts: Sequence[Clips]) -> Clips:
+    """In-memory clips of the same layout (fields, classes), one after another."""
+    lengths = [p.lengths for p in parts]
+    offsets = np.zeros(sum(len(p) for p in parts) + 1, dtype=np.int64)
+    np.cumsum(np.concatenate(lengths) if lengths else [], out=offsets[1:])
+    first = parts[0]
+    values: dict[str, Any] = {}
+    for spec in CLIP_FIELDS:
+        if spec.name == "frames":
+            values["frames"] = _concat_frames(parts)
+        elif getattr(first, spec.name) is not None:
+            values[spec.name] = np.concatenate([getattr(p, spec.name) for p in parts])
+    planes: dict[str, np.ndarray] = {}
+    plane_offsets = None
+    if first.planes:
+        planes = {key: np.concatenate([p.planes[key] for p in parts]) for key in first.planes}
+        plane_offsets = np.zeros(len(offsets), dtype=np.int64)
+        np.cumsum(np.concatenate([np.diff(p.plane_offsets) for p in parts]), out=plane_offsets[1:])
+    return Clips(offsets=offsets, class_names=list(first.class_names), planes=planes, plane_offsets=plane_offsets,
+                 meta=dict(first.meta), **values)
 
 
 def _concat_frames(parts: Sequence[Clips]) -> np.ndarray:

@@ -173,7 +173,7 @@ def choose_samples(mf, clips, identity: dict, model, split: str = "train", fold:
     """
     from fercli.protocol import partition as P
     from fercli.protocol.modelfile import source_run
-    from fercli.protocol.samples import SampleSpec, build_samples, clip_labels
+    from fercli.protocol.samples import SampleReader, SampleSpec, clip_labels
 
     if split not in ("train", "all"):
         raise FercliError(f"--split must be train or all, not '{split}'")
@@ -199,20 +199,29 @@ def choose_samples(mf, clips, identity: dict, model, split: str = "train", fold:
         index = np.sort(rng.choice(index, size=limit, replace=False))
         info["limit"] = limit
     spec.check(clips, data.name)
-    samples = build_samples(clips, index, data.labels, list(rec.class_names), spec)
+    samples = SampleReader([(clips, index, data.labels)], list(rec.class_names), spec)  # read a load at a time (batches_of)
     info.update(clips=int(len(index)), samples=len(samples), input_names=list(spec.input_names))
     return samples, info
 
 
+#: Bytes of samples read from the data at a time (whole batches of them): the data may
+#: be larger than memory, as for ``evaluate``.
+LOAD_BYTES = 256 << 20
+
+
 def batches_of(samples, batch_size: int, device: str = "cpu"):
-    """Float batches of every input, in input order."""
+    """Float batches of every input, in input order; ``samples`` (a
+    :class:`~fercli.protocol.samples.SampleReader`) are read a load of whole batches at a time."""
     import torch
 
     from fercli.protocol.samples import to_float
 
-    names = list(samples.inputs)
+    names = list(samples.spec.input_names)
     n = len(samples)
-    for start in range(0, n, batch_size):
-        yield [to_float(torch.from_numpy(np.ascontiguousarray(samples.inputs[k][start:start + batch_size])).to(device)) for k in names]
+    load = max(1, LOAD_BYTES // max(1, samples.sample_bytes) // batch_size) * batch_size
+    for lo in range(0, n, load):
+        part = samples.read(np.arange(lo, min(n, lo + load)))
+        for start in range(0, len(part), batch_size):
+            yield [to_float(torch.from_numpy(np.ascontiguousarray(part.inputs[k][start:start + batch_size])).to(device)) for k in names]
 
 

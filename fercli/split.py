@@ -21,12 +21,15 @@ replace the subjects, and the folds' record says they were inferred.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Optional
 
 import numpy as np
 
-from fercli.artifacts import Clips
+from fercli.artifacts import ClipReader, Clips, ClipWriter
+from fercli.clipstream import map_clips
 from fercli.errors import FercliError
+from fercli.progress import ProgressFn
 
 BY = ("subject", "clip", "identity")
 
@@ -165,6 +168,28 @@ def infer_identities(clips: Clips, threshold: Optional[float] = None) -> Clips:
 def keep_official(clips: Clips) -> Clips:
     """A copy that keeps the official split and records that no folds were made."""
     return clips.copy()
+
+
+#: The per-clip arrays :func:`split` sets (folds; subjects, with ``by='identity'``).
+SET_FIELDS = ("folds", "subjects")
+
+
+def write_split(reader: ClipReader, writer: ClipWriter, header: Clips, progress: Optional[ProgressFn] = None) -> None:
+    """Stream ``reader``'s clips into ``writer`` with the folds (and subjects) and meta of
+    ``header``, what :func:`split` or :func:`keep_official` made of ``reader.header``:
+    folds need only the per-clip arrays, the frames go through a batch at a time."""
+    done = 0
+
+    def with_folds(batch: Clips) -> Clips:
+        nonlocal done  # map_clips hands the batches over in order
+        rows = np.arange(done, done + len(batch))
+        done += len(batch)
+        values = {name: None if getattr(header, name) is None else getattr(header, name)[rows] for name in SET_FIELDS}
+        return dataclasses.replace(batch, meta=dict(header.meta), **values)
+
+    map_clips(reader, writer, with_folds, progress)
+    if writer.n_clips == 0:
+        writer.append(with_folds(reader.read(np.zeros(0, np.int64))))
 
 
 def describe(report: dict, by: Optional[str] = None) -> str:

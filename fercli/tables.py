@@ -26,13 +26,14 @@ values are empty CSV cells / JSON ``null``.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 from typing import Any, Iterable, Iterator, Optional, TextIO
 
 import numpy as np
 
-from fercli.artifacts import Clips, ModelRecord, fold_runs
+from fercli.artifacts import CLIP_FIELDS, Clips, ModelRecord, fold_runs
 from fercli.errors import FercliError
 from fercli.pose import POSE_COLUMNS  # OpenFace's head pose (mm, radians), before the landmarks as in OpenFace
 
@@ -66,43 +67,69 @@ def source_landmarks(clips: Clips) -> Optional[np.ndarray]:
     return map_points(invert(clips.source_transform()), clips.landmarks.astype(np.float64))
 
 
-def frame_table(clips: Clips) -> Table:
-    """One row per frame (see the module docstring)."""
-    n = len(clips.offsets) - 1
-    lengths = np.diff(clips.offsets)
-    owner = np.repeat(np.arange(n), lengths)
-    within = np.arange(int(clips.offsets[-1])) - np.repeat(clips.offsets[:-1], lengths)
-    source_frame = clips.source_frame if clips.source_frame is not None else within
-    known = source_frame >= 0
-    fps = clips.fps[owner] if clips.fps is not None else np.full(len(owner), np.nan)
-    timestamp = np.where(known, source_frame / np.where(fps > 0, fps, np.nan), np.nan)
-    score = clips.face_score if clips.face_score is not None else np.full(len(owner), np.nan)
-    box = clips.face_box.astype(np.float64) if clips.face_box is not None else np.full((len(owner), 4), np.nan)
-    points = source_landmarks(clips)
-    # x_0..x_67 then y_0..y_67, rounded once for all rows; rows with NaN are rare
-    flat = None if points is None else np.round(points.transpose(0, 2, 1).reshape(len(points), 136), 3)
-    flat_nan = None if flat is None else ~np.isfinite(flat).all(1)
-    # Position to 0.1 mm, angles to 1e-4 rad (0.006 degrees): far below the estimate's error.
-    head = clips.head_pose if clips.head_pose is not None else np.full((len(owner), 6), np.nan)
-    status = frame_status(clips)
+#: Frames per piece :func:`frame_table` reads and formats at a time (bounded memory
+#: whatever the artifact's size: an hour of video as one clip included).
+FRAME_PIECE = 8192
+_NO_FRAMES = np.zeros((1, 1, 1), np.uint8)
+
+
+def frame_rows(clips: Clips, rows: slice | np.ndarray) -> Clips:
+    """Frames ``rows`` of ``clips`` as one run of frames: its per-frame fields at those rows
+    (read from the file when ``clips`` is lazy), its per-clip arrays and meta as they are,
+    and no pixels (a zero-byte placeholder).  What the tables and the contact sheet need
+    of a few frames, without reading the rest."""
+    taken = {spec.name: getattr(clips, spec.name)[rows] for spec in CLIP_FIELDS
+             if spec.per == "frame" and spec.name != "frames" and getattr(clips, spec.name) is not None}
+    n = len(range(len(clips.frames))[rows]) if isinstance(rows, slice) else len(rows)
+    return dataclasses.replace(clips, frames=np.broadcast_to(_NO_FRAMES, (n, 1, 1)), offsets=np.asarray([0, n], np.int64), **taken)
+
+
+def frame_table(clips: Clips, piece: int = FRAME_PIECE) -> Table:
+    """One row per frame (see the module docstring), read and formatted ``piece`` frames
+    at a time (``clips`` may be lazy: :func:`fercli.artifacts.read_clips_lazy`)."""
+    offsets = np.asarray(clips.offsets, np.int64)
+    total = int(offsets[-1]) if len(offsets) else 0
     names = list(clips.class_names)
     labels = [names[int(k)] if 0 <= k < len(names) else "" for k in clips.labels]
     face_ids = clips.face_id if clips.face_id is not None else np.zeros(len(clips.labels), np.int64)
 
     def rows() -> Iterator[list[Any]]:
-        for t in range(len(owner)):
-            c = owner[t]
-            sf = int(source_frame[t])
-            yield [
-                sf + 1 if sf >= 0 else None, int(face_ids[c]), _num(timestamp[t], 3), _num(score[t], 4),
-                None if clips.face_found is None else int(bool(clips.face_found[t])),
-                str(clips.clip_ids[c]), str(clips.subjects[c]), labels[c], str(clips.sources[c]), sf if sf >= 0 else None,
-                status[t], _num(box[t, 0]), _num(box[t, 1]), _num(box[t, 2] - box[t, 0]), _num(box[t, 3] - box[t, 1]),
-                *[_num(v, 1) for v in head[t, :3]], *[_num(v, 4) for v in head[t, 3:]],
-                *([None] * 136 if flat is None else [_num(v) for v in flat[t]] if flat_nan[t] else flat[t].tolist()),
-            ]
+        for lo in range(0, total, piece):
+            yield from _piece_rows(frame_rows(clips, slice(lo, min(total, lo + piece))), lo, offsets, labels, face_ids)
 
     return list(FRAME_COLUMNS), rows()
+
+
+def _piece_rows(part: Clips, lo: int, offsets: np.ndarray, labels: list[str], face_ids: np.ndarray) -> Iterator[list[Any]]:
+    """The rows of frames ``lo ..`` held in ``part`` (:func:`frame_rows`)."""
+    n = len(part.frames)
+    frame = np.arange(lo, lo + n)
+    owner = np.searchsorted(offsets, frame, side="right") - 1
+    within = frame - offsets[owner]
+    source_frame = part.source_frame if part.source_frame is not None else within
+    known = source_frame >= 0
+    fps = part.fps[owner] if part.fps is not None else np.full(n, np.nan)
+    timestamp = np.where(known, source_frame / np.where(fps > 0, fps, np.nan), np.nan)
+    score = part.face_score if part.face_score is not None else np.full(n, np.nan)
+    box = part.face_box.astype(np.float64) if part.face_box is not None else np.full((n, 4), np.nan)
+    points = source_landmarks(part)
+    # x_0..x_67 then y_0..y_67, rounded once for all rows; rows with NaN are rare
+    flat = None if points is None else np.round(points.transpose(0, 2, 1).reshape(len(points), 136), 3)
+    flat_nan = None if flat is None else ~np.isfinite(flat).all(1)
+    # Position to 0.1 mm, angles to 1e-4 rad (0.006 degrees): far below the estimate's error.
+    head = part.head_pose if part.head_pose is not None else np.full((n, 6), np.nan)
+    status = frame_status(part)
+    for t in range(n):
+        c = owner[t]
+        sf = int(source_frame[t])
+        yield [
+            sf + 1 if sf >= 0 else None, int(face_ids[c]), _num(timestamp[t], 3), _num(score[t], 4),
+            None if part.face_found is None else int(bool(part.face_found[t])),
+            str(part.clip_ids[c]), str(part.subjects[c]), labels[c], str(part.sources[c]), sf if sf >= 0 else None,
+            status[t], _num(box[t, 0]), _num(box[t, 1]), _num(box[t, 2] - box[t, 0]), _num(box[t, 3] - box[t, 1]),
+            *[_num(v, 1) for v in head[t, :3]], *[_num(v, 4) for v in head[t, 3:]],
+            *([None] * 136 if flat is None else [_num(v) for v in flat[t]] if flat_nan[t] else flat[t].tolist()),
+        ]
 
 
 # --------------------------------------------------------------------------- reports

@@ -32,6 +32,18 @@ def h5_arrays(path):
     return out
 
 
+def assert_same_arrays(a_path, b_path):
+    """The same datasets in both artifacts, of the same dtype, shape and bytes."""
+    a, b = h5_arrays(a_path), h5_arrays(b_path)
+    assert sorted(a) == sorted(b)
+    for name in a:
+        assert a[name].dtype == b[name].dtype and a[name].shape == b[name].shape, name
+        if a[name].dtype.kind == "O":
+            assert list(a[name]) == list(b[name]), name
+        else:
+            assert a[name].tobytes() == b[name].tobytes(), name
+
+
 def test_lbptop_shards_merged_equal_unsharded_run(tmp_path):
     rng = np.random.default_rng(0)
     src = tmp_path / "in.h5"
@@ -47,14 +59,7 @@ def test_lbptop_shards_merged_equal_unsharded_run(tmp_path):
     merged = tmp_path / "merged.h5"
     proc = fercli("merge", *shards, "-o", merged)
     assert proc.returncode == 0, proc.stderr.decode()
-    a, b = h5_arrays(whole), h5_arrays(merged)
-    assert sorted(a) == sorted(b)
-    for name in a:
-        assert a[name].dtype == b[name].dtype and a[name].shape == b[name].shape, name
-        if a[name].dtype.kind == "O":
-            assert list(a[name]) == list(b[name]), name
-        else:
-            assert a[name].tobytes() == b[name].tobytes(), name
+    assert_same_arrays(whole, merged)
     got, _, lineage = load_clips(str(merged), "test")
     assert lineage[-1]["stage"] == "merge" and len(lineage[-1]["inputs"]) == 3
     assert sum(e["stage"] == "lbptop" for e in lineage) == 3  # each shard's entry kept

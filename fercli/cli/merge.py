@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import List
 
 import typer
 
 from fercli import artifacts
 from fercli.cli.app import app
-from fercli.cli.common import OutputOpt, err, examples
+from fercli.cli.common import OutputOpt, err, examples, progress_bar
 from fercli.errors import FercliError
 from fercli.protocol.modelfile import save_model_file
 
@@ -32,14 +33,13 @@ def merge(
         save_model_file(output, record, lineage, arrays)
         err.print(f"merge: {len(paths)} fold models -> {output} (folds {', '.join(map(str, folds))})", soft_wrap=True, highlight=False)
         return
-    parts, identities, lineages = [], [], []
-    for path in paths:
-        clips, identity, lineage = artifacts.load_clips(path, "merge")
-        parts.append(clips)
-        identities.append(identity)
-        lineages.append(lineage)
     names = [artifacts.display_name(p) for p in paths]
-    out = stage.merge(parts, names, prefix_ids, [stage.stem(p) for p in paths])
-    entry = artifacts.lineage_entry("merge", {"inputs": len(paths), "prefix_ids": prefix_ids, "class_names": out.class_names}, identities)
-    artifacts.save_clips(output, out, artifacts.combine_lineage(lineages, entry))
-    err.print(f"merge: {len(paths)} artifacts -> {len(out)} clips, {len(out.frames)} frames, {len(out.class_names)} classes", soft_wrap=True)
+    with contextlib.ExitStack() as stack:  # every input open at once, read in turn a batch at a time
+        readers = [stack.enter_context(artifacts.open_clips(path, "merge")) for path in paths]
+        plan = stage.plan_merge([r.header for r in readers], names, prefix_ids, [stage.stem(p) for p in paths])
+        entry = artifacts.lineage_entry("merge", {"inputs": len(paths), "prefix_ids": prefix_ids, "class_names": plan.class_names},
+                                        [r.identity for r in readers])
+        lineage = artifacts.combine_lineage([r.lineage for r in readers], entry)
+        with progress_bar("merge") as progress, artifacts.clip_writer(output, lineage, plan.meta) as writer:
+            stage.write_merged(readers, writer, plan, progress)
+    err.print(f"merge: {len(paths)} artifacts -> {writer.n_clips} clips, {writer.n_frames} frames, {len(plan.class_names)} classes", soft_wrap=True)

@@ -43,7 +43,7 @@ def prune(
     source, source_arrays = P.source_of(mf, fold)
     model = registry.from_record(source)
     P.prunable_blocks(model)  # refuse a model without LBC blocks before reading the data
-    clips, data_id, data_lineage = artifacts.load_clips(data_path, "prune")
+    clips, data_id, data_lineage = artifacts.load_clips(data_path, "prune", lazy=True)  # samples are read a batch at a time, as evaluate reads them
     samples, info = P.choose_samples(mf, clips, {**data_id, "origins": data_origins(data_lineage)}, model, split, fold, limit, seed)
     model.to(dev)
     with progress_bar("SE statistics") as progress:

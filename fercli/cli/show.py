@@ -42,12 +42,10 @@ def show(
         return
     name = artifacts.display_name(path)
     data: dict = {}
-    with artifacts.open_artifact(path, None, "show") as f:
+    with artifacts.open_artifact(path, None, "show", whole=False) as f:
         kind = artifacts.check_kind(f, path, None, "show")
-        if kind == "clips":
-            header = artifacts.read_clips(f, name, with_frames=False)
-            index = figures.pick_clips(header, clip, 1 if header.planes else clips_n)
-            data["clips"] = artifacts.read_clip_subset(f, index, name)
+        if kind == "clips":  # lazy: the figure reads only the frames and code maps it draws
+            data["clips"] = artifacts.read_clips_lazy(f, name)
         elif kind == "report":
             data["report"] = artifacts.read_report(f)[0]
         elif kind == "model":
@@ -56,6 +54,6 @@ def show(
             from fercli.artifacts import read_pruning
 
             data["pruning"] = read_pruning(f, name, weights=False)
-    fig = figures.for_artifact(kind, frames=frames, counts=counts, step=step, max_clips=clips_n, **data)
+        fig = figures.for_artifact(kind, clip=clip, frames=frames, counts=counts, step=step, max_clips=clips_n, **data)
     figures.save(fig, output, dpi=dpi)
     err.print(f"show: {figures.describe(kind, data.get('clips'))} of {name} -> {output}", markup=False, highlight=False, soft_wrap=True)

@@ -8,7 +8,7 @@ import typer
 
 from fercli import artifacts
 from fercli.cli.app import app
-from fercli.cli.common import OutputOpt, err, examples, number_opt
+from fercli.cli.common import OutputOpt, err, examples, number_opt, progress_bar
 from fercli.errors import FercliError
 
 
@@ -28,8 +28,14 @@ def split(
         raise FercliError(f"--by must be subject, clip or identity (got '{by}')")
     if folds is not None and folds < 2:
         raise FercliError(f"--folds must be at least 2 (got {folds})")
-    clips, identity, lineage = artifacts.load_clips(path, "split")
-    name = artifacts.display_name(path)
+    with artifacts.open_clips(path, "split") as reader:  # folds need the per-clip arrays; frames stream through
+        _split(reader, output, folds, by, seed, ignore_official)
+
+
+def _split(reader: artifacts.ClipReader, output: str, folds: Optional[int], by: str, seed: int, ignore_official: bool) -> None:
+    from fercli import split as stage
+
+    clips, identity, lineage, name = reader.header, reader.identity, reader.lineage, reader.name
     if len(clips) == 0:
         raise FercliError(f"{name} holds no clips")
     if stage.has_official_split(clips) and not ignore_official:
@@ -48,5 +54,6 @@ def split(
             found = params["identities"] = out.meta["identities"]
             err.print(f"split: {found['identities']} identities inferred from face descriptors (threshold {found['threshold']:g}), "
                       f"clips per identity: {', '.join(map(str, found['sizes'][:20]))}{' ...' if len(found['sizes']) > 20 else ''}", soft_wrap=True)
-    artifacts.save_clips(output, out, [*lineage, artifacts.lineage_entry("split", params, [identity])])
+    with progress_bar("split") as progress, artifacts.clip_writer(output, [*lineage, artifacts.lineage_entry("split", params, [identity])], out.meta) as writer:
+        stage.write_split(reader, writer, out, progress)
     err.print(message, soft_wrap=True)

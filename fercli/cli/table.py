@@ -10,6 +10,7 @@ import typer
 from fercli import artifacts
 from fercli.cli.app import app
 from fercli.cli.common import TEXT, err, examples, output_option, refuse_media
+from fercli.errors import FercliError
 
 EXAMPLES = examples("fercli table aligned.h5 -o frames.csv", "fercli table report.h5 --format jsonl", "fercli table model.h5 -o history.csv")
 
@@ -26,26 +27,36 @@ def table(
     refuse_media(path, "table")
     fmt = tables.format_for(output, fmt)
     name = artifacts.display_name(path)
-    with artifacts.open_artifact(path, None, "table") as f:
-        kind = artifacts.check_kind(f, path, None, "table")
-        if kind == "clips":
-            clips = artifacts.read_clips(f, name, with_frames=False)
-            clips.validate(name)
-            rows = tables.frame_table(clips)
-        elif kind == "report":
-            rows = tables.report_table(*artifacts.read_report(f), name=name)
-        elif kind == "model":
-            rows = tables.history_table(artifacts.read_model_header(f))
-        else:
-            from fercli.artifacts import read_pruning
+    # The file stays open while the rows are written: a clips artifact's per-frame arrays
+    # are read a piece of frames at a time (tables.frame_table), never whole.  Held, not
+    # in open_artifact's block: an error writing the rows is not the artifact's.
+    from fercli.artifacts.lazy import _HeldArtifact
 
-            rows = tables.pruning_table(read_pruning(f, name, weights=False))
-    if output == "-":
-        n = tables.write(rows, sys.stdout, fmt)
-        sys.stdout.flush()
-    else:
-        with artifacts.atomic_path(output, suffix="." + fmt) as tmp:
-            with open(tmp, "w", encoding="utf-8", newline="") as stream:
-                n = tables.write(rows, stream, fmt)
+    held = _HeldArtifact(path, None, "table")
+    try:
+        f = held.file
+        kind = artifacts.check_kind(f, path, None, "table")
+        try:
+            if kind == "clips":
+                rows = tables.frame_table(artifacts.read_clips_lazy(f, name, held))
+            elif kind == "report":
+                rows = tables.report_table(*artifacts.read_report(f), name=name)
+            elif kind == "model":
+                rows = tables.history_table(artifacts.read_model_header(f))
+            else:
+                from fercli.artifacts import read_pruning
+
+                rows = tables.pruning_table(read_pruning(f, name, weights=False))
+        except (KeyError, OSError) as exc:
+            raise FercliError(f"{name} is a damaged '{kind}' artifact: {exc}") from exc
+        if output == "-":
+            n = tables.write(rows, sys.stdout, fmt)
+            sys.stdout.flush()
+        else:
+            with artifacts.atomic_path(output, suffix="." + fmt) as tmp:
+                with open(tmp, "w", encoding="utf-8", newline="") as stream:
+                    n = tables.write(rows, stream, fmt)
+    finally:
+        held.close()
     noun = {"clips": "frame", "report": "sample", "model": "epoch", "pruning": "kernel"}[kind]
     err.print(f"table: {n} {noun} rows ({fmt}) -> {'standard output' if output == '-' else output}", markup=False, highlight=False, soft_wrap=True)
