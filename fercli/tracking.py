@@ -36,6 +36,20 @@ _RIGID_A = _RIGID_CENTRED.ravel() / _RIGID_NORM
 _RIGID_B = np.stack([-_RIGID_CENTRED[:, 1], _RIGID_CENTRED[:, 0]], axis=1).ravel() / _RIGID_NORM
 #: Brows, eyes, nose and mouth: the points whose flow tells an expression change.
 _INNER = np.arange(17, 68)
+#: The 68-point layout's regions, as the benchmark and the tests report landmark error.
+REGIONS: dict[str, np.ndarray] = {"jaw": np.r_[0:17], "brows": np.r_[17:27], "nose": np.r_[27:36],
+                                  "eyes": np.r_[36:48], "mouth": np.r_[48:68]}
+
+
+def region_errors(landmarks: np.ndarray, reference: np.ndarray) -> dict[str, np.ndarray]:
+    """Per frame and region (:data:`REGIONS`, plus ``all``), the mean distance of
+    ``landmarks`` (N, 68, 2) from ``reference``'s, in % of the reference's
+    inter-ocular distance."""
+    dist = np.linalg.norm(np.asarray(landmarks, np.float64) - reference, axis=-1)
+    iod = faces.interocular(reference)[:, None] / 100
+    errors = {name: (dist[:, idx] / iod).mean(-1) for name, idx in REGIONS.items()}
+    errors["all"] = (dist / iod).mean(-1)
+    return errors
 
 
 @dataclass
