@@ -34,6 +34,9 @@ How a frame is made (all randomness from numpy Generators seeded by
   dense map with OpenCV and applied with one ``cv2.remap``.  An opening mouth
   (AU26, AU16) shows a dark cavity with a hint of upper teeth; a little sensor
   noise and small head drift per frame make consecutive frames realistic.
+* **Motion** (``motion=``): the head moves along smooth paths (``mild``,
+  ``strong``); ``speech`` adds a talking mouth (jaw drop, lip rounding and
+  spreading per syllable at 3-6 Hz) on mild's head movement.
 
 Ground-truth landmarks (the warped model points, frame pixels) are stored per
 frame; dlib's detector finds the synthetic faces and its predicted landmarks
@@ -42,6 +45,7 @@ agree with them (tested).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from dataclasses import dataclass
@@ -76,7 +80,7 @@ UNILATERAL = {"contempt"}
 AU_NAMES = {
     1: "inner brow raiser", 2: "outer brow raiser", 4: "brow lowerer", 5: "upper lid raiser",
     6: "cheek raiser", 7: "lid tightener", 9: "nose wrinkler", 12: "lip corner puller",
-    14: "dimpler", 15: "lip corner depressor", 16: "lower lip depressor", 20: "lip stretcher",
+    14: "dimpler", 15: "lip corner depressor", 16: "lower lip depressor", 18: "lip pucker", 20: "lip stretcher",
     23: "lip tightener", 26: "jaw drop",
 }
 
@@ -184,6 +188,10 @@ AU_FIELDS: dict[int, np.ndarray] = {
               67: (0.0, 0.04), 57: (0.0, 0.01), 5: (0.0, 0.01), 6: (0.0, 0.01)}),
     16: _sym({58: (0.0, 0.07), 57: (0.0, 0.08), 59: (0.0, 0.04), 67: (0.0, 0.07), 66: (0.0, 0.08), 48: (0.0, 0.01),
               60: (0.0, 0.01), 7: (0.0, 0.01), 8: (0.0, 0.01)}),
+    # Lip pucker: the corners draw in and the lips bunch into a round mouth (speech's
+    # rounded vowels, o/u; no prototype uses it).
+    18: _sym({48: (0.07, 0.0), 60: (0.06, 0.0), 49: (0.03, -0.012), 59: (0.03, 0.012), 50: (0.01, -0.015),
+              58: (0.01, 0.015), 51: (0.0, -0.015), 57: (0.0, 0.015), 61: (0.02, 0.0), 67: (0.02, 0.0)}),
     20: _sym({48: (-0.13, 0.02), 60: (-0.11, 0.02), 49: (-0.06, 0.005), 50: (-0.025, 0.0), 59: (-0.07, 0.01),
               58: (-0.03, 0.005), 61: (-0.05, 0.0), 67: (-0.05, 0.01), 5: (-0.01, 0.0), 4: (-0.01, 0.0)}),
     23: _sym({48: (0.035, 0.0), 60: (0.045, 0.0), 49: (0.02, 0.015), 50: (0.01, 0.02), 51: (0.0, 0.02),
@@ -223,6 +231,7 @@ class Motion:
     light_turn: float = 0.0  # degrees the light direction turns
     blur: float = 0.0        # exposure time in frame intervals (0: sharp frames)
     occlusion: bool = False  # one brief occluder over the eye or mouth region
+    speech: bool = False     # talking: syllables move the jaw and lips at 3-6 Hz (:func:`speech_track`)
 
     @property
     def moves(self) -> bool:
@@ -232,10 +241,15 @@ class Motion:
 #: ``--motion`` levels.  Strong yaw stays below ~25 degrees in total (with the
 #: subject's own yaw, clamped at MAX_YAW): beyond that the 2-D warp of a frontal
 #: photograph folds the far cheek over the eye (and dlib's frontal models stop).
+_MILD = Motion(yaw=8.0, pitch=6.0, roll=6.0, shift=0.5, scale=0.08, light=0.08)
 MOTIONS: dict[str, Motion] = {
     "none": Motion(),
-    "mild": Motion(yaw=8.0, pitch=6.0, roll=6.0, shift=0.5, scale=0.08, light=0.08),
+    "mild": _MILD,
     "strong": Motion(yaw=16.0, pitch=12.0, roll=12.0, shift=1.5, scale=0.2, light=0.25, light_turn=60.0, blur=0.5, occlusion=True),
+    # A talking head: mild's head movement (the same paths, so a speech clip is its
+    # mild clip plus the talking), no blur or occluder, so what a tracker loses is
+    # the fast non-rigid mouth and jaw, nothing else.
+    "speech": dataclasses.replace(_MILD, speech=True),
 }
 MAX_YAW = 24.0
 #: Motion paths are defined in seconds at this frame rate (synth's video default).
@@ -272,6 +286,70 @@ def _blur_kernel(velocity: np.ndarray, exposure: float) -> Optional[np.ndarray]:
         wgt = (frac[:, 0] if dx else 1 - frac[:, 0]) * (frac[:, 1] if dy else 1 - frac[:, 1])
         np.add.at(k, (base[:, 1] + dy, base[:, 0] + dx), wgt)
     return k / k.sum()
+
+
+# --------------------------------------------------------------------------- speech
+
+#: Syllable rate of speech (syllables, i.e. jaw open-close cycles, per second).
+SPEECH_HZ = (3.0, 6.0)
+
+#: Visemes of a syllable's vowel: (jaw drop, lip rounding, lip spreading) at its
+#: peak, relative.  Open a, spread e/i, rounded o/u (the classic vowel visemes).
+VISEMES: dict[str, tuple[float, float, float]] = {
+    "a": (1.0, 0.0, 0.2), "e": (0.6, 0.0, 0.6), "i": (0.3, 0.0, 1.0), "o": (0.7, 0.8, 0.0), "u": (0.35, 1.0, 0.0),
+}
+
+
+@dataclass(frozen=True)
+class SpeechTrack:
+    """Per-frame action-unit intensities of a talking mouth."""
+
+    rate: float            # syllables per second (the clip's mean)
+    jaw: np.ndarray        # (n,) AU26 jaw drop
+    rounding: np.ndarray   # (n,) AU18 lip pucker
+    spreading: np.ndarray  # (n,) AU20 lip stretcher
+
+    def field(self, t: int) -> np.ndarray:
+        """The mouth's displacement (68, 2) at frame ``t``."""
+        return self.jaw[t] * AU_FIELDS[26] + self.rounding[t] * AU_FIELDS[18] + self.spreading[t] * AU_FIELDS[20]
+
+
+def speech_track(rng: np.random.Generator, n: int) -> SpeechTrack:
+    """A talking mouth over ``n`` frames (at :data:`MOTION_FPS`).
+
+    Syllables follow one another at a clip rate drawn from :data:`SPEECH_HZ`
+    (each syllable's length within +-20 % of the mean).  In each one the jaw opens
+    and closes once (sin^2: closed at the consonants between syllables, open at the
+    vowel) by the vowel's viseme times a per-syllable loudness; the lips' rounding
+    and spreading move smoothly (smoothstep) from one vowel's shape to the next,
+    as coarticulation does.  The clip starts part-way into a syllable.
+    """
+    rate = float(rng.uniform(*SPEECH_HZ))
+    strength = rng.uniform(0.6, 1.0)  # jaw drop of the loudest 'a', as AU26 intensity
+    period = MOTION_FPS / rate  # frames per syllable
+    starts, lengths = [-rng.uniform(0.0, period)], []
+    while starts[-1] < n:
+        lengths.append(period * rng.uniform(0.8, 1.2))
+        starts.append(starts[-1] + lengths[-1])
+    starts = np.array(starts[:-1])
+    lengths = np.array(lengths)
+    k = len(lengths)
+    visemes = np.array(list(VISEMES.values()))[rng.integers(0, len(VISEMES), k)]
+    loudness = rng.uniform(0.5, 1.0, k)
+    t = np.arange(n, dtype=np.float64)
+    syllable = np.searchsorted(starts, t, side="right") - 1
+    phase = (t - starts[syllable]) / lengths[syllable]
+    jaw = strength * loudness[syllable] * visemes[syllable, 0] * np.sin(np.pi * phase) ** 2
+    centres = starts + lengths / 2
+
+    def coarticulated(values: np.ndarray) -> np.ndarray:
+        u = np.interp(t, centres, np.arange(k, dtype=np.float64))  # fractional syllable index
+        i = np.clip(np.floor(u).astype(int), 0, k - 1)
+        j = np.minimum(i + 1, k - 1)
+        f = u - i
+        return values[i] + (values[j] - values[i]) * f * f * (3 - 2 * f)
+
+    return SpeechTrack(rate, jaw, 0.8 * coarticulated(visemes[:, 1]), 0.5 * coarticulated(visemes[:, 2]))
 
 
 # --------------------------------------------------------------------------- textures
@@ -826,6 +904,7 @@ def synthesize(
     width = max(3, len(str(subjects)))
     sequences, landmarks, labels, subj, clip_ids, sources, poses = [], [], [], [], [], [], []
     occluded: dict[str, list[int]] = {}
+    speech_hz: dict[str, float] = {}
     total = subjects // k_faces * len(classes) * clips_per_class
     done = 0
     report(progress, 0, total)
@@ -840,13 +919,16 @@ def synthesize(
                 for s, member, tw in zip(range(g * k_faces, (g + 1) * k_faces), members, tiles):
                     rng = np.random.default_rng([seed, 1, s, CK_CLASSES.index(name), rep])
                     motion_rng = np.random.default_rng([seed, 2, s, CK_CLASSES.index(name), rep])
+                    speech_rng = np.random.default_rng([seed, 3, s, CK_CLASSES.index(name), rep]) if head_motion.speech else None
                     # Every face of a group clip shows the first one's clip length.
                     length = (lo, hi) if not parts else (len(parts[0][0]),) * 2
-                    parts.append(_render_clip(member, name, rng, length, (tw, h), color, head_motion, motion_rng))
-                seq, pts, occ, truth = parts[0] if k_faces == 1 else (np.concatenate([p[0] for p in parts], axis=2), *parts[0][1:])
+                    parts.append(_render_clip(member, name, rng, length, (tw, h), color, head_motion, motion_rng, speech_rng))
+                seq, pts, occ, truth, rate = parts[0] if k_faces == 1 else (np.concatenate([p[0] for p in parts], axis=2), *parts[0][1:])
                 k += 1
                 if occ.any():
                     occluded[f"{group}_{k:03d}"] = [int(np.argmax(occ)), int(len(occ) - 1 - np.argmax(occ[::-1]))]
+                if rate is not None:
+                    speech_hz[f"{group}_{k:03d}"] = round(rate, 4)
                 sequences.append(seq)
                 landmarks.append(pts)
                 poses.append(truth)
@@ -873,6 +955,10 @@ def synthesize(
         # First and last occluded frame per clip (--motion strong): the face is
         # there, its landmarks exact, but partly hidden.
         clips.meta["synth"]["occluded"] = occluded
+    if speech_hz:
+        # Syllables per second of each clip's talking mouth (--motion speech; the
+        # leftmost face's in a group clip, like the landmarks).
+        clips.meta["synth"]["speech_hz"] = speech_hz
     if k_faces > 1:
         # The artifact holds one face's landmarks per frame: the leftmost's.  Tile
         # k of group g is exactly subject g*K+k's single-face clip rendered at the
@@ -885,11 +971,14 @@ def synthesize(
 
 
 def _render_clip(subject: Subject, class_name: str, rng: np.random.Generator, frames: tuple[int, int], size: tuple[int, int], color: bool,
-                 motion: Motion = MOTIONS["none"], motion_rng: Optional[np.random.Generator] = None):
-    """One clip: frames, ground-truth landmarks (frame pixels) and which frames an
-    occluder covers.  ``motion`` moves the head along paths drawn from
-    ``motion_rng`` (a stream of its own, so the expression is the same with or
-    without motion)."""
+                 motion: Motion = MOTIONS["none"], motion_rng: Optional[np.random.Generator] = None,
+                 speech_rng: Optional[np.random.Generator] = None):
+    """One clip: frames, ground-truth landmarks (frame pixels), which frames an
+    occluder covers, the true head pose and the speech rate (None: not talking).
+    ``motion`` moves the head along paths drawn from ``motion_rng`` (a stream of its
+    own, so the expression is the same with or without motion); a talking mouth
+    (``motion.speech``) comes from ``speech_rng``, a third stream, so a speech clip
+    is its mild clip with the mouth and jaw moving on top."""
     w, h = size
     n = int(rng.integers(frames[0], frames[1] + 1))
     # per-clip variation of pose and light (label-independent)
@@ -914,6 +1003,7 @@ def _render_clip(subject: Subject, class_name: str, rng: np.random.Generator, fr
     drift_yaw = np.cumsum(rng.normal(0, 0.25, n))
     fields = {au: (_one_side(AU_FIELDS[au], side) if class_name in UNILATERAL else AU_FIELDS[au]) for au in aus}
     head = _head_motion(motion, motion_rng, n, yaw, iod, centre, drift_xy, size) if motion.moves else None
+    speech = speech_track(speech_rng, n) if motion.speech else None
 
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     light_dir = subject.light_dir
@@ -941,6 +1031,8 @@ def _render_clip(subject: Subject, class_name: str, rng: np.random.Generator, fr
         shape = subject.neutral.copy()
         for au, k in aus.items():
             shape += (k * ramps[au][t]) * fields[au]
+        if speech is not None:
+            shape += speech.field(t)
         shapes.append(shape)
         if head is None:
             angles[t] = (yaw + drift_yaw[t], 0.0, roll + drift_roll[t])
@@ -980,7 +1072,7 @@ def _render_clip(subject: Subject, class_name: str, rng: np.random.Generator, fr
         frame += noise_bank[oy:oy + h, ox:ox + w]
         np.clip(frame * 255.0 + 0.5, 0, 255, out=frame)
         out[t] = frame.astype(np.uint8)
-    return out, pts_out, occluded, true_pose(angles)
+    return out, pts_out, occluded, true_pose(angles), (speech.rate if speech is not None else None)
 
 
 def true_pose(angles: np.ndarray) -> np.ndarray:

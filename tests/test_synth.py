@@ -284,3 +284,56 @@ def test_faces_per_frame_puts_single_face_clips_side_by_side():
         synth.synthesize(subjects=3, faces_per_frame=2, size=(300, 120), frames=(2, 2))
     with pytest.raises(FercliError, match="too narrow"):
         synth.synthesize(subjects=2, faces_per_frame=2, size=(24, 120), frames=(2, 2))
+
+
+#: sha256 of frames + landmarks + head_pose of a small clip per motion level, from
+#: the code before --motion speech existed: adding speech changed none of them.
+_MOTION_DIGESTS = {
+    "none": "61cf5595731e5e8178a1ff803a5bfc9f3b375e079682b40f889859dacdce46f8",
+    "mild": "ba3ec20559f29fe5b2ee2b8b5d0eab9ae2a08d6617ac1c840f82312c53d969ae",
+    "strong": "30be315d6767389e47ebf5516876f58612cb3eac393c5e66e71ac80977e60a23",
+}
+
+
+@pytest.mark.parametrize("motion", sorted(_MOTION_DIGESTS))
+def test_other_motions_unchanged_byte_for_byte(motion):
+    import hashlib
+
+    clips = synth.synthesize(subjects=1, classes=["surprise"], frames=(14, 14), size=(64, 48), seed=2, motion=motion, color=motion == "strong")
+    digest = hashlib.sha256()
+    for array in (clips.frames, clips.landmarks, clips.head_pose):
+        digest.update(array.tobytes())
+    assert digest.hexdigest() == _MOTION_DIGESTS[motion]
+    assert "speech_hz" not in clips.meta["synth"]
+
+
+def _mouth_opening(landmarks):
+    """Inner-lip gap (points 62-66) over the inter-ocular distance, per frame."""
+    left, right = faces.eye_centres(landmarks.astype(np.float64))
+    return np.linalg.norm(landmarks[:, 66] - landmarks[:, 62], axis=1) / np.linalg.norm(right - left, axis=1)
+
+
+def test_speech_opens_the_mouth_at_the_stated_rate_on_mild_head_motion():
+    """--motion speech: the ground-truth mouth opens and closes once per syllable, at
+    the clip's stated rate (3-6 Hz at 30 frames/s); the head moves exactly as
+    --motion mild, and every landmark the mouth and jaw do not move is mild's."""
+    kw = dict(subjects=2, classes=["happy", "sadness"], frames=(90, 90), size=(160, 120), seed=5)
+    talk, mild = synth.synthesize(motion="speech", **kw), synth.synthesize(motion="mild", **kw)
+    assert np.array_equal(talk.landmarks, synth.synthesize(motion="speech", **kw).landmarks)  # deterministic
+    rates = talk.meta["synth"]["speech_hz"]
+    assert set(rates) == set(talk.clip_ids) and len(set(rates.values())) == len(rates)
+    seconds = 90 / synth.MOTION_FPS
+    for i, cid in enumerate(talk.clip_ids):
+        s = slice(talk.offsets[i], talk.offsets[i + 1])
+        opening = _mouth_opening(talk.landmarks[s])
+        peaks = np.count_nonzero((opening[1:-1] > opening[:-2]) & (opening[1:-1] >= opening[2:]))
+        assert synth.SPEECH_HZ[0] <= rates[cid] <= synth.SPEECH_HZ[1]
+        # within two syllables over the clip (syllable lengths vary by +-20 %)
+        assert abs(peaks / seconds - rates[cid]) <= 2 / seconds, (cid, peaks / seconds, rates[cid])
+        assert np.ptp(opening) > 0.08  # the jaw really drops
+        still = np.ptp(_mouth_opening(mild.landmarks[s]))
+        assert still < 0.02, still  # the mild clip's mouth does not talk
+    talking = np.abs(synth.AU_FIELDS[26]).sum(1) + np.abs(synth.AU_FIELDS[18]).sum(1) + np.abs(synth.AU_FIELDS[20]).sum(1) > 0
+    assert np.array_equal(talk.landmarks[:, ~talking], mild.landmarks[:, ~talking])
+    assert np.array_equal(talk.head_pose, mild.head_pose, equal_nan=True)
+    assert not np.allclose(talk.landmarks[:, talking], mild.landmarks[:, talking])

@@ -30,8 +30,9 @@ def synth(
     video: Optional[str] = output_option(None, "--video", writes=FILE, help="Also render the clips one after another as an MP4 (mp4v) video."),
     fps: float = number_opt(30.0, "--fps", help="Frame rate of --video.", above=0, max=1000),
     motion: str = typer.Option(
-        "none", "--motion", help="Head movement over each clip: none, mild (small turns and shifts) or strong (yaw/pitch/roll, "
-        "shifts, scale, light change, motion blur, a brief occlusion). Landmarks stay exact."
+        "none", "--motion", help="Head movement over each clip: none, mild (small turns and shifts), strong (yaw/pitch/roll, "
+        "shifts, scale, light change, motion blur, a brief occlusion) or speech (mild's head movement and a talking "
+        "mouth: jaw and lips at 3-6 syllables/s). Landmarks stay exact."
     ),
     faces_per_frame: int = number_opt(
         1, "--faces-per-frame", min=1, max=16, help="Subjects side by side in each frame (a group video for align --faces all); "
