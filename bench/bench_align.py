@@ -224,7 +224,7 @@ def video_clips(path, max_frames):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--motion", default="strong", help="synth head motion: none, mild, strong")
+    ap.add_argument("--motion", default="strong", help="synth motion: none, mild, strong, speech (a talking mouth on mild head motion)")
     ap.add_argument("--clips", type=int, default=8)
     ap.add_argument("--frames", type=int, default=60, help="frames per synth clip")
     ap.add_argument("--seed", type=int, default=7)
