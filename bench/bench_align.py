@@ -27,7 +27,10 @@ inter-ocular distance; goal <= 2 % mean, <= 4 % p95), without the occluded
 frames too, and, on synth, the error of both against the ground-truth landmarks.
 Last, per region (jaw 0-16, brows 17-26, nose 27-35, eyes 36-47, mouth 48-67;
 :data:`fercli.tracking.REGIONS`) mean / p95 in % IOD of every method against
-per-frame detection and, on synth, against the ground truth.  ``--save F.json``
+per-frame detection and, on synth, against the ground truth, and the jaw drop's
+and lip opening's error against the truth with each clip's constant gap between
+dlib's and synth's landmarks removed (what a lagging talking mouth shows;
+:func:`fercli.tracking.opening_errors`).  ``--save F.json``
 keeps the figures, ``--compare F.json`` prints saved ones (e.g. before a change)
 below this run's.
 
@@ -325,6 +328,8 @@ def main() -> None:
     if truth is not None:
         gt = [truth[i] for i in range(n)]
         figures["regions"]["synth ground truth"] = region_table(results, [NAIVE, *methods], gt, occluded)
+        offsets = np.cumsum([0] + [len(c) for c in rgb])
+        figures["openings"] = opening_table(results, [NAIVE, *methods], truth, offsets, occluded)
     print_regions(figures, occluded.any())
     for path in args.compare:
         with open(path) as fh:
@@ -360,6 +365,24 @@ def region_table(results: dict, methods: list[str], reference: list, occluded: n
     return table
 
 
+def opening_table(results: dict, methods: list[str], truth: np.ndarray, offsets: np.ndarray, occluded: np.ndarray) -> dict:
+    """{method: {"jaw drop"/"lip opening": (mean, p95)}}: :func:`fercli.tracking.opening_errors`
+    per clip (frames with a face, outside occlusions), pooled."""
+    from fercli.tracking import opening_errors
+
+    table = {}
+    for name in methods:
+        pooled: dict[str, list] = {}
+        for lo, hi in zip(offsets[:-1], offsets[1:]):
+            idx = [i for i in range(lo, hi) if results[name][i] is not None and not occluded[i]]
+            if len(idx) < 2:
+                continue
+            for key, e in opening_errors(np.stack([results[name][i] for i in idx]), truth[idx]).items():
+                pooled.setdefault(key, []).append(e)
+        table[name] = {key: (float(np.concatenate(v).mean()), float(np.percentile(np.concatenate(v), 95))) for key, v in pooled.items()}
+    return table
+
+
 def print_regions(figures: dict, any_occluded: bool) -> None:
     """The per-region tables: mean / p95 in % IOD, goal <= 2 / <= 4 against per-frame detection."""
     where = ", occluded frames left out" if any_occluded else ""
@@ -369,6 +392,11 @@ def print_regions(figures: dict, any_occluded: bool) -> None:
         for name, row in table.items():
             label = name + (" (mapped to 68)" if name == MEDIAPIPE else "")
             print(f"  {label:46s} " + " ".join(f"{row[r][0]:6.2f} /{row[r][1]:6.2f}" for r in REGION_ORDER) + f"  {row['frames']}")
+    if "openings" in figures:
+        print("jaw drop (chin to nose bridge) and lip opening (51-57) vs synth ground truth, each clip's constant gap removed, "
+              "% IOD mean / p95:")
+        for name, row in figures["openings"].items():
+            print(f"  {name:46s} " + "   ".join(f"{key} {m:5.2f} /{p:5.2f}" for key, (m, p) in row.items()))
 
 if __name__ == "__main__":
     main()
