@@ -38,6 +38,8 @@ _RIGID_B = np.stack([-_RIGID_CENTRED[:, 1], _RIGID_CENTRED[:, 0]], axis=1).ravel
 _INNER = np.arange(17, 68)
 #: Chin and mouth: the points talking moves (jaw drop, lip rounding and spreading).
 _LOWER = np.r_[5:12, 48:68]
+#: Jaw line and mouth: what the predictor refits when only the chin and mouth moved.
+_REFIT = np.r_[0:17, 48:68]
 #: The 68-point layout's regions, as the benchmark and the tests report landmark error.
 REGIONS: dict[str, np.ndarray] = {"jaw": np.r_[0:17], "brows": np.r_[17:27], "nose": np.r_[27:36],
                                   "eyes": np.r_[36:48], "mouth": np.r_[48:68]}
@@ -259,8 +261,14 @@ class FaceTracker:
         centre = track.frame.centre + track.velocity
         scale = track.frame.scale
         if track.anchor is not None and track.carried + 1 < self.predict_every:
-            landmarks = self._carry(gray, track, scale)
-            if landmarks is not None:
+            carried = self._carry(gray, track, scale)
+            if carried is not None:
+                landmarks, talking = carried
+                if talking:
+                    # The rest of the face moved rigidly: flow keeps brows, eyes and nose
+                    # (the predictor's are the less steady on fast, blurred heads), the
+                    # predictor fits the jaw and mouth.
+                    landmarks[_REFIT] = faces.predict_landmarks(self.predictor, gray, track.box(centre, scale))[_REFIT]
                 result = self._check(gray, track, landmarks, centre, scale)
                 if result is not None:
                     track.carried += 1
@@ -284,11 +292,13 @@ class FaceTracker:
             return None
         return landmarks, frame, patch
 
-    def _carry(self, gray: np.ndarray, track: _Track, scale: float) -> Optional[np.ndarray]:
+    def _carry(self, gray: np.ndarray, track: _Track, scale: float) -> Optional[tuple[np.ndarray, bool]]:
         """The anchor frame's landmarks moved by the similarity that pyramidal Lucas-Kanade
-        flow of its rigid points (anchor -> this frame) gives; None when too few points
-        are tracked or the other points moved differently (the expression changed, so
-        the predictor has to look)."""
+        flow of its rigid points (anchor -> this frame) gives, and whether the chin and
+        mouth moved unlike it (``MAX_MOUTH_NONRIGID``: talking; the caller has the
+        predictor refit the jaw and mouth); None when too few points are tracked or the
+        inner points moved differently (the expression changed, so the predictor has to
+        look at the whole face)."""
         import cv2
 
         anchor_gray, anchor = track.anchor
@@ -316,14 +326,18 @@ class FaceTracker:
             return None
         if not keep.all():
             m = similarity_lstsq(p0[rigid[keep]], p1[rigid[keep]])
-        for region, limit in ((_INNER, self.MAX_NONRIGID), (_LOWER, self.MAX_MOUTH_NONRIGID)):
+
+        def misfit(region: np.ndarray) -> float:
+            """rms distance (IOD) of the region's tracked points from where the similarity puts them."""
             points = region[ok[region]]
             if len(points) < len(region) // 2:
-                return None
+                return float("inf")
             moved = p0[points] @ m[:, :2].T + m[:, 2]
-            if float(np.sqrt(((moved - p1[points]) ** 2).sum(1).mean())) > limit * scale:
-                return None
-        return (anchor - lo) @ m[:, :2].T + m[:, 2] + lo
+            return float(np.sqrt(((moved - p1[points]) ** 2).sum(1).mean())) / scale
+
+        if misfit(_INNER) > self.MAX_NONRIGID:
+            return None
+        return (anchor - lo) @ m[:, :2].T + m[:, 2] + lo, misfit(_LOWER) > self.MAX_MOUTH_NONRIGID
 
     def _advance(self, track: _Track, landmarks: np.ndarray, frame: FaceFrame, patch: Optional[np.ndarray]) -> None:
         """Move ``track`` to this frame's result and update its motion model."""

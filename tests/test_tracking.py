@@ -35,7 +35,7 @@ def test_tracker_follows_a_talking_mouth(talking, monkeypatch):
     """Synth's speech opens and closes the jaw 3-6 times a second.  Flow that carries
     the 68 points as a rigid face between predictor fits lags it (the tracker before
     issue 22: 1.88 % IOD mean error of jaw drop and lip opening here); with the
-    chin-and-mouth check the predictor refits when the mouth moves (1.30 %;
+    chin-and-mouth check the predictor refits the jaw and mouth when they move (1.25 %;
     predicting every frame: 1.21 %)."""
     bound = 1.6
     assert _opening_error(talking, make_tracker(AlignOptions())) < bound
