@@ -7,7 +7,8 @@ have drawn, placed by a constant-velocity prediction of a similarity fitted to
 the face's rigid landmarks (dlib's shape predictor accepts any rectangle); on up
 to ``predict_every - 1`` frames in a row the landmarks are instead carried by
 Lucas-Kanade optical flow of the rigid points while the rest of the face moves
-with them (no expression change).  Tracking counts as lost when the face jumps
+with them (no expression change); when only the chin and mouth move on their own
+(talking), the predictor refits the jaw and mouth and flow keeps the rest.  Tracking counts as lost when the face jumps
 (scale, position), its rigid points stop fitting a face, or a face-registered
 patch stops resembling the previous frame's and the last detection's
 (normalised cross correlation): a face leaving, a blank frame, an occluder.
@@ -165,7 +166,9 @@ class FaceTracker:
     the similarity that Lucas-Kanade flow of its rigid points gives, as long as
     the brows, eyes and mouth move with them (``MAX_NONRIGID``); an expression
     change, too few tracked points or a failed check hands the frame back to the
-    predictor.
+    predictor.  A carried frame whose chin and mouth alone move unlike the rigid
+    points (``MAX_MOUTH_NONRIGID``: talking) gets its jaw and mouth from the
+    predictor in the predicted box (issue 22: carried rigidly, they lagged speech).
     Each result is checked (scale and position jumps, the rigid points' fit to
     the mean face, a registered patch's correlation with the previous frame's);
     a failed check means the face is lost and is searched for in the whole frame.
