@@ -11,8 +11,9 @@ Same RGB frames for every method, in one run, repeats interleaved:
     ``--mediapipe-python`` names a Python that has it.  MediaPipe pins
     protobuf < 5, which breaks the ``onnx`` package of fercli's dev install, so
     a separate venv is the clean way: ``python -m venv .venv-mp &&
-    .venv-mp/bin/pip install mediapipe==0.10.14``.  Its mesh is not dlib's 68
-    points, so only its speed and face-found rate are compared;
+    .venv-mp/bin/pip install mediapipe==0.10.14``.  Its 468-point mesh is mapped
+    onto dlib's 68 (:data:`MP_TO_68`) for the landmark tables, where part of its
+    difference is the two definitions';
 (d) the whole ``align`` stage (tracker + registration + 64x64 crops).
 
 Frames: synth clips at 640x360 colour with head motion (``--motion strong`` by
@@ -24,10 +25,19 @@ frames per CPU-second that row's is.  Then the landmark difference of each
 tracker from per-frame detection (mean and p95 over frames, % of the
 inter-ocular distance; goal <= 2 % mean, <= 4 % p95), without the occluded
 frames too, and, on synth, the error of both against the ground-truth landmarks.
+Last, per region (jaw 0-16, brows 17-26, nose 27-35, eyes 36-47, mouth 48-67;
+:data:`fercli.tracking.REGIONS`) mean / p95 in % IOD of every method against
+per-frame detection and, on synth, against the ground truth, and the jaw drop's
+and lip opening's error against the truth with each clip's constant gap between
+dlib's and synth's landmarks removed (what a lagging talking mouth shows;
+:func:`fercli.tracking.opening_errors`).  ``--save F.json``
+keeps the figures, ``--compare F.json`` prints saved ones (e.g. before a change)
+below this run's.
 
     python bench/bench_align.py [--motion strong] [--clips 8] [--frames 60] [--repeats 3]
     python bench/bench_align.py --video talk.mp4 [--max-frames 600]
     python bench/bench_align.py --mediapipe-python .venv-mp/bin/python
+    python bench/bench_align.py --save after.json --compare bench/align-regions-before.json
 """
 
 from __future__ import annotations
@@ -49,32 +59,60 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 # this part also runs as a worker under another Python that has mediapipe)
 
 
-def mediapipe_run(frames_rgb: list[np.ndarray]) -> dict:
+#: MediaPipe FaceMesh's 468 points onto dlib's 68 (iBUG layout): each 68-point
+#: landmark is the mean of these mesh vertices.  The mesh's face oval runs a little
+#: outside dlib's jaw line and its lip contours differ from iBUG's, so part of
+#: MediaPipe's difference from dlib is the definitions', not the tracking's.
+MP_TO_68 = [
+    [127], [234], [93], [132, 58], [58, 172], [136], [150], [176], [152], [400], [379], [365], [397, 288],
+    [361], [323], [454], [356],                                              # jaw 0-16
+    [70], [63], [105], [66], [107], [336], [296], [334], [293], [300],      # brows 17-26
+    [168, 6], [197, 195], [5], [4], [75], [97], [2], [326], [305],          # nose 27-35
+    [33], [160], [158], [133], [153], [144], [362], [385], [387], [263], [373], [380],  # eyes 36-47
+    [61], [39], [37], [0], [267], [269], [291], [405], [314], [17], [84], [181],       # outer lips 48-59
+    [78], [82], [13], [312], [308], [317], [14], [87],                                 # inner lips 60-67
+]
+
+
+def mediapipe_68(result, w: int, h: int) -> np.ndarray:
+    """The 68 dlib-layout points (pixels) of FaceMesh's first face, NaN without one."""
+    if result.multi_face_landmarks is None:
+        return np.full((68, 2), np.nan)
+    mesh = np.array([(p.x * w, p.y * h) for p in result.multi_face_landmarks[0].landmark])
+    return np.stack([mesh[idx].mean(0) for idx in MP_TO_68])
+
+
+def mediapipe_run(frames_rgb: list[np.ndarray]) -> tuple[dict, np.ndarray]:
     """One timed pass of FaceMesh over the clips: a fresh graph per clip (tracking
     within the clip, like fercli's tracker), built and warmed up on a blank frame
-    outside the timing."""
+    outside the timing.  Returns the timing and the mapped landmarks (frames, 68, 2);
+    the mapping runs after the timing."""
     import mediapipe as mp
 
     meshes = [mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1, refine_landmarks=False)
               for _ in frames_rgb]
     for mesh, clip in zip(meshes, frames_rgb):
         mesh.process(np.zeros_like(clip[0]))
-    found = 0
+    results = []
     t0, c0 = time.perf_counter(), time.process_time()
     for mesh, clip in zip(meshes, frames_rgb):
         for f in clip:
-            found += mesh.process(f).multi_face_landmarks is not None
+            results.append(mesh.process(f))
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     for mesh in meshes:
         mesh.close()
-    return {"cpu": cpu, "wall": wall, "found": found}
+    h, w = frames_rgb[0].shape[1:3]
+    found = sum(r.multi_face_landmarks is not None for r in results)
+    return {"cpu": cpu, "wall": wall, "found": found}, np.stack([mediapipe_68(r, w, h) for r in results])
 
 
 def mediapipe_worker(path: str) -> None:
     data = np.load(path)
     offsets = data["offsets"]
     clips = [data["frames"][offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
-    print(json.dumps(mediapipe_run(clips)))
+    timing, landmarks = mediapipe_run(clips)
+    np.save(path + ".landmarks.npy", landmarks)
+    print(json.dumps(timing))
 
 
 class MediaPipe:
@@ -95,17 +133,20 @@ class MediaPipe:
             else:
                 self.note = "not installed (pip install mediapipe==0.10.14 into a separate venv, then --mediapipe-python PATH)"
 
-    def run(self) -> dict | None:
+    def run(self) -> tuple[dict, list] | None:
+        """(timing, per-frame mapped landmarks or None), or None when MediaPipe cannot run."""
         if self.mode is None:
             return None
         if self.mode == "in process":
-            return mediapipe_run(self.clips)
-        proc = subprocess.run([self.python, os.path.abspath(__file__), "--mediapipe-worker", self.path], capture_output=True, text=True)
-        if proc.returncode != 0:
-            last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
-            self.mode, self.note = None, f"{self.python} failed: {last}"
-            return None
-        return json.loads(proc.stdout.strip().splitlines()[-1])
+            timing, landmarks = mediapipe_run(self.clips)
+        else:
+            proc = subprocess.run([self.python, os.path.abspath(__file__), "--mediapipe-worker", self.path], capture_output=True, text=True)
+            if proc.returncode != 0:
+                last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
+                self.mode, self.note = None, f"{self.python} failed: {last}"
+                return None
+            timing, landmarks = json.loads(proc.stdout.strip().splitlines()[-1]), np.load(self.path + ".landmarks.npy")
+        return timing, [None if np.isnan(p).any() else p for p in landmarks]
 
 
 # --------------------------------------------------------------------------- dlib methods
@@ -186,7 +227,7 @@ def video_clips(path, max_frames):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--motion", default="strong", help="synth head motion: none, mild, strong")
+    ap.add_argument("--motion", default="strong", help="synth motion: none, mild, strong, speech (a talking mouth on mild head motion)")
     ap.add_argument("--clips", type=int, default=8)
     ap.add_argument("--frames", type=int, default=60, help="frames per synth clip")
     ap.add_argument("--seed", type=int, default=7)
@@ -194,6 +235,9 @@ def main() -> None:
     ap.add_argument("--max-frames", type=int, default=600, help="with --video: read at most this many frames")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--mediapipe-python", help="a Python with mediapipe==0.10.14 to measure it in a worker process")
+    ap.add_argument("--save", metavar="JSON", help="write the speed and per-region figures here")
+    ap.add_argument("--compare", action="append", default=[], metavar="JSON",
+                    help="also print the figures an earlier --save wrote (e.g. before a change)")
     ap.add_argument("--mediapipe-worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.mediapipe_worker:
@@ -232,14 +276,14 @@ def main() -> None:
         # Interleaved, best of --repeats: on a shared machine the least disturbed run
         # of each method is the comparable one.
         for _ in range(args.repeats):
-            keep("naive per-frame dlib (HOG + predictor)", *timed(lambda: naive(rgb)))
+            keep(NAIVE, *timed(lambda: naive(rgb)))
             for name, tracker in trackers.items():
                 before = tracker.detections
                 keep(name, *timed(lambda: tracked(rgb, tracker)))
                 found[name] = tracker.detections - before
             r = mp.run()
             if r is not None:
-                keep("MediaPipe FaceMesh 0.10.14", r["found"], r["wall"], r["cpu"])
+                keep(MEDIAPIPE, r[1], r[0]["wall"], r[0]["cpu"])
             keep("whole align stage (+ register, 64x64 crops)", *timed(lambda: align(clips, default)))
 
     ref_cpu = best["fercli tracker (align defaults)"][1]
@@ -254,7 +298,7 @@ def main() -> None:
     if mp.mode is None:
         print(f"MediaPipe FaceMesh: {mp.note}")
 
-    a = results["naive per-frame dlib (HOG + predictor)"]
+    a = results[NAIVE]
     for name in trackers:
         b = results[name]
         both = np.array([i for i in range(n) if a[i] is not None and b[i] is not None])
@@ -277,6 +321,82 @@ def main() -> None:
                   f"per-frame detection {ea.mean():.2f} % / {np.percentile(ea, 95):.2f} % (mostly the gap between dlib's "
                   f"and synth's landmark definitions)")
 
+    methods = [m for m in [*trackers, MEDIAPIPE] if m in results]
+    figures = {"what": what, "frames": n, "load": os.getloadavg()[0],
+               "frames_per_cpu_s": {name: n / cpu for name, (_, cpu) in best.items()},
+               "regions": {"per-frame detection": region_table(results, methods, a, occluded)}}
+    if truth is not None:
+        gt = [truth[i] for i in range(n)]
+        figures["regions"]["synth ground truth"] = region_table(results, [NAIVE, *methods], gt, occluded)
+        offsets = np.cumsum([0] + [len(c) for c in rgb])
+        figures["openings"] = opening_table(results, [NAIVE, *methods], truth, offsets, occluded)
+    print_regions(figures, occluded.any())
+    for path in args.compare:
+        with open(path) as fh:
+            earlier = json.load(fh)
+        print(f"\n{path} (saved: {earlier['what']}, load average {earlier['load']:.1f}):")
+        for name, fps in earlier["frames_per_cpu_s"].items():
+            print(f"  {name:46s} {fps:8.1f} frames/CPU-s")
+        print_regions(earlier, occluded.any())
+    if args.save:
+        with open(args.save, "w") as fh:
+            json.dump(figures, fh, indent=1)
+
+
+NAIVE = "naive per-frame dlib (HOG + predictor)"
+MEDIAPIPE = "MediaPipe FaceMesh 0.10.14"
+REGION_ORDER = ["jaw", "brows", "nose", "eyes", "mouth", "all"]
+
+
+def region_table(results: dict, methods: list[str], reference: list, occluded: np.ndarray) -> dict:
+    """{method: {region: (mean, p95)}} in % of the reference's IOD, over the frames
+    where both the method and the reference found a face, outside occlusions."""
+    from fercli.tracking import region_errors
+
+    table = {}
+    for name in methods:
+        got = results[name]
+        idx = [i for i in range(len(reference)) if got[i] is not None and reference[i] is not None and not occluded[i]]
+        if not idx:
+            continue
+        errors = region_errors(np.stack([got[i] for i in idx]), np.stack([reference[i] for i in idx]))
+        table[name] = {r: (float(e.mean()), float(np.percentile(e, 95))) for r, e in errors.items()}
+        table[name]["frames"] = len(idx)
+    return table
+
+
+def opening_table(results: dict, methods: list[str], truth: np.ndarray, offsets: np.ndarray, occluded: np.ndarray) -> dict:
+    """{method: {"jaw drop"/"lip opening": (mean, p95)}}: :func:`fercli.tracking.opening_errors`
+    per clip (frames with a face, outside occlusions), pooled."""
+    from fercli.tracking import opening_errors
+
+    table = {}
+    for name in methods:
+        pooled: dict[str, list] = {}
+        for lo, hi in zip(offsets[:-1], offsets[1:]):
+            idx = [i for i in range(lo, hi) if results[name][i] is not None and not occluded[i]]
+            if len(idx) < 2:
+                continue
+            for key, e in opening_errors(np.stack([results[name][i] for i in idx]), truth[idx]).items():
+                pooled.setdefault(key, []).append(e)
+        table[name] = {key: (float(np.concatenate(v).mean()), float(np.percentile(np.concatenate(v), 95))) for key, v in pooled.items()}
+    return table
+
+
+def print_regions(figures: dict, any_occluded: bool) -> None:
+    """The per-region tables: mean / p95 in % IOD, goal <= 2 / <= 4 against per-frame detection."""
+    where = ", occluded frames left out" if any_occluded else ""
+    for reference, table in figures["regions"].items():
+        print(f"landmark error by region vs {reference}, % IOD mean / p95{where}:")
+        print(f"  {'method':46s} " + " ".join(f"{r:>14s}" for r in REGION_ORDER) + "  frames")
+        for name, row in table.items():
+            label = name + (" (mapped to 68)" if name == MEDIAPIPE else "")
+            print(f"  {label:46s} " + " ".join(f"{row[r][0]:6.2f} /{row[r][1]:6.2f}" for r in REGION_ORDER) + f"  {row['frames']}")
+    if "openings" in figures:
+        print("jaw drop (chin to nose bridge) and lip opening (51-57) vs synth ground truth, each clip's constant gap removed, "
+              "% IOD mean / p95:")
+        for name, row in figures["openings"].items():
+            print(f"  {name:46s} " + "   ".join(f"{key} {m:5.2f} /{p:5.2f}" for key, (m, p) in row.items()))
 
 if __name__ == "__main__":
     main()

@@ -282,8 +282,10 @@ def test_tracker_holds_moving_heads_like_per_frame_detection(moving, monkeypatch
     assert np.mean(truth_err) < np.mean(ref_err) + 0.005  # as close to the truth as detecting every frame
     n = len(moving.frames)
     assert tracker.detections <= n // 5  # every 10th frame, plus searches after the occlusion
-    # Flow carried the landmarks on some frames, never on more than 2 in a row.
-    assert n / 3 - len(moving) <= len(calls) < 0.6 * n
+    # Flow carried the landmarks on some frames, never on more than 2 in a row (the
+    # predictor also refits the jaw and mouth on carried frames where only they moved
+    # unlike the rigid points, issue 22: turning heads' chins do, so more calls than 0.6 n).
+    assert n / 3 - len(moving) <= len(calls) < 0.75 * n
 
 
 def test_predict_every_1_runs_the_predictor_on_every_frame(moving, monkeypatch):
