@@ -33,9 +33,10 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-#: Frames each queue between two stages holds (measured in bench/bench_live.py: one
-#: more adds a frame of latency and no throughput).
-QUEUE_SIZE = 2
+#: Frames each queue between two stages holds.  One is enough to keep every stage
+#: busy; two doubled the latency on a file (every queue full) and gained no
+#: throughput (measured on the 2-core development machine, docs/live.md).
+QUEUE_SIZE = 1
 #: How often a thread blocked on a queue looks whether the run was stopped (seconds).
 _POLL = 0.05
 
@@ -215,7 +216,9 @@ def run_pipelined(session, source, timings, max_frames: Optional[int] = None, re
             yield FrameResult(windows[0].end, last["time"], False, None, None, windows[0], windows=windows)
     finally:
         run.stop.set()
+        # The stages look at the stop flag at least every _POLL seconds; only a camera's
+        # read may hang (a device gone): that thread is a daemon and is left behind.
         for t in threads:
-            t.join(timeout=5.0)
+            t.join(timeout=2.0 if live and t is threads[0] else None)
         timings.dropped += run.dropped
         timings.wall = clock() - start
