@@ -67,6 +67,10 @@ class Source:
     #: drops its frames when it is full instead of queueing them.
     live: bool = False
 
+    def wait(self) -> None:
+        """Block until the next frame has arrived (a camera): not counted as decoding
+        or latency, which start when the frame is there."""
+
     def read(self) -> Optional[np.ndarray]:  # pragma: no cover - interface
         raise TypeError("abstract")
 
@@ -79,6 +83,7 @@ class CaptureSource(Source):
         import cv2
 
         self.live = isinstance(spec, int)  # a camera index
+        self._grabbed = False
 
         # FFmpeg prints its own complaints about unreadable files on fd 2; the
         # user gets our one sentence instead.
@@ -89,8 +94,15 @@ class CaptureSource(Source):
         fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self.fps = fps if 1.0 <= fps <= 1000.0 else 30.0
 
+    def wait(self):
+        if self.live:
+            self._grabbed = self._cap.grab()
+
     def read(self):
-        ok, frame = self._cap.read()
+        if self.live:  # grabbed by wait(): decode it
+            ok, frame = self._cap.retrieve() if self._grabbed else (False, None)
+        else:
+            ok, frame = self._cap.read()
         return frame if ok else None
 
     def close(self):
@@ -462,6 +474,7 @@ def _run_serial(session: LiveSession, source: Source, timings: Timings, max_fram
     dropped = 0 if source.live else None
     try:
         while max_frames is None or index < max_frames:
+            source.wait()
             t0 = time.perf_counter()
             frame = source.read()
             decode = time.perf_counter() - t0

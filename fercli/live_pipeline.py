@@ -129,6 +129,7 @@ def _capture(run: _Run, source, max_frames: Optional[int], realtime_clock: bool,
     accepted = 0
     try:
         while (max_frames is None or accepted < max_frames) and not run.stop.is_set():
+            source.wait()
             t0 = time.perf_counter()
             frame = source.read()
             t1 = time.perf_counter()

@@ -296,6 +296,9 @@ class _FakeCamera:
         self.exhausted = threading.Event()
         self.closed = False
 
+    def wait(self):
+        pass  # a frame is always there
+
     def read(self):
         if self.reads >= self.n:
             self.exhausted.set()
