@@ -320,7 +320,7 @@ def test_a_camera_faster_than_the_pipeline_drops_frames_counts_and_reports_them(
     record, _, _ = artifacts.load_model(str(model), "test")
     frames, _ = face_frames(6, size=(240, 200))
     camera = _FakeCamera(np.ascontiguousarray(frames[..., ::-1]), 200)
-    session = live.LiveSession(record, live.LiveOptions(engine=_onnx_or_torch(), window=2))
+    session = live.LiveSession(record, live.LiveOptions(engine=_onnx_or_torch(), window=2, pipeline=True))
     timings = live.Timings()
     results = []
     for result in live.run(session, camera, timings, realtime_clock=True):
@@ -370,7 +370,7 @@ def test_pipelined_engine_hands_a_stage_error_to_the_consumer_and_stops_its_thre
     _, model = setup
     record, _, _ = artifacts.load_model(str(model), "test")
     frames, _ = face_frames(3, size=(240, 200))
-    session = live.LiveSession(record, live.LiveOptions(engine=_onnx_or_torch()))
+    session = live.LiveSession(record, live.LiveOptions(engine=_onnx_or_torch(), pipeline=True))
     source = _BrokenSource(np.ascontiguousarray(frames[..., ::-1]), 50)
     got = []
     with pytest.raises(FercliError, match="frame 5 is unreadable"):
@@ -382,3 +382,15 @@ def test_pipelined_engine_hands_a_stage_error_to_the_consumer_and_stops_its_thre
     next(gen)
     gen.close()
     assert not [t for t in threading.enumerate() if t.name.startswith("fercli-live")]
+
+
+def test_the_pipeline_is_the_default_where_two_cpus_are_there(monkeypatch):
+    import os
+
+    from fercli import live
+
+    assert live.use_pipeline(True) and not live.use_pipeline(False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert not live.use_pipeline(None)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert live.use_pipeline(None)
