@@ -63,6 +63,13 @@ class Source:
     """Frames (BGR uint8, as OpenCV gives them) with their time in seconds."""
 
     fps: float = 30.0
+    #: A live source (a camera) does not wait for the reader: the pipelined engine
+    #: drops its frames when it is full instead of queueing them.
+    live: bool = False
+
+    def wait(self) -> None:
+        """Block until the next frame has arrived (a camera): not counted as decoding
+        or latency, which start when the frame is there."""
 
     def read(self) -> Optional[np.ndarray]:  # pragma: no cover - interface
         raise TypeError("abstract")
@@ -75,6 +82,9 @@ class CaptureSource(Source):
     def __init__(self, spec, name: str):
         import cv2
 
+        self.live = isinstance(spec, int)  # a camera index
+        self._grabbed = False
+
         # FFmpeg prints its own complaints about unreadable files on fd 2; the
         # user gets our one sentence instead.
         with untrusted.quiet_native_stderr():
@@ -84,8 +94,15 @@ class CaptureSource(Source):
         fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self.fps = fps if 1.0 <= fps <= 1000.0 else 30.0
 
+    def wait(self):
+        if self.live:
+            self._grabbed = self._cap.grab()
+
     def read(self):
-        ok, frame = self._cap.read()
+        if self.live:  # grabbed by wait(): decode it
+            ok, frame = self._cap.retrieve() if self._grabbed else (False, None)
+        else:
+            ok, frame = self._cap.read()
         return frame if ok else None
 
     def close(self):
@@ -141,10 +158,14 @@ class WindowResult:
     face_found: int                # frames of the window with a face
     frames: int
     face_id: Optional[int] = 0     # which face (``--faces all``: 0, 1, ...; None: a window in which no face was seen)
+    dropped: Optional[int] = None  # live sources: frames dropped at capture since the previous window
 
     def as_json(self) -> dict:
-        return {"time": round(self.time, 3), "frames": [self.start, self.end], "face_id": self.face_id, "label": self.label,
-                "probabilities": self.probabilities, "face_found": self.face_found, "window": self.frames}
+        out = {"time": round(self.time, 3), "frames": [self.start, self.end], "face_id": self.face_id, "label": self.label,
+               "probabilities": self.probabilities, "face_found": self.face_found, "window": self.frames}
+        if self.dropped is not None:
+            out["dropped"] = self.dropped
+        return out
 
 
 @dataclass
@@ -157,6 +178,7 @@ class FaceResult:
     landmarks: np.ndarray            # (68, 2) frame pixels
     probs: np.ndarray                # the CNN's distribution over classes
     pose: Optional[np.ndarray] = None  # fercli.pose: Tx, Ty, Tz (mm), Rx, Ry, Rz (radians)
+    vector: Optional[np.ndarray] = None  # what the GRU consumes (the CNN's distribution or feature)
 
 
 @dataclass
@@ -190,6 +212,9 @@ class LiveOptions:
     threads: int = 1                    # inference threads (batch-1 CNNs are fastest on one)
     engine: str = "auto"                # torch | onnx (onnxruntime) | auto: onnx when installed
     focal: Optional[float] = None       # head pose: focal length in pixels (None: OpenFace's default camera)
+    pipeline: Optional[bool] = None     # decode, detect/track, CNN, GRU in threads of their own (fercli.live_pipeline);
+                                        # None: when this process may use two CPUs or more (see use_pipeline)
+    pose: bool = True                   # head pose per face (live --csv's pose_* columns); off saves ~5 % of a frame's work
 
     def check(self) -> None:
         if self.window < 1:
@@ -280,17 +305,18 @@ class LiveSession:
             crop = cv2.resize(crop, (self.input_hw[1], self.input_hw[0]), interpolation=cv2.INTER_AREA)
         return crop
 
-    def _cnn(self, crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(vector for the GRU, probability distribution) of one face crop."""
-        x = to_float(np.ascontiguousarray(crop))
-        x = np.ascontiguousarray(x.transpose(2, 0, 1)[None] if x.ndim == 3 else x[None, None])
+    def _cnn(self, crops: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """(vectors for the GRU, probability distributions), one row per face crop: the
+        frame's faces go through the CNN as one batch, in one call."""
+        x = to_float(np.ascontiguousarray(np.stack(crops)))
+        x = np.ascontiguousarray(x.transpose(0, 3, 1, 2) if x.ndim == 4 else x[:, None])
         if self.engine == "onnx":
             if not self.sequence:
-                probs = _softmax(self._ort_cnn.run(None, {"image": x})[0][0])
+                probs = _softmax(self._ort_cnn.run(None, {"image": x})[0])
                 return probs, probs
             # One CNN pass gives both what the GRU consumes and the distribution shown.
             vec, probs = self._ort_cnn.run(None, {"image": x})
-            return vec[0], probs[0]
+            return vec, probs
         torch = self._torch
         xt = torch.from_numpy(x)
         with torch.inference_mode():
@@ -299,45 +325,64 @@ class LiveSession:
             else:
                 probs = torch.softmax(self.model(xt), dim=1)
                 vec = probs
-        return vec[0].numpy().copy(), probs[0].numpy().copy()
+        return vec.numpy().copy(), probs.numpy().copy()
 
     def _gru(self, vectors: list[np.ndarray]) -> np.ndarray:
         seq = np.stack(vectors).astype(np.float32)[None]
         if self.engine == "onnx":
-            return _softmax(self._ort_gru.run(None, {"sequence": seq})[0][0])
+            return _softmax(self._ort_gru.run(None, {"sequence": seq})[0])[0]
         torch = self._torch
         with torch.inference_mode():
             return torch.softmax(self.model.sequence_logits(torch.from_numpy(seq)), dim=1)[0].numpy()
 
     def process(self, bgr: np.ndarray, time_s: float) -> FrameResult:
         """One frame (BGR, as OpenCV reads it): detect/track, crop, CNN per face; GRU per
-        face when a window fills."""
-        import cv2
-
+        face when a window fills.  The one-thread engine; the pipelined one
+        (:mod:`fercli.live_pipeline`) runs the same three steps, each in its own thread."""
         clock = time.perf_counter
         t0 = clock()
+        rgb, states = self.track(bgr)
+        t1 = clock()
+        found = self.infer(rgb, states)
+        t2 = clock()
+        return self.label(found, time_s, {"detect": t1 - t0, "cnn": t2 - t1})
+
+    def track(self, bgr: np.ndarray) -> tuple[np.ndarray, list["tracking.FaceState"]]:
+        """Step 1 (stateful: frames in order): the RGB frame and its tracked faces."""
+        import cv2
+
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB) if bgr.ndim == 3 else bgr
         tracked = self.tracker(rgb)
-        states = tracked if isinstance(tracked, list) else [tracked] if tracked.found else []
-        t1 = clock()
-        found = []
-        for state in states:
-            vec, probs = self._cnn(self._crop(rgb, state))
-            vectors, dists = self._buffers.setdefault(state.face_id, ([], []))
-            vectors.append(vec)
-            dists.append(probs)
-            found.append(FaceResult(state.face_id, state.box, state.score, state.landmarks, probs,
-                                    _pose.head_pose(state.landmarks, rgb.shape[1], rgb.shape[0], self.options.focal)))
-        t2 = clock()
+        return rgb, tracked if isinstance(tracked, list) else [tracked] if tracked.found else []
+
+    def infer(self, rgb: np.ndarray, states: list["tracking.FaceState"]) -> list[FaceResult]:
+        """Step 2 (no state): each face's crop, the CNN over the frame's crops as one
+        batch, and its head pose."""
+        if not states:
+            return []
+        vectors, probs = self._cnn([self._crop(rgb, state) for state in states])
+        h, w = rgb.shape[:2]
+        return [FaceResult(state.face_id, state.box, state.score, state.landmarks, probs[k],
+                           _pose.head_pose(state.landmarks, w, h, self.options.focal) if self.options.pose else None,
+                           vector=vectors[k])
+                for k, state in enumerate(states)]
+
+    def label(self, found: list[FaceResult], time_s: float, seconds: Optional[dict[str, float]] = None) -> FrameResult:
+        """Step 3 (stateful: frames in order): the faces' vectors join their windows;
+        a full window is labelled by the GRU (one result per face)."""
+        t0 = time.perf_counter()
+        for face in found:
+            vectors, dists = self._buffers.setdefault(face.face_id, ([], []))
+            vectors.append(face.vector)
+            dists.append(face.probs)
         index = self._index
         self._index += 1
         self._count += 1
         windows = self._close_windows(index, time_s) if self._count >= self.options.window else []
-        t3 = clock()
         first = found[0] if found else None
+        seconds = {**(seconds or {}), "gru": time.perf_counter() - t0}
         return FrameResult(index, time_s, first is not None, first.box if first else None, first.probs if first else None,
-                           windows[0] if windows else None, {"detect": t1 - t0, "cnn": t2 - t1, "gru": t3 - t2},
-                           faces=found, windows=windows)
+                           windows[0] if windows else None, seconds, faces=found, windows=windows)
 
     def _close_windows(self, last: int, time_s: float) -> list[WindowResult]:
         """One result per face seen in the window (the GRU over its frames, or the mean
@@ -365,8 +410,9 @@ class LiveSession:
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max())
-    return e / e.sum()
+    """Row-wise: the last axis is the classes."""
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
 
 
 @dataclass
@@ -378,12 +424,14 @@ class Timings:
     frames: int = 0
     windows: int = 0
     wall: float = 0.0
+    dropped: int = 0               # frames a live source gave that the pipelined engine had no room for
 
-    def add(self, decode: float, result: FrameResult) -> None:
+    def add(self, decode: float, result: FrameResult, latency: Optional[float] = None) -> None:
+        """``latency``: capture to label (default: the parts' sum, as one thread runs them)."""
         self.parts["decode"] += decode
         for k, v in result.seconds.items():
             self.parts[k] += v
-        self.latency.append(decode + sum(result.seconds.values()))
+        self.latency.append(decode + sum(result.seconds.values()) if latency is None else latency)
         self.frames += 1
 
     def summary(self) -> dict:
@@ -391,6 +439,7 @@ class Timings:
         n = max(1, self.frames)
         return {
             "frames": self.frames,
+            "dropped": self.dropped,
             "windows": self.windows,
             "fps": round(self.frames / self.wall, 1) if self.wall > 0 else None,
             "latency_ms_p50": round(float(np.percentile(lat, 50)), 2),
@@ -399,18 +448,45 @@ class Timings:
         }
 
 
+def use_pipeline(option: Optional[bool]) -> bool:
+    """The engine ``--pipeline/--no-pipeline`` (``option``) picks; unset, the pipeline when
+    this process may run on two CPUs or more (on one, its threads can only take turns)."""
+    if option is not None:
+        return bool(option)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cpus >= 2
+
+
 def run(session: LiveSession, source: Source, timings: Optional[Timings] = None, max_frames: Optional[int] = None,
-        realtime_clock: bool = False) -> Iterator[FrameResult]:
+        realtime_clock: bool = False, pipeline: Optional[bool] = None) -> Iterator[FrameResult]:
     """Process a source frame by frame, yielding a :class:`FrameResult` per frame as
-    soon as it is done.  At the end of the stream a partial window is flushed in one
-    more result with ``frame=None``.  ``realtime_clock`` stamps frames with wall time
-    (cameras) instead of ``index / fps`` (files)."""
+    soon as it is done, in order.  At the end of the stream a partial window is
+    flushed in one more result with ``frame=None``.  ``realtime_clock`` stamps frames
+    with wall time (cameras) instead of ``index / fps`` (files).  ``pipeline``
+    (default: the session's option) runs the steps in threads of their own
+    (:mod:`fercli.live_pipeline`: the same results; a live source's frames are
+    dropped, counted in ``timings.dropped``, when it is full); otherwise one thread
+    runs them one after another."""
     timings = timings if timings is not None else Timings()
+    if use_pipeline(session.options.pipeline if pipeline is None else pipeline):
+        from fercli import live_pipeline
+
+        return live_pipeline.run_pipelined(session, source, timings, max_frames, realtime_clock)
+    return _run_serial(session, source, timings, max_frames, realtime_clock)
+
+
+def _run_serial(session: LiveSession, source: Source, timings: Timings, max_frames: Optional[int],
+                realtime_clock: bool) -> Iterator[FrameResult]:
+    """The one-thread engine: decode, detect/track, CNN, GRU one after another."""
     start = time.perf_counter()
     index = 0
     last_time = 0.0
+    # A live source's windows say how many frames were dropped: none, here (the
+    # camera's own buffer may drop some, unseen).
+    dropped = 0 if source.live else None
     try:
         while max_frames is None or index < max_frames:
+            source.wait()
             t0 = time.perf_counter()
             frame = source.read()
             decode = time.perf_counter() - t0
@@ -419,12 +495,16 @@ def run(session: LiveSession, source: Source, timings: Optional[Timings] = None,
             last_time = (time.perf_counter() - start) if realtime_clock else index / source.fps
             result = session.process(frame, last_time)
             result.frame = frame
+            for window in result.windows:
+                window.dropped = dropped
             timings.add(decode, result)
             timings.windows += len(result.windows)
             index += 1
             yield result
         windows = session.flush(last_time)
         if windows:
+            for window in windows:
+                window.dropped = dropped
             timings.windows += len(windows)
             yield FrameResult(windows[0].end, last_time, False, None, None, windows[0], windows=windows)
     finally:

@@ -11,6 +11,7 @@ from conftest import assert_user_error, fercli
 from face_video import face_frames
 
 from fercli import artifacts
+from fercli.errors import FercliError
 
 
 def _write_video(path, frames, fps=25):
@@ -189,12 +190,19 @@ def test_csv_one_row_per_frame_with_window_labels(setup, tmp_path):
     assert_user_error(fercli("live", model, "--source", d / "clip.mp4", "--headless", "--csv", "-"), "--csv needs a file name")
 
 
-def test_faces_all_labels_every_face(tmp_path):
-    """Two faces side by side: a label per face per window, face ids in JSON and CSV."""
+@pytest.fixture(scope="module")
+def two_faces(tmp_path_factory):
+    """A synth video of two faces side by side, 12 frames."""
+    d = tmp_path_factory.mktemp("two")
     fercli("synth", "--subjects", "2", "--classes", "happy", "--frames", "12:12", "--size", "640x240", "--color",
-           "--faces-per-frame", "2", "--video", tmp_path / "two.mp4", "-o", tmp_path / "two.h5", check=True)
+           "--faces-per-frame", "2", "--video", d / "two.mp4", "-o", d / "two.h5", check=True)
+    return d / "two.mp4"
+
+
+def test_faces_all_labels_every_face(two_faces, tmp_path):
+    """Two faces side by side: a label per face per window, face ids in JSON and CSV."""
     model = _model(tmp_path / "m.h5")
-    proc = fercli("live", model, "--source", tmp_path / "two.mp4", "--headless", "--faces", "all", "--csv", tmp_path / "f.csv", check=True)
+    proc = fercli("live", model, "--source", two_faces, "--headless", "--faces", "all", "--csv", tmp_path / "f.csv", check=True)
     lines = [json.loads(x) for x in proc.stdout.decode().splitlines()]
     assert [(x["frames"], x["face_id"]) for x in lines] == [([0, 4], 0), ([0, 4], 1), ([5, 9], 0), ([5, 9], 1), ([10, 11], 0), ([10, 11], 1)]
     assert all(x["label"] and x["face_found"] == x["window"] for x in lines)
@@ -206,7 +214,183 @@ def test_faces_all_labels_every_face(tmp_path):
     assert [r["frame"] for r in rows if r["label"]] == ["5", "5", "10", "10", "12", "12"]
     # OpenFace's head pose per face: in front of the camera, nearly frontal (synth yaw within +-25 degrees)
     assert all(float(r["pose_Tz"]) > 0 and abs(float(r["pose_Ry"])) < 0.6 for r in rows)
-    assert_user_error(fercli("live", model, "--source", tmp_path / "two.mp4", "--headless", "--faces", "every"), "--faces must be one of")
+    assert_user_error(fercli("live", model, "--source", two_faces, "--headless", "--faces", "every"), "--faces must be one of")
     # The log as a timeline: one panel per face
     fercli("show", tmp_path / "f.csv", "-o", tmp_path / "t.pdf", check=True)
     assert (tmp_path / "t.pdf").read_bytes()[:4] == b"%PDF"
+
+
+# --------------------------------------------------------------------------- the pipelined engine
+
+
+@pytest.mark.parametrize("faces", ["best", "all"])
+def test_pipelined_engine_gives_the_one_thread_engines_json_lines_and_csv(setup, two_faces, tmp_path, faces):
+    d, model = setup
+    video = d / "clip.mp4" if faces == "best" else two_faces
+    out = {}
+    for flag in ("--pipeline", "--no-pipeline"):
+        csv_path = tmp_path / f"{flag}.csv"
+        proc = fercli("live", model, "--source", video, "--headless", "--faces", faces, "--csv", csv_path, flag, check=True)
+        out[flag] = (proc.stdout, csv_path.read_bytes())
+        assert ("pipelined" if flag == "--pipeline" else "one thread") in proc.stderr.decode()
+        assert "dropped" not in proc.stderr.decode()  # a file waits: nothing is dropped, nothing said
+    assert out["--pipeline"] == out["--no-pipeline"]
+    lines = out["--pipeline"][0].decode().splitlines()
+    assert len(lines) == (5 if faces == "best" else 6) and all("dropped" not in json.loads(x) for x in lines)
+
+
+def _onnx_or_torch():
+    import importlib.util
+
+    have = importlib.util.find_spec("onnx") is not None and importlib.util.find_spec("onnxruntime") is not None
+    return "onnx" if have else "torch"
+
+
+class _Counting:
+    """An onnxruntime session (or the model's backbone) that counts its calls and their batch sizes."""
+
+    def __init__(self, inner):
+        self.inner, self.batches = inner, []
+
+    def run(self, names, feeds):
+        self.batches.append(len(next(iter(feeds.values()))))
+        return self.inner.run(names, feeds)
+
+
+def test_faces_all_runs_the_cnn_once_per_frame_on_a_batch_of_crops(setup, two_faces):
+    """--faces all: one CNN call per frame on all its faces' crops, giving each face what a
+    call on its crop alone gives."""
+    from fercli import live
+
+    _, model = setup
+    record, _, _ = artifacts.load_model(str(model), "test")
+    engine = _onnx_or_torch()
+    session = live.LiveSession(record, live.LiveOptions(engine=engine, faces="all", pipeline=False))
+    if engine == "onnx":
+        counting = session._ort_cnn = _Counting(session._ort_cnn)
+    else:
+        counting = _Counting(None)
+        forward = session.model.frame_vectors_and_probs
+        session.model.frame_vectors_and_probs = lambda x: (counting.batches.append(len(x)), forward(x))[1]
+    results = [r for r in live.run(session, live.open_source(str(two_faces))) if r.frame is not None]
+    assert len(results) == 12 and all(len(r.faces) == 2 for r in results)
+    assert counting.batches == [2] * 12
+    rgb = results[3].frame[..., ::-1]
+    for face in results[3].faces:
+        state = type("State", (), {"box": face.box, "landmarks": face.landmarks})
+        vec, probs = session._cnn([session._crop(rgb, state)])
+        assert np.abs(probs[0] - face.probs).max() < 1e-5 and np.abs(vec[0] - face.vector).max() < 1e-5
+
+
+class _FakeCamera:
+    """A live source that never makes its reader wait: ``n`` frames as fast as they are
+    asked for, then the end; ``exhausted`` is set when the last one has been taken."""
+
+    live = True
+    fps = 30.0
+
+    def __init__(self, frames, n):
+        import threading
+
+        self.frames, self.n, self.reads = frames, n, 0
+        self.exhausted = threading.Event()
+        self.closed = False
+
+    def wait(self):
+        pass  # a frame is always there
+
+    def read(self):
+        if self.reads >= self.n:
+            self.exhausted.set()
+            return None
+        self.reads += 1
+        return self.frames[self.reads % len(self.frames)]
+
+    def close(self):
+        self.closed = True
+
+
+def test_a_camera_faster_than_the_pipeline_drops_frames_counts_and_reports_them(setup):
+    """The consumer takes one result, then waits (an Event the test holds) until the camera
+    has given every frame: the pipeline cannot have taken more than its queues and stages
+    hold, so the rest were dropped at capture, counted, and said in the windows."""
+    from fercli import live, live_pipeline
+
+    _, model = setup
+    record, _, _ = artifacts.load_model(str(model), "test")
+    frames, _ = face_frames(6, size=(240, 200))
+    camera = _FakeCamera(np.ascontiguousarray(frames[..., ::-1]), 200)
+    session = live.LiveSession(record, live.LiveOptions(engine=_onnx_or_torch(), window=2, pipeline=True))
+    timings = live.Timings()
+    results = []
+    for result in live.run(session, camera, timings, realtime_clock=True):
+        results.append(result)
+        if len(results) == 1:
+            assert camera.exhausted.wait(120)  # hold the consumer until the camera is done
+    # In flight at most: one frame in each of the four queues and in each of the three
+    # stages behind the capture, beside the one the consumer had.
+    bound = 1 + 4 * live_pipeline.QUEUE_SIZE + 3
+    processed = [r for r in results if r.frame is not None]
+    assert timings.frames == len(processed) <= bound
+    assert timings.dropped == 200 - len(processed) >= 200 - bound
+    assert [r.index for r in processed] == list(range(len(processed)))  # in order, no gaps
+    windows = [w for r in results for w in r.windows]
+    assert sum(w.dropped for w in windows) == timings.dropped
+    assert all("dropped" in w.as_json() for w in windows)
+    assert timings.summary()["dropped"] == timings.dropped and camera.closed
+
+
+def test_the_one_thread_engine_on_a_camera_drops_nothing(setup):
+    from fercli import live
+
+    _, model = setup
+    record, _, _ = artifacts.load_model(str(model), "test")
+    frames, _ = face_frames(4, size=(240, 200))
+    camera = _FakeCamera(np.ascontiguousarray(frames[..., ::-1]), 7)
+    session = live.LiveSession(record, live.LiveOptions(engine=_onnx_or_torch(), window=3, pipeline=False))
+    timings = live.Timings()
+    windows = [w for r in live.run(session, camera, timings, realtime_clock=True) for w in r.windows]
+    assert timings.frames == 7 and timings.dropped == 0 and [w.dropped for w in windows] == [0, 0, 0]
+
+
+class _BrokenSource(_FakeCamera):
+    live = False
+
+    def read(self):
+        if self.reads == 5:
+            raise FercliError("frame 5 is unreadable")
+        return super().read()
+
+
+def test_pipelined_engine_hands_a_stage_error_to_the_consumer_and_stops_its_threads(setup):
+    import threading
+
+    from fercli import live
+
+    _, model = setup
+    record, _, _ = artifacts.load_model(str(model), "test")
+    frames, _ = face_frames(3, size=(240, 200))
+    session = live.LiveSession(record, live.LiveOptions(engine=_onnx_or_torch(), pipeline=True))
+    source = _BrokenSource(np.ascontiguousarray(frames[..., ::-1]), 50)
+    got = []
+    with pytest.raises(FercliError, match="frame 5 is unreadable"):
+        for result in live.run(session, source):
+            got.append(result)
+    assert len(got) <= 5 and source.closed
+    # Stopping early (a user's q) ends every thread of the run.
+    gen = live.run(session, _FakeCamera(np.ascontiguousarray(frames[..., ::-1]), 10_000))
+    next(gen)
+    gen.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith("fercli-live")]
+
+
+def test_the_pipeline_is_the_default_where_two_cpus_are_there(monkeypatch):
+    import os
+
+    from fercli import live
+
+    assert live.use_pipeline(True) and not live.use_pipeline(False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert not live.use_pipeline(None)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert live.use_pipeline(None)

@@ -31,6 +31,7 @@ def live(
     csv_path: Optional[str] = output_option(None, "--csv", writes=FILE, help="Write one row per frame and face (OpenFace-style columns, box, 68 landmarks; window label and probabilities on the frame that completes a window) to this CSV file."),
     focal: Optional[float] = number_opt(None, "--focal", help="Head pose (--csv pose_* columns): the camera's focal length in pixels (default OpenFace's: 500 x width / 640).", min=1.0, max=1e6),
     engine: str = typer.Option("auto", "--engine", help="torch, onnx (onnxruntime), or auto: onnx when onnx + onnxruntime are installed."),
+    pipeline: Optional[bool] = typer.Option(None, "--pipeline/--no-pipeline", show_default=False, help="Decode, detect/track, CNN and GRU in threads of their own, frames in order, or one after another in one thread; the same output. Default: the pipeline when two CPUs or more are there. A camera's frames are dropped, and counted, when the pipeline is full."),
     *,
     tracker: dict,
 ) -> None:
@@ -40,7 +41,8 @@ def live(
         raise FercliError("--record needs a file name, not '-'")
     if csv_path is not None and csv_path == "-":
         raise FercliError("--csv needs a file name, not '-' (standard output carries the JSON lines)")
-    options = stage.LiveOptions(window=window, aligned=aligned, faces=faces, threads=threads, engine=engine, focal=focal, **tracker)
+    options = stage.LiveOptions(window=window, aligned=aligned, faces=faces, threads=threads, engine=engine, focal=focal,
+                                pipeline=pipeline, pose=csv_path is not None, **tracker)  # only --csv shows the pose
     options.check()
     show = not headless
     if show:
@@ -84,8 +86,10 @@ def live(
     if s["frames"] == 0:
         raise FercliError(f"source {source} gave no frames")
     parts = ", ".join(f"{k} {v:.2f}" for k, v in s["ms_per_frame"].items())
-    err.print(f"live: {session.engine} engine, {s['frames']} frames, {s['windows']} windows, {s['fps']} frames/s end to end; "
-              f"latency per frame p50 {s['latency_ms_p50']:.2f} ms, p95 {s['latency_ms_p95']:.2f} ms; ms per frame: {parts}", soft_wrap=True)
+    how = "pipelined" if stage.use_pipeline(pipeline) else "one thread"
+    dropped = f" ({s['dropped']} dropped at capture: the camera was faster than the pipeline)" if src.live else ""
+    err.print(f"live: {session.engine} engine, {how}, {s['frames']} frames{dropped}, {s['windows']} windows, {s['fps']} frames/s end to end; "
+              f"latency capture to label p50 {s['latency_ms_p50']:.2f} ms, p95 {s['latency_ms_p95']:.2f} ms; ms per frame: {parts}", soft_wrap=True)
 
 
 def _check_display() -> None:
