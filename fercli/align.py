@@ -306,9 +306,10 @@ class AlignStats:
     def as_dict(self) -> dict:
         return dict(self.__dict__)
 
-    def count(self, clip_id: str, results: Sequence[ClipResult], options: AlignOptions) -> None:
-        """Add one input clip's results (one, or one per face)."""
-        if all(r.frames is None for r in results):
+    def count(self, clip_id: str, results: Sequence[ClipResult], options: AlignOptions, dropped: Optional[bool] = None) -> None:
+        """Add one input clip's results (one, or one per face); ``dropped``: it had no
+        face at all (default: no result has frames)."""
+        if all(r.frames is None for r in results) if dropped is None else dropped:
             self.dropped_clips.append(clip_id)
         for r in results:
             self.similarity_clips += r.transform == "similarity" and options.transform == "auto"
@@ -493,12 +494,17 @@ class _Pool:
             _stop(self.executor)
 
 
+def check_colour(frame_shape: tuple[int, ...], options: AlignOptions) -> None:
+    """``--color`` needs colour frames (``frame_shape``: the frames array's)."""
+    if not options.gray and (len(frame_shape) != 4 or frame_shape[-1] == 1):
+        raise FercliError("--color needs colour input frames, but these are gray: use --gray")
+
+
 def _prepared(clips: Clips, options: AlignOptions) -> Clips:
+    check_colour(clips.frames.shape, options)
     if clips.frames.ndim == 4 and clips.frames.shape[-1] == 1:
         # (F, H, W, 1) is gray stored with a channel axis.
         clips = Clips(**{**clips.__dict__, "frames": clips.frames[..., 0]})
-    if not options.gray and not clips.is_color:
-        raise FercliError("--color needs colour input frames, but these are gray: use --gray")
     return clips
 
 
@@ -506,23 +512,27 @@ def _truth(clips: Clips, i: int) -> Optional[np.ndarray]:
     return clips.landmarks[clips.offsets[i]: clips.offsets[i + 1]] if clips.landmarks is not None else None
 
 
+def frame_ticker(progress: Optional[ProgressFn], total: int) -> Callable[[int], None]:
+    """tick(n): n more input frames done, reported to ``progress`` (frames, so a single
+    long video moves the bar too)."""
+    done = [0]
+
+    def tick(n: int = 1) -> None:
+        done[0] += n
+        report(progress, done[0], total)
+
+    return tick
+
+
 def align_batches(batches: Iterable[Clips], options: AlignOptions, stats: AlignStats, n_clips: int,
-                  progress: Optional[ProgressFn] = None) -> Iterator[Clips]:
+                  tick: Callable[[int], None]) -> Iterator[Clips]:
     """The aligned Clips of each batch of clips, in order (0 clips where every face of
-    the batch was dropped); ``stats`` counts as it goes (``stats.frames_in`` is the
-    progress total).  With ``options.workers`` > 1 the clips are spread over that many
+    the batch was dropped); ``stats`` counts as it goes, ``tick`` the frames done.  With ``options.workers`` > 1 the clips are spread over that many
     processes (at most ``n_clips``), started once for all the batches; the next batch
     is handed to them before the previous one's results are gathered, so they never
     wait for the reading."""
     import collections
     from concurrent.futures.process import BrokenProcessPool
-
-    done = [0]
-
-    def tick(n: int = 1) -> None:
-        # Progress counts frames, so a single long video moves the bar too.
-        done[0] += n
-        report(progress, done[0], stats.frames_in)
 
     pool = _Pool(options, min(options.workers, n_clips), tick)
     depth = 1 if pool.inline else 2
@@ -611,6 +621,7 @@ def align(clips: Clips, options: AlignOptions, shard: Optional[tuple[int, int]] 
     check_models(options)
     index = shard_indices(len(clips), shard)
     stats = AlignStats(clips_in=len(index), frames_in=int(clips.lengths[index].sum()))
-    [out] = align_batches([clips.select(index) if shard is not None else clips], options, stats, len(index), progress)
+    [out] = align_batches([clips.select(index) if shard is not None else clips], options, stats, len(index),
+                          frame_ticker(progress, stats.frames_in))
     stats.check_found()
     return out, stats
