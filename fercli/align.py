@@ -136,48 +136,63 @@ def _fill(values: list[Optional[np.ndarray]], found: np.ndarray, mode: str) -> l
     return out
 
 
-def align_clip(frames: np.ndarray, options: AlignOptions, tracker: FaceTracker, truth: Optional[np.ndarray] = None,
-               on_frame: Optional[Callable[[], None]] = None) -> ClipResult:
-    """Track, register and crop one clip (thesis 3.2.2); see the module docstring.
-    ``on_frame`` is called after each tracked frame (progress on long videos)."""
-    tracker.reset()
-    before = tracker.detections
-    states = []
-    for f in frames:
-        states.append(tracker(f))
-        if on_frame is not None:
-            on_frame()
-    return register_clip(frames, states, options, tracker.detections - before, truth)
-
-
-def align_faces(frames: np.ndarray, options: AlignOptions, tracker: "MultiFaceTracker", truth: Optional[np.ndarray] = None,
-                on_frame: Optional[Callable[[], None]] = None) -> list[ClipResult]:
-    """Every face of one clip as its own result (``--faces all``), each spanning the
-    frames from the face's first to its last appearance; in between, frames it was
-    lost in are filled as ``--missing`` says.  ``truth`` (one face's landmarks, as
-    synth stores) is compared with the face it lies on."""
+def track_frames(frames: Iterable[np.ndarray], tracker, on_frame: Optional[Callable[[], None]] = None) -> tuple[list, int]:
+    """The tracker's output for each frame of one clip, from a reset tracker, and how
+    many frames the detector ran on.  ``on_frame`` is called after each tracked frame
+    (progress on long videos)."""
     tracker.reset()
     before = tracker.detections
     per_frame = []
     for f in frames:
-        per_frame.append({s.face_id: s for s in tracker(f)})
+        per_frame.append(tracker(f))
         if on_frame is not None:
             on_frame()
-    detections = tracker.detections - before
-    ids = sorted({fid for states in per_frame for fid in states})
-    if not ids:
-        return [ClipResult(None, None, None, None, 0, len(frames), detections)]
-    has_truth = truth is not None and truth.shape == (len(frames), 68, 2)
-    owner = _truth_owner(per_frame, truth) if has_truth else None
-    results = []
+    return per_frame, tracker.detections - before
+
+
+def face_plans(per_frame: list, options: AlignOptions, detections: int, truth: Optional[np.ndarray] = None) -> list[Registration]:
+    """The registration of each face of one clip from the tracker's per-frame output:
+    one face (``--faces best``: a FaceState per frame) or every face (``--faces all``:
+    a list of FaceStates per frame), each spanning the frames from its first to its
+    last appearance; none when no face was ever seen.  ``truth`` (one face's
+    landmarks, as synth stores) is compared with the face it lies on."""
+    if options.faces != "all":
+        return [plan_registration(per_frame, options, detections, truth)]
+    by_face = [{s.face_id: s for s in states} for states in per_frame]
+    ids = sorted({fid for states in by_face for fid in states})
+    has_truth = truth is not None and truth.shape == (len(per_frame), 68, 2)
+    owner = _truth_owner(by_face, truth) if has_truth and ids else None
+    plans = []
     for fid in ids:
-        seen = [t for t, states in enumerate(per_frame) if fid in states]
-        states = [states.get(fid, FaceState(False)) for states in per_frame]
-        r = register_clip(frames, states, options, detections if fid == ids[0] else 0, truth if owner == fid else None,
-                          span=(seen[0], seen[-1]))
-        r.face_id = fid
-        results.append(r)
-    return results
+        seen = [t for t, states in enumerate(by_face) if fid in states]
+        plan = plan_registration([states.get(fid, FaceState(False)) for states in by_face], options,
+                                 detections if fid == ids[0] else 0, truth if owner == fid else None, span=(seen[0], seen[-1]))
+        plan.result.face_id = fid
+        plans.append(plan)
+    return plans
+
+
+def no_face(frames: int, detections: int) -> ClipResult:
+    """The result of a clip in which no face was ever seen (``--faces all``)."""
+    return ClipResult(None, None, None, None, 0, frames, detections)
+
+
+def align_clip(frames: np.ndarray, options: AlignOptions, tracker: FaceTracker, truth: Optional[np.ndarray] = None,
+               on_frame: Optional[Callable[[], None]] = None) -> ClipResult:
+    """Track, register and crop one clip (thesis 3.2.2); see the module docstring.
+    ``on_frame`` is called after each tracked frame (progress on long videos)."""
+    states, detections = track_frames(frames, tracker, on_frame)
+    return register_clip(frames, states, options, detections, truth)
+
+
+def align_faces(frames: np.ndarray, options: AlignOptions, tracker: "MultiFaceTracker", truth: Optional[np.ndarray] = None,
+                on_frame: Optional[Callable[[], None]] = None) -> list[ClipResult]:
+    """Every face of one clip as its own result (``--faces all``, :func:`face_plans`);
+    in between its first and last appearance, frames a face was lost in are filled
+    as ``--missing`` says."""
+    per_frame, detections = track_frames(frames, tracker, on_frame)
+    plans = face_plans(per_frame, dataclasses.replace(options, faces="all"), detections, truth)
+    return [cut_crops(frames, p, options) for p in plans] or [no_face(len(frames), detections)]
 
 
 def _truth_owner(per_frame: list[dict[int, FaceState]], truth: np.ndarray) -> Optional[int]:

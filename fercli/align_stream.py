@@ -12,15 +12,15 @@ the crops, written to the output run by run.  The output equals
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Iterator, Optional
 
 import numpy as np
 
-from fercli.align import (AlignOptions, AlignStats, ClipResult, _prepared, _truth_owner, align_batches, assemble, check_colour, check_models,
-                          cut_crops, frame_ticker, plan_registration, source_video_size)
+from fercli.align import (AlignOptions, AlignStats, _prepared, align_batches, assemble, check_colour, check_models, cut_crops,
+                          face_plans, frame_ticker, no_face, source_video_size, track_frames)
 from fercli.artifacts import ClipReader, ClipWriter, batch_bytes
 from fercli.progress import ProgressFn
-from fercli.tracking import FaceState, MultiFaceTracker, make_tracker
+from fercli.tracking import make_tracker
 
 
 def align_artifact(reader: ClipReader, writer: ClipWriter, options: AlignOptions, index: Optional[np.ndarray] = None,
@@ -55,38 +55,21 @@ def _align_long(reader: ClipReader, writer: ClipWriter, i: int, options: AlignOp
     """Clip ``i``, longer than a batch: tracked in one pass over its runs of frames
     (through one tracker, as :func:`fercli.align.align_clip` / ``align_faces`` do),
     its crops cut in a second pass per face and written run by run."""
-    tracker = make_tracker(options)
-    tracker.reset()
-    before = tracker.detections
-    per_frame: list = []
     truth_runs: list[np.ndarray] = []
-    for part in reader.clip_runs(i, limit):
-        part = _prepared(part, options)
-        for frame in part.frames:
-            per_frame.append(tracker(frame))
-            tick(1)
-        if part.landmarks is not None:
-            truth_runs.append(part.landmarks)
-    detections = tracker.detections - before
-    n = len(per_frame)
+
+    def frames() -> Iterator[np.ndarray]:
+        for part in reader.clip_runs(i, limit):
+            part = _prepared(part, options)
+            if part.landmarks is not None:
+                truth_runs.append(part.landmarks)
+            yield from part.frames
+
+    per_frame, detections = track_frames(frames(), make_tracker(options), lambda: tick(1))
     truth = np.concatenate(truth_runs) if truth_runs else None
-    if isinstance(tracker, MultiFaceTracker):
-        by_face = [{s.face_id: s for s in states} for states in per_frame]
-        ids = sorted({fid for states in by_face for fid in states})
-        has_truth = truth is not None and truth.shape == (n, 68, 2)
-        owner = _truth_owner(by_face, truth) if has_truth else None
-        plans = []
-        for fid in ids:
-            seen = [t for t, states in enumerate(by_face) if fid in states]
-            plan = plan_registration([states.get(fid, FaceState(False)) for states in by_face], options,
-                                     detections if fid == ids[0] else 0, truth if owner == fid else None, span=(seen[0], seen[-1]))
-            plan.result.face_id = fid
-            plans.append(plan)
-        if not ids:
-            stats.count(str(reader.header.clip_ids[i]), [ClipResult(None, None, None, None, 0, n, detections)], options)
-            return
-    else:
-        plans = [plan_registration(per_frame, options, detections, truth)]
+    plans = face_plans(per_frame, options, detections, truth)
+    if not plans:
+        stats.count(str(reader.header.clip_ids[i]), [no_face(len(per_frame), detections)], options)
+        return
     del per_frame
     stats.count(str(reader.header.clip_ids[i]), [p.result for p in plans], options, dropped=not any(p.found.any() for p in plans))
     for plan in plans:
