@@ -18,18 +18,15 @@ import numpy as np
 
 from fercli.align import (AlignOptions, AlignStats, _prepared, align_batches, assemble, check_colour, check_models, cut_crops,
                           face_plans, frame_ticker, no_face, source_video_size, track_frames)
-from fercli import untrusted
 from fercli.artifacts import ClipReader, ClipWriter, batch_bytes
 from fercli.progress import ProgressFn
 from fercli.tracking import make_tracker
 
 
 def align_artifact(reader: ClipReader, writer: ClipWriter, options: AlignOptions, index: Optional[np.ndarray] = None,
-                   progress: Optional[ProgressFn] = None, max_bytes: Optional[int] = None,
-                   long_bytes: Optional[int] = None) -> AlignStats:
+                   progress: Optional[ProgressFn] = None, max_bytes: Optional[int] = None) -> AlignStats:
     """Align clips ``index`` (default all) of ``reader`` into ``writer``, in order;
-    ``max_bytes``: the bulk bytes of one batch (default :func:`batch_bytes`); a clip of
-    more than ``long_bytes`` (default :func:`long_clip_bytes`) is aligned in runs."""
+    ``max_bytes``: the bulk bytes of one batch (default :func:`batch_bytes`)."""
     options.check()
     check_models(options)
     index = np.arange(len(reader)) if index is None else np.asarray(index, dtype=np.int64)
@@ -37,7 +34,7 @@ def align_artifact(reader: ClipReader, writer: ClipWriter, options: AlignOptions
     check_colour(tuple(reader.header.frames.shape), options)  # before any work
     limit = batch_bytes() if max_bytes is None else int(max_bytes)
     tick = frame_ticker(progress, stats.frames_in)
-    long = np.flatnonzero(reader.clip_bytes(index) > (long_clip_bytes(limit) if long_bytes is None else long_bytes))
+    long = np.flatnonzero(reader.clip_bytes(index) > limit)
     # Stretches of clips that fit a batch (one worker pool each: one in the usual
     # case), split by the clips longer than a batch.
     start = 0
@@ -51,14 +48,6 @@ def align_artifact(reader: ClipReader, writer: ClipWriter, options: AlignOptions
         start = stop + 1
     stats.check_found()
     return stats
-
-
-def long_clip_bytes(batch: int) -> int:
-    """Bulk bytes above which a clip is aligned in runs of frames: a quarter of the
-    memory budget (the batch's share), or the batch when that is larger.  A clip
-    between a batch and this is aligned whole in a batch of its own: reading it twice
-    in runs would cost about a tenth more time (measured, docs/align.md)."""
-    return max(batch, untrusted.memory_budget() // 4)
 
 
 def _align_long(reader: ClipReader, writer: ClipWriter, i: int, options: AlignOptions, stats: AlignStats,

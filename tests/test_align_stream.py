@@ -48,7 +48,7 @@ def _streamed(path, tmp_path, options: AlignOptions, max_bytes: int, index=None)
         from fercli.align import aligned_meta
 
         with artifacts.clip_writer(str(tmp_path / "streamed.h5"), [], aligned_meta(reader.meta, options)) as writer:
-            stats = align_artifact(reader, writer, options, index, max_bytes=max_bytes, long_bytes=max_bytes)
+            stats = align_artifact(reader, writer, options, index, max_bytes=max_bytes)
     return _loaded(tmp_path / "streamed.h5"), stats
 
 
