@@ -34,7 +34,7 @@ import dataclasses
 import multiprocessing
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -136,48 +136,63 @@ def _fill(values: list[Optional[np.ndarray]], found: np.ndarray, mode: str) -> l
     return out
 
 
-def align_clip(frames: np.ndarray, options: AlignOptions, tracker: FaceTracker, truth: Optional[np.ndarray] = None,
-               on_frame: Optional[Callable[[], None]] = None) -> ClipResult:
-    """Track, register and crop one clip (thesis 3.2.2); see the module docstring.
-    ``on_frame`` is called after each tracked frame (progress on long videos)."""
-    tracker.reset()
-    before = tracker.detections
-    states = []
-    for f in frames:
-        states.append(tracker(f))
-        if on_frame is not None:
-            on_frame()
-    return register_clip(frames, states, options, tracker.detections - before, truth)
-
-
-def align_faces(frames: np.ndarray, options: AlignOptions, tracker: "MultiFaceTracker", truth: Optional[np.ndarray] = None,
-                on_frame: Optional[Callable[[], None]] = None) -> list[ClipResult]:
-    """Every face of one clip as its own result (``--faces all``), each spanning the
-    frames from the face's first to its last appearance; in between, frames it was
-    lost in are filled as ``--missing`` says.  ``truth`` (one face's landmarks, as
-    synth stores) is compared with the face it lies on."""
+def track_frames(frames: Iterable[np.ndarray], tracker, on_frame: Optional[Callable[[], None]] = None) -> tuple[list, int]:
+    """The tracker's output for each frame of one clip, from a reset tracker, and how
+    many frames the detector ran on.  ``on_frame`` is called after each tracked frame
+    (progress on long videos)."""
     tracker.reset()
     before = tracker.detections
     per_frame = []
     for f in frames:
-        per_frame.append({s.face_id: s for s in tracker(f)})
+        per_frame.append(tracker(f))
         if on_frame is not None:
             on_frame()
-    detections = tracker.detections - before
-    ids = sorted({fid for states in per_frame for fid in states})
-    if not ids:
-        return [ClipResult(None, None, None, None, 0, len(frames), detections)]
-    has_truth = truth is not None and truth.shape == (len(frames), 68, 2)
-    owner = _truth_owner(per_frame, truth) if has_truth else None
-    results = []
+    return per_frame, tracker.detections - before
+
+
+def face_plans(per_frame: list, options: AlignOptions, detections: int, truth: Optional[np.ndarray] = None) -> list[Registration]:
+    """The registration of each face of one clip from the tracker's per-frame output:
+    one face (``--faces best``: a FaceState per frame) or every face (``--faces all``:
+    a list of FaceStates per frame), each spanning the frames from its first to its
+    last appearance; none when no face was ever seen.  ``truth`` (one face's
+    landmarks, as synth stores) is compared with the face it lies on."""
+    if options.faces != "all":
+        return [plan_registration(per_frame, options, detections, truth)]
+    by_face = [{s.face_id: s for s in states} for states in per_frame]
+    ids = sorted({fid for states in by_face for fid in states})
+    has_truth = truth is not None and truth.shape == (len(per_frame), 68, 2)
+    owner = _truth_owner(by_face, truth) if has_truth and ids else None
+    plans = []
     for fid in ids:
-        seen = [t for t, states in enumerate(per_frame) if fid in states]
-        states = [states.get(fid, FaceState(False)) for states in per_frame]
-        r = register_clip(frames, states, options, detections if fid == ids[0] else 0, truth if owner == fid else None,
-                          span=(seen[0], seen[-1]))
-        r.face_id = fid
-        results.append(r)
-    return results
+        seen = [t for t, states in enumerate(by_face) if fid in states]
+        plan = plan_registration([states.get(fid, FaceState(False)) for states in by_face], options,
+                                 detections if fid == ids[0] else 0, truth if owner == fid else None, span=(seen[0], seen[-1]))
+        plan.result.face_id = fid
+        plans.append(plan)
+    return plans
+
+
+def no_face(frames: int, detections: int) -> ClipResult:
+    """The result of a clip in which no face was ever seen (``--faces all``)."""
+    return ClipResult(None, None, None, None, 0, frames, detections)
+
+
+def align_clip(frames: np.ndarray, options: AlignOptions, tracker: FaceTracker, truth: Optional[np.ndarray] = None,
+               on_frame: Optional[Callable[[], None]] = None) -> ClipResult:
+    """Track, register and crop one clip (thesis 3.2.2); see the module docstring.
+    ``on_frame`` is called after each tracked frame (progress on long videos)."""
+    states, detections = track_frames(frames, tracker, on_frame)
+    return register_clip(frames, states, options, detections, truth)
+
+
+def align_faces(frames: np.ndarray, options: AlignOptions, tracker: "MultiFaceTracker", truth: Optional[np.ndarray] = None,
+                on_frame: Optional[Callable[[], None]] = None) -> list[ClipResult]:
+    """Every face of one clip as its own result (``--faces all``, :func:`face_plans`);
+    in between its first and last appearance, frames a face was lost in are filled
+    as ``--missing`` says."""
+    per_frame, detections = track_frames(frames, tracker, on_frame)
+    plans = face_plans(per_frame, dataclasses.replace(options, faces="all"), detections, truth)
+    return [cut_crops(frames, p, options) for p in plans] or [no_face(len(frames), detections)]
 
 
 def _truth_owner(per_frame: list[dict[int, FaceState]], truth: np.ndarray) -> Optional[int]:
@@ -198,16 +213,37 @@ def register_clip(frames: np.ndarray, states: list[FaceState], options: AlignOpt
                   truth: Optional[np.ndarray] = None, span: Optional[tuple[int, int]] = None) -> ClipResult:
     """Register and crop the frames of one face given its per-frame tracker states;
     ``span`` (first, last) limits the output to those frames (one face of several)."""
-    import cv2
+    return cut_crops(frames, plan_registration(states, options, detections, truth, span), options)
 
+
+@dataclass
+class Registration:
+    """What :func:`plan_registration` decides for one face of one clip, before any crop
+    is cut: small per-frame values (affines, landmarks, boxes), so a clip too long for
+    memory can be tracked in one pass over its frames and cropped in a second."""
+    result: ClipResult                 # counts, gt_error, transform; no frames yet
+    kept: np.ndarray                   # input frames of the output, in order
+    found: np.ndarray                  # (T,) a face was found in input frame t
+    mats: list                         # per input frame: input -> crop affine (filled), None where not kept
+    lms: list                          # per input frame: landmarks in input pixels (filled)
+    boxes: list                        # per input frame: face box (filled)
+    scores: np.ndarray                 # (T,) detector score, NaN where no face was found
+
+
+def plan_registration(states: list[FaceState], options: AlignOptions, detections: int = 0,
+                      truth: Optional[np.ndarray] = None, span: Optional[tuple[int, int]] = None) -> Registration:
+    """The registration of one face from its per-frame tracker states (thesis 3.2.2):
+    the transform of every output frame, missing frames filled as ``--missing`` says."""
+    n = len(states)
     found = np.array([s.found for s in states], dtype=bool)
-    first, last = span if span is not None else (0, len(frames) - 1)
-    inside = np.zeros(len(frames), bool)
+    first, last = span if span is not None else (0, n - 1)
+    inside = np.zeros(n, bool)
     inside[first:last + 1] = True
     result = ClipResult(None, None, None, None, int(found.sum()), int((~found & inside).sum()), detections)
+    scores = np.array([s.score if s.found else np.nan for s in states], np.float32)
     if not found.any():
-        return result
-    if truth is not None and truth.shape == (len(frames), 68, 2):
+        return Registration(result, np.zeros(0, np.int64), found, [], [], [], scores)
+    if truth is not None and truth.shape == (n, 68, 2):
         det = np.stack([s.landmarks for s, f in zip(states, found) if f])
         gt = truth[found].astype(np.float64)
         iod = np.maximum(faces.interocular(gt), 1e-6)
@@ -231,18 +267,34 @@ def register_clip(frames: np.ndarray, states: list[FaceState], options: AlignOpt
         mats = _fill(mats, found, options.missing)
         lms = _fill(lms, found, options.missing)
         boxes = _fill(boxes, found, options.missing)
+    return Registration(result, kept, found, mats, lms, boxes, scores)
+
+
+def cut_crops(frames: np.ndarray, plan: Registration, options: AlignOptions, start: int = 0) -> ClipResult:
+    """The crops of ``plan``'s output frames among ``frames``, input frames ``start`` to
+    ``start + len(frames) - 1`` of the clip (all of it, or one run of a long clip);
+    the result's ``kept`` counts from ``start``.  No face at all: ``frames`` is None."""
+    import cv2
+
+    result = dataclasses.replace(plan.result)
+    if not plan.found.any():
+        return result
+    size = options.size
+    kept = plan.kept[(plan.kept >= start) & (plan.kept < start + len(frames))]
     out_frames, out_lms = [], []
     for t in kept:
-        src = to_gray(frames[t]) if options.gray else frames[t]
-        out_frames.append(cv2.warpAffine(np.ascontiguousarray(src), mats[t], (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
-        out_lms.append(apply_matrix(mats[t], lms[t]))
+        src = to_gray(frames[t - start]) if options.gray else frames[t - start]
+        out_frames.append(cv2.warpAffine(np.ascontiguousarray(src), plan.mats[t], (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
+        out_lms.append(apply_matrix(plan.mats[t], plan.lms[t]))
+    if not len(kept):  # a run of a long clip without frames of this face
+        return result
     result.frames = np.stack(out_frames)
     result.landmarks = np.stack(out_lms).astype(np.float32)
-    result.face_found = found[kept]
-    result.kept = kept
-    result.transforms = np.stack([mats[t] for t in kept])
-    result.boxes = np.stack([boxes[t] for t in kept]).astype(np.float32)
-    result.scores = np.array([states[t].score if states[t].found else np.nan for t in kept], np.float32)
+    result.face_found = plan.found[kept]
+    result.kept = kept - start
+    result.transforms = np.stack([plan.mats[t] for t in kept])
+    result.boxes = np.stack([plan.boxes[t] for t in kept]).astype(np.float32)
+    result.scores = plan.scores[kept]
     return result
 
 
@@ -261,35 +313,77 @@ class AlignStats:
     dropped_clips: list[str] = field(default_factory=list)
     gt_error_iod_pct: Optional[float] = None
     similarity_clips: int = 0                # clips --transform auto registered by similarity
+    # Running sums of the landmark error (% IOD x found frames) and of its frames, added
+    # clip by clip in clip order: the same figure batch by batch as all at once.
+    gt_error_sum: float = field(default=0.0, repr=False)
+    gt_error_frames: int = field(default=0, repr=False)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
 
+    def count(self, clip_id: str, results: Sequence[ClipResult], options: AlignOptions, dropped: Optional[bool] = None) -> None:
+        """Add one input clip's results (one, or one per face); ``dropped``: it had no
+        face at all (default: no result has frames)."""
+        if all(r.frames is None for r in results) if dropped is None else dropped:
+            self.dropped_clips.append(clip_id)
+        for r in results:
+            self.similarity_clips += r.transform == "similarity" and options.transform == "auto"
+            self.found += r.found
+            self.missing += r.missing
+            self.detections += r.detections
+            if r.gt_error is not None:
+                self.gt_error_sum += r.gt_error * r.found
+                self.gt_error_frames += r.found
+        if self.gt_error_frames:
+            self.gt_error_iod_pct = round(self.gt_error_sum / max(1, self.gt_error_frames), 3)
 
-def _trace(clips: Clips, chosen: np.ndarray, results: Sequence[ClipResult], focal: Optional[float] = None) -> dict[str, np.ndarray]:
+    def check_found(self) -> None:
+        """No face in any clip is an error (the output would be empty)."""
+        if not self.clips_out:
+            where = f" (first: {', '.join(self.dropped_clips[:3])})" if self.dropped_clips else ""
+            raise FercliError(f"no face was found in any of the {self.clips_in} clips{where}: try --upsample 1 or another --detector")
+
+
+def aligned_meta(meta: dict, options: AlignOptions) -> dict:
+    """The output's ``fercli_meta``: the input's, and how it was aligned (the same for
+    every clip, so a stage written batch by batch writes it once)."""
+    return {**meta, "align": options.parameters(), "size": options.size, "aligned": bool(options.align),
+            "color": not options.gray,
+            "landmarks": "detected (dlib 68-point predictor), crop pixels; source pixels through 'transform'"}
+
+
+def _trace(clips: Clips, chosen: np.ndarray, results: Sequence[ClipResult], focal: Optional[float] = None,
+           frame_base: int = 0, source_size: Optional[tuple[float, float]] = None) -> dict[str, np.ndarray]:
     """Trace arrays of the aligned frames (see :class:`fercli.artifacts.Clips`): each
     registration composed with the input's own source -> frame transform, so the
     stored transform always starts from the source video; boxes mapped back to
     source pixels; source frame indices of the kept frames; the head pose of each
     frame's landmarks in source pixels (:mod:`fercli.pose`, the camera centred on
-    the source video)."""
+    the source video).  A run of a long clip (``clips`` holding its frames from
+    ``frame_base`` on) gives the source video's size its first kept frame had."""
     from fercli import pose
 
     to_input = clips.source_transform()
-    h, w = clips.frames.shape[1:3]
     transforms, boxes, source_frame, poses = [], [], [], []
     for i, r in zip(chosen.tolist(), results):
         rows = clips.offsets[i] + r.kept
         inner = to_input[rows]
         transforms.append(compose(r.transforms, inner))
         boxes.append(_boxes_to_source(r.boxes, inner))
-        source_frame.append(clips.source_frame[rows] if clips.source_frame is not None else r.kept)
-        # The source video's size: the input frame's corner mapped back (ingest only scales).
-        src_w, src_h = np.abs(invert(inner[:1])[0, :, :2] @ [w, h])
+        source_frame.append(clips.source_frame[rows] if clips.source_frame is not None else r.kept + frame_base)
+        src_w, src_h = source_size if source_size is not None else source_video_size(inner[0], clips.frames.shape)
         poses.append(pose.head_poses(map_points(invert(transforms[-1]), r.landmarks.astype(np.float64)), src_w, src_h, focal))
     return {"transform": np.concatenate(transforms), "face_box": np.concatenate(boxes).astype(np.float32),
             "face_score": np.concatenate([r.scores for r in results]), "source_frame": np.concatenate(source_frame).astype(np.int64),
             "head_pose": np.concatenate(poses)}
+
+
+def source_video_size(to_input: np.ndarray, frame_shape: tuple[int, ...]) -> tuple[float, float]:
+    """The source video's (width, height): the corner of a frame (``frame_shape``: the
+    frames array's) mapped back by its (2, 3) source -> frame affine (ingest only scales)."""
+    h, w = frame_shape[1:3]
+    src_w, src_h = np.abs(invert(to_input[None])[0, :, :2] @ [w, h])
+    return src_w, src_h
 
 
 def _boxes_to_source(boxes: np.ndarray, to_input: np.ndarray) -> np.ndarray:
@@ -298,6 +392,34 @@ def _boxes_to_source(boxes: np.ndarray, to_input: np.ndarray) -> np.ndarray:
     corners = np.stack([np.stack([x0, y0], -1), np.stack([x1, y0], -1), np.stack([x0, y1], -1), np.stack([x1, y1], -1)], 1)
     back = map_points(invert(to_input), corners)
     return np.concatenate([back.min(1), back.max(1)], axis=1)
+
+
+def assemble(clips: Clips, owners: np.ndarray, results: Sequence[ClipResult], options: AlignOptions,
+             frame_base: int = 0, source_size: Optional[tuple[float, float]] = None) -> Clips:
+    """The aligned Clips of ``results`` (each with frames; ``owners``: its clip in
+    ``clips``).  Every per-clip array of the input carries over (labels, ids, folds,
+    segments, fps...; with --faces all once per face, ids suffixed); LBP-TOP planes
+    and histograms described the old frames and are dropped."""
+    # Only the per-clip values and small per-frame fields of the input are kept: select
+    # none of its pixels (they are replaced by the crops).
+    base = dataclasses.replace(clips, frames=clips.frames[:, :0]).select(owners)
+    clip_ids, face_id, subjects = base.clip_ids, base.face_id, base.subjects
+    if options.faces == "all":
+        clip_ids = np.array([f"{cid}#face{r.face_id}" for cid, r in zip(base.clip_ids, results)], dtype=object)
+        face_id = np.array([r.face_id for r in results], dtype=np.int64)
+        # Faces of one clip keep its subject; with none recorded, each face is its own.
+        subjects = np.array([str(s) or str(c) for s, c in zip(base.subjects, clip_ids)], dtype=object)
+    frames = np.concatenate([r.frames for r in results])
+    offsets = np.zeros(len(results) + 1, dtype=np.int64)
+    np.cumsum([len(r.frames) for r in results], out=offsets[1:])
+    return dataclasses.replace(
+        base, frames=frames, offsets=offsets, class_names=list(clips.class_names),
+        landmarks=np.concatenate([r.landmarks for r in results]),
+        face_found=np.concatenate([r.face_found for r in results]),
+        planes={}, plane_offsets=None, histograms=None, meta=aligned_meta(clips.meta, options),
+        clip_ids=clip_ids, face_id=face_id, subjects=subjects,
+        **_trace(clips, owners, results, options.focal, frame_base, source_size),
+    )
 
 
 # --------------------------------------------------------------------------- worker processes
@@ -311,19 +433,11 @@ def _boxes_to_source(boxes: np.ndarray, to_input: np.ndarray) -> np.ndarray:
 # including the Interrupted of its own signal handler, so a stop is one
 # sentence and never a hang.  Each clip is tracked from a reset tracker, so the
 # output does not depend on which worker ran which clip: it is byte-identical
-# to --workers 1.
+# to --workers 1.  The pool is started once per run and fed batch after batch
+# (:func:`align_batches`).
 
 #: This process's worker state: the options and the tracker (built once per worker).
 _JOB: dict[str, Any] = {}
-#: Clips in flight per worker (bounds the frames held in the pipes).
-_IN_FLIGHT = 2
-
-
-def _work(i: int, on_frame: Optional[Callable[[], None]] = None) -> list[ClipResult]:
-    """Align clip ``i`` of the clips held in ``_JOB`` (the single-process path)."""
-    clips: Clips = _JOB["clips"]
-    truth = clips.landmarks[clips.offsets[i]: clips.offsets[i + 1]] if clips.landmarks is not None else None
-    return _work_frames(clips.clip(i), truth, on_frame)
 
 
 def _work_frames(frames: np.ndarray, truth: Optional[np.ndarray], on_frame: Optional[Callable[[], None]] = None) -> list[ClipResult]:
@@ -346,42 +460,128 @@ def _init_worker(options: AlignOptions) -> None:
     _JOB["options"] = options
 
 
-def _pooled(clips: Clips, index: np.ndarray, options: AlignOptions, tick: Callable[[int], None]) -> list[list[ClipResult]]:
-    """Align clips ``index`` in ``options.workers`` processes, results in clip order."""
+class _Done:
+    """A result computed at once (one worker): what a future gives."""
+
+    def __init__(self, value: list[ClipResult]):
+        self.value = value
+
+    def result(self) -> list[ClipResult]:
+        return self.value
+
+
+class _Pool:
+    """Clips aligned in this process (``workers`` 1) or in ``workers`` processes, started
+    when the block is entered and stopped when it is left (killed on any exception)."""
+
+    def __init__(self, options: AlignOptions, workers: int, on_frame: Callable[[], None]):
+        self.options, self.workers, self.on_frame = options, workers, on_frame
+        self.executor = None
+
+    @property
+    def inline(self) -> bool:
+        return self.workers <= 1
+
+    def __enter__(self) -> "_Pool":
+        if self.inline:
+            _JOB.clear()
+            _JOB["options"] = self.options
+            return self
+        from concurrent.futures import ProcessPoolExecutor
+
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["fercli.align_preload"])
+        _start_quiet_forkserver()
+        self.executor = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker, initargs=(self.options,))
+        return self
+
+    def submit(self, frames: np.ndarray, truth: Optional[np.ndarray]):
+        if self.inline:
+            return _Done(_work_frames(frames, truth, self.on_frame))
+        return self.executor.submit(_work_frames, frames, truth)
+
+    def __exit__(self, kind, exc, tb) -> None:
+        if self.inline:
+            _JOB.clear()
+        elif kind is None:
+            self.executor.shutdown(wait=True)
+        else:
+            _stop(self.executor)
+
+
+def check_colour(frame_shape: tuple[int, ...], options: AlignOptions) -> None:
+    """``--color`` needs colour frames (``frame_shape``: the frames array's)."""
+    if not options.gray and (len(frame_shape) != 4 or frame_shape[-1] == 1):
+        raise FercliError("--color needs colour input frames, but these are gray: use --gray")
+
+
+def _prepared(clips: Clips, options: AlignOptions) -> Clips:
+    check_colour(clips.frames.shape, options)
+    if clips.frames.ndim == 4 and clips.frames.shape[-1] == 1:
+        # (F, H, W, 1) is gray stored with a channel axis.
+        clips = Clips(**{**clips.__dict__, "frames": clips.frames[..., 0]})
+    return clips
+
+
+def _truth(clips: Clips, i: int) -> Optional[np.ndarray]:
+    return clips.landmarks[clips.offsets[i]: clips.offsets[i + 1]] if clips.landmarks is not None else None
+
+
+def frame_ticker(progress: Optional[ProgressFn], total: int) -> Callable[[int], None]:
+    """tick(n): n more input frames done, reported to ``progress`` (frames, so a single
+    long video moves the bar too)."""
+    done = [0]
+
+    def tick(n: int = 1) -> None:
+        done[0] += n
+        report(progress, done[0], total)
+
+    return tick
+
+
+def align_batches(batches: Iterable[Clips], options: AlignOptions, stats: AlignStats, n_clips: int,
+                  tick: Callable[[int], None]) -> Iterator[Clips]:
+    """The aligned Clips of each batch of clips, in order (0 clips where every face of
+    the batch was dropped); ``stats`` counts as it goes, ``tick`` the frames done.  With ``options.workers`` > 1 the clips are spread over that many
+    processes (at most ``n_clips``), started once for all the batches; the next batch
+    is handed to them before the previous one's results are gathered, so they never
+    wait for the reading."""
     import collections
-    from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["fercli.align_preload"])
-    _start_quiet_forkserver()
-    n = min(options.workers, len(index))
-    executor = ProcessPoolExecutor(n, mp_context=ctx, initializer=_init_worker, initargs=(options,))
-    results: list[list[ClipResult]] = []
+    pool = _Pool(options, min(options.workers, n_clips), tick)
+    depth = 1 if pool.inline else 2
+    pending: collections.deque = collections.deque()
+
+    def gather() -> Clips:
+        batch, futures = pending.popleft()
+        results = []
+        for i, future in enumerate(futures):
+            results.append(future.result())
+            if not pool.inline:
+                tick(int(batch.lengths[i]))
+        for cid, rs in zip(batch.clip_ids, results):
+            stats.count(str(cid), rs, options)
+        owners = np.array([i for i, rs in enumerate(results) for r in rs if r.frames is not None], dtype=np.int64)
+        kept = [r for rs in results for r in rs if r.frames is not None]
+        if not kept:
+            return batch.select(owners)
+        out = assemble(batch, owners, kept, options)
+        stats.clips_out += len(out)
+        stats.frames_out += int(out.offsets[-1])
+        return out
+
     try:
-        todo = iter(index.tolist())
-        pending: collections.deque = collections.deque()
-
-        def submit() -> None:
-            i = next(todo, None)
-            if i is not None:
-                truth = clips.landmarks[clips.offsets[i]: clips.offsets[i + 1]] if clips.landmarks is not None else None
-                pending.append(executor.submit(_work_frames, clips.clip(i), truth))
-
-        for _ in range(n * _IN_FLIGHT):
-            submit()
-        while pending:
-            results.append(pending.popleft().result())
-            submit()
-            tick(int(clips.lengths[index[len(results) - 1]]))
+        with pool:
+            for batch in batches:
+                batch = _prepared(batch, options)
+                pending.append((batch, [pool.submit(batch.clip(i), _truth(batch, i)) for i in range(len(batch))]))
+                while len(pending) >= depth:
+                    yield gather()
+            while pending:
+                yield gather()
     except BrokenProcessPool:
-        _stop(executor)
         raise FercliError(f"an align worker process died (killed, or out of memory?): try fewer --workers than {options.workers}") from None
-    except BaseException:
-        _stop(executor)
-        raise
-    executor.shutdown(wait=True)
-    return results
 
 
 def _start_quiet_forkserver() -> None:
@@ -416,87 +616,27 @@ def _stop(executor) -> None:
             p.join(5)
 
 
+def check_models(options: AlignOptions) -> None:
+    """Fail on a missing or bad model file before any work."""
+    if options.detector in ("opencv-dnn", "yunet") or options.predictor:
+        make_tracker(options)
+
+
 def align(clips: Clips, options: AlignOptions, shard: Optional[tuple[int, int]] = None,
           progress: Optional[ProgressFn] = None) -> tuple[Clips, AlignStats]:
     """Register every clip's faces (thesis 3.2.2; ``no_align``: 4.2.7's unaligned crops).
 
     Returns the aligned clips (landmarks in crop coordinates, ``face_found`` per
     frame) and counts.  Clips with no face at all are dropped and listed in the
-    stats; if nothing is left that is an error.
+    stats; if nothing is left that is an error.  (``fercli align`` runs the same
+    over an artifact batch by batch: :mod:`fercli.align_stream`.)
     """
     options.check()
-    if clips.frames.ndim == 4 and clips.frames.shape[-1] == 1:
-        # (F, H, W, 1) is gray stored with a channel axis.
-        clips = Clips(**{**clips.__dict__, "frames": clips.frames[..., 0]})
-    if not options.gray and not clips.is_color:
-        raise FercliError("--color needs colour input frames, but these are gray: use --gray")
-    if options.detector in ("opencv-dnn", "yunet") or options.predictor:
-        make_tracker(options)  # fail on a missing/bad model file before any work
+    clips = _prepared(clips, options)
+    check_models(options)
     index = shard_indices(len(clips), shard)
     stats = AlignStats(clips_in=len(index), frames_in=int(clips.lengths[index].sum()))
-    results: list[list[ClipResult]] = []
-    # Progress counts frames, so a single long video moves the bar too.
-    done = [0]
-
-    def tick(n: int = 1) -> None:
-        done[0] += n
-        report(progress, done[0], stats.frames_in)
-
-    if options.workers > 1 and len(index) > 1:
-        results = _pooled(clips, index, options, tick)
-    else:
-        _JOB.clear()
-        _JOB.update(clips=clips, options=options)
-        try:
-            for i in index.tolist():
-                results.append(_work(i, tick))
-        finally:
-            _JOB.clear()
-    # One result per input clip, or one per face of it with --faces all.
-    owners = np.array([i for i, rs in zip(index.tolist(), results) for _ in rs], dtype=np.int64)
-    flat = [r for rs in results for r in rs]
-    keep = [k for k, r in enumerate(flat) if r.frames is not None]
-    stats.dropped_clips = [str(clips.clip_ids[i]) for i, rs in zip(index.tolist(), results) if all(r.frames is None for r in rs)]
-    for r in flat:
-        stats.similarity_clips += r.transform == "similarity" and options.transform == "auto"
-        stats.found += r.found
-        stats.missing += r.missing
-        stats.detections += r.detections
-    errors = [(r.gt_error, r.found) for r in flat if r.gt_error is not None]
-    if errors:
-        stats.gt_error_iod_pct = round(sum(e * n for e, n in errors) / max(1, sum(n for _, n in errors)), 3)
-    if not keep:
-        where = f" (first: {', '.join(stats.dropped_clips[:3])})" if stats.dropped_clips else ""
-        raise FercliError(f"no face was found in any of the {len(index)} clips{where}: try --upsample 1 or another --detector")
-    chosen = owners[keep]
-    base = clips.select(chosen) if len(chosen) else clips
-    kept_results = [flat[k] for k in keep]
-    clip_ids, face_id, subjects = base.clip_ids, base.face_id, base.subjects
-    if options.faces == "all":
-        clip_ids = np.array([f"{cid}#face{r.face_id}" for cid, r in zip(base.clip_ids, kept_results)], dtype=object)
-        face_id = np.array([r.face_id for r in kept_results], dtype=np.int64)
-        # Faces of one clip keep its subject; with none recorded, each face is its own.
-        subjects = np.array([str(s) or str(c) for s, c in zip(base.subjects, clip_ids)], dtype=object)
-    frames = np.concatenate([r.frames for r in kept_results])
-    lengths = [len(r.frames) for r in kept_results]
-    offsets = np.zeros(len(kept_results) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    meta = dict(clips.meta)
-    meta["align"] = options.parameters()
-    meta["size"] = options.size
-    meta["aligned"] = bool(options.align)
-    meta["color"] = not options.gray
-    meta["landmarks"] = "detected (dlib 68-point predictor), crop pixels; source pixels through 'transform'"
-    # Every per-clip array of the input carries over (labels, ids, folds, segments, fps...;
-    # with --faces all once per face, ids suffixed);
-    # LBP-TOP planes and histograms described the old frames and are dropped.
-    out = dataclasses.replace(
-        base, frames=frames, offsets=offsets, class_names=list(clips.class_names),
-        landmarks=np.concatenate([r.landmarks for r in kept_results]),
-        face_found=np.concatenate([r.face_found for r in kept_results]),
-        planes={}, plane_offsets=None, histograms=None, meta=meta, clip_ids=clip_ids, face_id=face_id, subjects=subjects,
-        **_trace(clips, chosen, kept_results, options.focal),
-    )
-    stats.clips_out = len(kept_results)
-    stats.frames_out = int(len(frames))
+    [out] = align_batches([clips.select(index) if shard is not None else clips], options, stats, len(index),
+                          frame_ticker(progress, stats.frames_in))
+    stats.check_found()
     return out, stats

@@ -60,9 +60,9 @@ def save_clips(path: str, clips: Clips, lineage: Sequence[dict]) -> None:
 # --------------------------------------------------------------------------- streaming: sizes
 
 #: Most bulk bytes one batch holds by default (and at most a quarter of the memory budget).
-#: A stage's own arrays are a multiple of its batch (lbptop with three planes and
-#: histograms: about 8x), so 16 MiB keeps every stage within a few hundred MiB.
-BATCH_BYTES = 16 << 20
+#: A stage whose own arrays are a large multiple of its batch asks for less (lbptop with
+#: three planes and histograms holds about 8x: it reads a quarter of this).
+BATCH_BYTES = 64 << 20
 #: Bytes a stored chunk of a bulk array aims at: a frame or a few per chunk.
 CHUNK_BYTES = 256 << 10
 #: Bytes the writer gathers per dataset before it writes them out.

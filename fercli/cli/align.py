@@ -31,20 +31,20 @@ def align(
     *,
     tracker: dict,
 ) -> None:
-    from fercli.align import AlignOptions, align as run_align
+    from fercli.align import AlignOptions, aligned_meta
+    from fercli.align_stream import align_artifact
 
     refuse_media(path, "align")
     options = AlignOptions(size=size, gray=gray, align=not no_align, transform=transform, faces=faces, missing=missing,
                            workers=workers, focal=focal, **tracker)
     options.check()
     shard_t = parse_shard(shard)
-    clips, identity, lineage = artifacts.load_clips(path, "align", lazy=shard_t is not None)
-    if shard_t is not None:  # an array task reads only its own clips' frames
-        clips, shard_t = clips.select(artifacts.shard_indices(len(clips), shard_t)), None
-    with progress_bar("align") as progress:
-        out, stats = run_align(clips, options, shard_t, progress)
     params = {**options.parameters(), "shard": shard}
-    artifacts.save_clips(output, out, [*lineage, artifacts.lineage_entry("align", params, [identity])])
+    with artifacts.open_clips(path, "align") as reader:
+        index = artifacts.shard_indices(len(reader), shard_t)  # an array task reads only its own clips' frames
+        lineage = [*reader.lineage, artifacts.lineage_entry("align", params, [reader.identity])]
+        with artifacts.clip_writer(output, lineage, aligned_meta(reader.meta, options)) as writer, progress_bar("align") as progress:
+            stats = align_artifact(reader, writer, options, index, progress)
     total = max(1, stats.frames_in)
     if options.faces == "all":
         err.print(f"align: {stats.clips_out} faces tracked in {stats.clips_in - len(stats.dropped_clips)}/{stats.clips_in} clips "

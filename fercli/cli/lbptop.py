@@ -52,7 +52,8 @@ def lbptop(
         with artifacts.clip_writer(output, lineage) as writer, progress_bar("lbptop") as progress:
             if index is not None and len(index) == 0:  # an empty shard: an empty artifact of the right layout
                 writer.append(run(reader.read(index)))
-            map_clips(reader, writer, run, progress, index=index)
+            # LBP-TOP holds ~8x its input (maps of every plane, float working copies, histograms).
+            map_clips(reader, writer, run, progress, index=index, max_bytes=artifacts.batch_bytes() // 4)
     lbp = writer.meta["lbp"]
     shape = "x".join(map(str, lbp["map_shape"]))
     dim = writer.meta.get("lbp_histogram", {}).get("dim")

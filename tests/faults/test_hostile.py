@@ -1162,7 +1162,7 @@ COMPUTING = {"cpu": 0.6}  # the 600 clips are read in well under this; their LBP
 
 def _computing(d: Path, signum: int, rc: int, expect: list) -> dict:
     valid_clips(d / "c.h5", n=600, frames=10, size=(64, 64))
-    # max_mb: LBP-TOP of three planes with histograms holds about 8x its 16 MiB batch (plus
+    # max_mb: LBP-TOP of three planes with histograms holds about 8x its 16 MiB batch (a quarter of the default) (plus
     # the interpreter's ~120 MiB) whatever the data set's size; where the signal lands decides
     # how much of that is in use, so the bound is the stage's, not the default 300.
     return {"args": ["lbptop", "c.h5", "--planes", "xy,xt,yt", "--histogram", "-o", "out.h5"], "signal": (signum, 0, COMPUTING),
