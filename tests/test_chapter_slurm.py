@@ -29,6 +29,7 @@ import torch
 from typer.testing import CliRunner
 
 from conftest import ROOT, assert_user_error, fercli
+from test_makefile import make_n
 from fercli.cli import app
 from fercli.errors import FercliError
 from fercli.protocol.foldjoin import join_model_files
@@ -195,3 +196,41 @@ def test_chapter3_on_slurm_one_job_per_fold_and_model_resumes_and_equals_the_loc
     expected = sorted([f"fercli:{rel}/fold{k}/{m}.h5" for m in MODELS for k in range(FOLDS)] + [f"fercli:{rel}/report-{m}.h5" for m in MODELS])
     assert sorted(n for n, s in jobs if s == "COMPLETED") == expected, jobs
     assert [(n, s) for n, s in jobs if s != "COMPLETED"] == [(name, "CANCELLED")], jobs
+
+
+def test_chapter4_with_data_plans_one_job_per_fold_and_model(tmp_path):
+    """`make -n chapter4 DATA=... LAUNCH=slurm`: every fold of every CK+ model is a job of its own
+    (`train --fold k`), each second stage starts from its own fold's first stage, the joins and the
+    tables stay local, the identity pre-training and FER2013's official-split models are one job
+    each, and LAUNCH= runs the same commands without srun.  Needs make only, no cluster."""
+    data, fer = tmp_path / "CK+", tmp_path / "fer2013.h5"
+    (data / "S001").mkdir(parents=True)
+    (data / "S001" / "001.png").write_bytes(b"not read by make -n")
+    fer.write_bytes(b"not read by make -n")
+    variables = {"DATA": str(data), "FER2013": str(fer), "CH4_FOLDS": "3", "CH4_NETS": "mobilenet-v3"}
+    plan = make_n("chapter4", tmp_path / "out", LAUNCH="slurm", **variables).splitlines()
+    local = make_n("chapter4", tmp_path / "out", **variables).splitlines()
+    unwrap = re.compile(r"^srun --job-name=fercli:(\S+) --ntasks=1 --input=none --quit-on-interrupt --kill-on-bad-exit=1 +")
+    assert [unwrap.sub("", line) for line in plan] == local
+    jobs = {m.group(1): line for line in plan if (m := unwrap.match(line))}
+    assert len(jobs) == sum(line.startswith("srun ") for line in plan), "one job name per job"
+    (run,) = {Path(n).parent.parent for n in jobs if "/fold0/" in n}
+    models = ["direct", "pretrained", "both", "gru", "lstm", "gru-both"]
+    (cross,) = {n.rsplit("mobilenet-v3-", 1)[1][:-3] for n in jobs if "-cross-" in n and "/fold0/" in n}
+    for m in [*models, cross]:
+        fold_jobs = sorted(n for n in jobs if n.endswith(f"/mobilenet-v3-{m}.h5") and "/fold" in n)
+        assert fold_jobs == [f"{run}/fold{k}/mobilenet-v3-{m}.h5" for k in range(3)], m
+        for k, name in enumerate(fold_jobs):
+            assert f" --fold {k} " in jobs[name] and f"/fold{k}/mobilenet-v3-{m}.ckpt.h5" in jobs[name]
+            first = {"gru": "pretrained", "lstm": "pretrained", "gru-both": "both"}.get(m)
+            if first:
+                assert re.search(rf"--init-from \S+/{run}/fold{k}/mobilenet-v3-{first}\.h5 ", jobs[name]), jobs[name]
+        joins = [line for line in plan if f"/{run}/mobilenet-v3-{m}.h5" in line.split(" -o ")[-1] and " merge " in line]
+        assert len(joins) == (m != "both"), m  # no table reads the aligned + unaligned CNN itself, only its CNN-GRU
+        assert all(not j.startswith("srun ") and j.count(f"mobilenet-v3-{m}.h5") == 4 for j in joins), joins
+    assert sorted(n.rsplit("/", 1)[1] for n in jobs if "/fold" not in n and "report-" not in n) == [
+        "identity-mobilenet-v3-e30-" + n.rsplit("-", 1)[1] for n in jobs if "/identity-" in n] + [
+        "mobilenet-v3-direct.h5", "mobilenet-v3-pretrained.h5"], "no folds: identity pre-training and FER2013's official split"
+    reports = [line for n, line in jobs.items() if "/report-" in n]
+    assert reports and all(re.search(rf" evaluate \S+/{run}/mobilenet-v3-\S+\.h5 |/fer2013-", line) for line in reports)
+    assert not [line for line in plan if "table.py" in line and line.startswith("srun ")]
