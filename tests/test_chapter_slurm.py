@@ -31,8 +31,10 @@ from typer.testing import CliRunner
 from conftest import ROOT, assert_user_error, fercli
 from test_makefile import make_n
 from fercli.cli import app
+from fercli.artifacts import read_lineage
 from fercli.errors import FercliError
 from fercli.protocol.foldjoin import join_model_files
+from fercli.protocol.provenance import model_summary
 from test_slurm import CONF, env  # noqa: F401  (the cluster fixture)
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
@@ -117,6 +119,9 @@ def test_joined_fold_models_are_the_folds_all_run(serial, tmp_path):
     timing = ("seconds", "img_per_s")
     strip = [[{k: v for k, v in h.items() if k not in timing} for h in fold["history"]] for fold in joined["folds"]]
     assert strip == [[{k: v for k, v in h.items() if k not in timing} for h in fold["history"]] for fold in whole["folds"]]
+    # what the tables name rows from: the join's history is the --folds all model's (one fold's chain)
+    with h5py.File(run / "static.h5") as f, h5py.File(tmp_path / "all-folds.h5") as g:
+        assert model_summary(read_lineage(f)) == model_summary(read_lineage(g))
     info = CliRunner().invoke(app, ["info", str(run / "gru-sf.h5")], terminal_width=200)
     assert info.exit_code == 0 and "fold 0" in info.output and "fold 1" in info.output, info.output
 
