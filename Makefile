@@ -67,7 +67,6 @@ sq       = '$(subst ','\'',$(1))'
 hash8    = $(shell printf '%s' $(call sq,$(1)) | sha1sum | cut -c1-8)
 # data_id PATH,VARIABLE: identity of a data set on disk (a folder or a file; an ingested .h5 too)
 data_id  = $(if $(wildcard $(1)),$(shell { realpath $(call sq,$(wildcard $(1))); find -L $(call sq,$(wildcard $(1))) -printf '%P %s %T@\n' | LC_ALL=C sort; } | sha1sum | cut -c1-8),$(error $(2)=$(1) does not exist))
-fold_flag = $(if $(filter all,$(1)),--folds all,--fold $(1))
 fold_tag  = $(if $(filter all,$(1)),all-folds,fold$(1))
 
 # torch CPU threads per stage (1: the same numbers on any machine; `make -j` uses the cores)
@@ -286,7 +285,6 @@ CH4_FIT     = $(CH4_BATCH) $(RUNTIME) --seed $(SEED)
 CH4_ID_TAG := e$(CH4_ID_EPOCHS)-$(call hash8,$(CH4_CNN)|$(CH4_BATCH)|$(THREADS)|$(SEED))
 ch4_identity = $(CH4_FACES_DIR)/identity-$(1)-$(CH4_ID_TAG).h5
 CH4_RUN    := $(CH4_DIR)/$(call fold_tag,$(CH4_FOLD))-e$(CH4_EPOCHS)-$(CH4_SEQ_EPOCHS)-$(call hash8,$(CH4_CNN)|$(CH4_BATCH)|$(CH4_SEQ)|$(THREADS)|$(SEED)|$(CH4_FACES_DIR)|$(CH4_ID_TAG))
-CH4_FOLDED  = $(call fold_flag,$(CH4_FOLD)) $(CH4_FIT)
 CH4_STATIC  = --frame first-last --epochs $(CH4_EPOCHS) $(CH4_CNN)
 CH4_RNN     = --input probs --frames 5 --config fc=0 --epochs $(CH4_SEQ_EPOCHS) $(CH4_SEQ)
 # a data set without folds trains by its official split (FER2013 Training/PublicTest/PrivateTest, SFEW/AFEW Train/Val)
@@ -316,24 +314,32 @@ $(call ch4_identity,%): $(CH4_FACES)
 	mkdir -p $(@D)
 	$(job)$(FERCLI) train $* $< --task identity --frame all --epochs $(CH4_ID_EPOCHS) $(CH4_CNN) $(CH4_FIT) $(checkpointed)
 
-# Table 4.1 on DATA: direct, identity pre-trained; Table 4.3: aligned + unaligned faces
-$(CH4_RUN)/%-direct.h5: $(CH4_DIR)/aligned.h5
-	mkdir -p $(@D)
-	$(job)$(FERCLI) train $* $< $(CH4_STATIC) $(CH4_FOLDED) $(checkpointed)
-$(CH4_RUN)/%-pretrained.h5: $(CH4_DIR)/aligned.h5 $(call ch4_identity,%)
-	mkdir -p $(@D)
-	$(job)$(FERCLI) train $* $< --init-from $(call ch4_identity,$*) $(CH4_STATIC) $(CH4_FOLDED) $(checkpointed)
-$(CH4_RUN)/%-both.h5: $(CH4_DIR)/aligned.h5 $(CH4_DIR)/unaligned.h5 $(call ch4_identity,%)
-	mkdir -p $(@D)
-	$(job)$(FERCLI) train $* $(CH4_DIR)/aligned.h5 $(CH4_DIR)/unaligned.h5 --init-from $(call ch4_identity,$*) $(CH4_STATIC) $(CH4_FOLDED) $(checkpointed)
-# Table 4.2: GRU / LSTM on the identity pre-trained CNN's probability sequences (4.2.4.3)
-$(CH4_RUN)/%-gru.h5: $(CH4_DIR)/seq-aligned.h5 $(CH4_RUN)/%-pretrained.h5
-	$(job)$(FERCLI) train cnn-gru $< --init-from $(CH4_RUN)/$*-pretrained.h5 $(CH4_RNN) $(CH4_FOLDED) $(checkpointed)
-$(CH4_RUN)/%-lstm.h5: $(CH4_DIR)/seq-aligned.h5 $(CH4_RUN)/%-pretrained.h5
-	$(job)$(FERCLI) train cnn-gru $< --init-from $(CH4_RUN)/$*-pretrained.h5 --rnn lstm $(CH4_RNN) $(CH4_FOLDED) $(checkpointed)
-# Table 4.3 / Fig 4.2: trained on aligned + unaligned faces, tested on unaligned ones
-$(CH4_RUN)/%-gru-both.h5: $(CH4_DIR)/seq-aligned.h5 $(CH4_DIR)/seq-unaligned.h5 $(CH4_RUN)/%-both.h5
-	$(job)$(FERCLI) train cnn-gru $(CH4_DIR)/seq-aligned.h5 $(CH4_DIR)/seq-unaligned.h5 --init-from $(CH4_RUN)/$*-both.h5 $(CH4_RNN) $(CH4_FOLDED) $(checkpointed)
+# The models of one fold, trained in folder $(1) with $(2) (--fold k): Table 4.1 on DATA (direct,
+# identity pre-trained, and cross-database when FER2013/SFEW are given), Table 4.2's GRU / LSTM on
+# the identity pre-trained CNN's probability sequences (4.2.4.3), Table 4.3 / Fig 4.2's models trained
+# on aligned + unaligned faces; every second stage starts from the same fold's first-stage model.
+define CH4_FOLD_MODELS
+$(1)/%-direct.h5: $$(CH4_DIR)/aligned.h5
+	mkdir -p $$(@D)
+	$$(job)$$(FERCLI) train $$* $$< $$(CH4_STATIC) $(2) $$(CH4_FIT) $$(checkpointed)
+$(1)/%-pretrained.h5: $$(CH4_DIR)/aligned.h5 $$(call ch4_identity,%)
+	mkdir -p $$(@D)
+	$$(job)$$(FERCLI) train $$* $$< --init-from $$(call ch4_identity,$$*) $$(CH4_STATIC) $(2) $$(CH4_FIT) $$(checkpointed)
+$(1)/%-both.h5: $$(CH4_DIR)/aligned.h5 $$(CH4_DIR)/unaligned.h5 $$(call ch4_identity,%)
+	mkdir -p $$(@D)
+	$$(job)$$(FERCLI) train $$* $$(CH4_DIR)/aligned.h5 $$(CH4_DIR)/unaligned.h5 --init-from $$(call ch4_identity,$$*) $$(CH4_STATIC) $(2) $$(CH4_FIT) $$(checkpointed)
+$(1)/%-gru.h5: $$(CH4_DIR)/seq-aligned.h5 $(1)/%-pretrained.h5
+	$$(job)$$(FERCLI) train cnn-gru $$< --init-from $(1)/$$*-pretrained.h5 $$(CH4_RNN) $(2) $$(CH4_FIT) $$(checkpointed)
+$(1)/%-lstm.h5: $$(CH4_DIR)/seq-aligned.h5 $(1)/%-pretrained.h5
+	$$(job)$$(FERCLI) train cnn-gru $$< --init-from $(1)/$$*-pretrained.h5 --rnn lstm $$(CH4_RNN) $(2) $$(CH4_FIT) $$(checkpointed)
+$(1)/%-gru-both.h5: $$(CH4_DIR)/seq-aligned.h5 $$(CH4_DIR)/seq-unaligned.h5 $(1)/%-both.h5
+	$$(job)$$(FERCLI) train cnn-gru $$(CH4_DIR)/seq-aligned.h5 $$(CH4_DIR)/seq-unaligned.h5 --init-from $(1)/$$*-both.h5 $$(CH4_RNN) $(2) $$(CH4_FIT) $$(checkpointed)
+ifneq ($$(CH4_CROSS),)
+$(1)/%-$$(CH4_CROSS).h5: $$(CH4_DIR)/aligned.h5 $$(CH4_CROSS_DATA) $$(call ch4_identity,%)
+	mkdir -p $$(@D)
+	$$(job)$$(FERCLI) train $$* $$(CH4_DIR)/aligned.h5 $$(CH4_CROSS_DATA) --init-from $$(call ch4_identity,$$*) --size 96 $$(CH4_STATIC) $(2) $$(CH4_FIT) $$(checkpointed)
+endif
+endef
 
 # reports: report-MODEL-on-DATA.h5 (DATA: a clips artifact of this data set's folder)
 $(CH4_RUN)/report-%-on-aligned.h5: $(CH4_RUN)/%.h5 $(CH4_DIR)/aligned.h5
@@ -421,11 +427,23 @@ endif
 # Table 4.1's cross-database rows (4.3.2): CK+ with FER2013 and/or SFEW, tested on each
 ifneq ($(strip $(CH4_CROSS_DATA)),)
 CH4_CROSS  := cross-$(subst $(space),+,$(strip $(CH4_CROSS_TAG)))
-$(CH4_RUN)/%-$(CH4_CROSS).h5: $(CH4_DIR)/aligned.h5 $(CH4_CROSS_DATA) $(call ch4_identity,%)
-	mkdir -p $(@D)
-	$(job)$(FERCLI) train $* $(CH4_DIR)/aligned.h5 $(CH4_CROSS_DATA) --init-from $(call ch4_identity,$*) --size 96 $(CH4_STATIC) $(CH4_FOLDED) $(checkpointed)
 CH4_T41 += $(foreach n,$(CH4_NETS),$(CH4_RUN)/report-$(n)-$(CH4_CROSS)-on-aligned.h5 \
              $(if $(FER2013),$(CH4_RUN)/report-$(n)-$(CH4_CROSS)-on-fer2013.h5) $(if $(SFEW),$(CH4_RUN)/report-$(n)-$(CH4_CROSS)-on-sfew.h5))
+endif
+
+# CH4_FOLD=all: every fold of every model on DATA is a target of its own, $(CH4_RUN)/fold<k>/<model>.h5
+# (one SLURM job each with LAUNCH=slurm), and `fercli merge` joins a model's folds into
+# $(CH4_RUN)/<model>.h5 -- what `--folds all` writes, bit for bit on CPU -- which the reports, the
+# export and the tables read.  CH4_FOLD=k (the synthetic run): that fold's models in $(CH4_RUN) itself.
+# The identity pre-training and the official-split models (FER2013, SFEW, AFEW) have no folds: one job each.
+ifeq ($(CH4_FOLD),all)
+CH4_FOLD_IDS := $(shell seq 0 $$(( $(CH4_FOLDS) - 1 )))
+$(foreach k,$(CH4_FOLD_IDS),$(eval $(call CH4_FOLD_MODELS,$(CH4_RUN)/fold$(k),--fold $(k))))
+CH4_JOINED := $(foreach n,$(CH4_NETS),$(foreach m,direct pretrained both gru lstm gru-both $(CH4_CROSS),$(CH4_RUN)/$(n)-$(m).h5))
+$(CH4_JOINED): $(CH4_RUN)/%.h5: $(foreach k,$(CH4_FOLD_IDS),$(CH4_RUN)/fold$(k)/%.h5)
+	$(FERCLI) merge $^ -o $@
+else
+$(eval $(call CH4_FOLD_MODELS,$(CH4_RUN),--fold $(CH4_FOLD)))
 endif
 
 chapter4: $(CH4_T41) $(CH4_T42) $(CH4_T43) $(CH4_RUN)/live-cnn.onnx $(CH4_RUN)/live.jsonl

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Optional
 
 import torch
@@ -53,8 +54,24 @@ def configure_cpu(threads: int, device: str = "auto") -> None:
     if threads:
         torch.set_num_threads(threads)
     if (device or "auto").lower() == "cpu" or not torch.cuda.is_available():
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        _deterministic_kernels()
     _keep_freed_memory()
+
+
+def _deterministic_kernels() -> None:
+    """``torch.use_deterministic_algorithms(True, warn_only=True)`` without importing the compiler.
+
+    The public call also sets ``torch._inductor.config.deterministic``, and importing that
+    config imports torch's compiler stack: 2 s of every train, evaluate and prune process on
+    the loaded 2-core machine, in runs where nothing is compiled.  Only torch.compile reads
+    that flag, so ``train --compile`` sets it when it compiles
+    (:func:`fercli.train.compile.compile_deterministic`).
+    """
+    set_flag = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if set_flag is None or "torch._inductor.config" in sys.modules:  # another torch, or the compiler already loaded
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        set_flag(True, warn_only=True)
 
 
 def _keep_freed_memory() -> None:

@@ -116,7 +116,8 @@ def test_every_chapter_row_has_a_target(tmp_path, data_folder):
     assert re.search(r"train multistream .*--config fusion=average .*--epochs 0", ch3)  # 3.1 (4)
     ch4 = make_n("chapter4", out, DATA=str(data_folder))  # the real-data defaults follow the thesis
     for net in ("mobilenet-v3", "mobilenet-v2"):  # Table 4.1: both nets, direct and pre-trained, all folds
-        assert re.search(rf"train {net} \S+/aligned\.h5 --frame first-last .*--folds all", ch4)
+        assert re.search(rf"train {net} \S+/aligned\.h5 --frame first-last .*--fold 9 ", ch4)  # fold by fold, then joined
+        assert re.search(rf"merge \S+/fold0/{net}-direct\.h5 (\S+/fold\d/{net}-direct\.h5 ){{9}}-o ", ch4)
         assert re.search(rf"train {net} \S+/aligned\.h5 --init-from \S+identity-{net}-", ch4)
     ch5 = make_n("chapter5", out)
     assert re.search(r"train lb-mbnet .*--config depthwise=learned", ch5)  # 5.3.2

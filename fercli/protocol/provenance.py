@@ -11,6 +11,8 @@ then only say what its model really is (thesis Tables 3.1-3.5, 4.1-4.3, 5.2-5.6)
 
 from __future__ import annotations
 
+import json
+
 from typing import Optional, Sequence
 
 #: Published data sets as the thesis's tables name them.
@@ -75,8 +77,13 @@ def model_summary(lineage: Sequence[dict]) -> dict:
     pruned); ``epochs``: the epochs of every training in its history, in order.
     """
     entries = [e for e in lineage or [] if isinstance(e, dict)]
-    trains = [e for e in entries if e.get("stage") == "train"]
     own = entries[-1] if entries else {}
+    if own.get("stage") == "merge" and (own.get("parameters") or {}).get("kind") == "model":
+        # fold models joined by `fercli merge` (issue 21): the history of the --folds all model it
+        # equals -- one fold's chain of trainings, its own step the last fold's training
+        entries = _one_fold(entries[:-1])
+        own = entries[-1] if entries else {}
+    trains = [e for e in entries if e.get("stage") == "train"]
     own_train = own if own.get("stage") == "train" else None
     options = ((own_train or {}).get("parameters") or {}).get("options") or {}
     task = options.get("task", "expression")
@@ -98,6 +105,18 @@ def model_summary(lineage: Sequence[dict]) -> dict:
         "epochs": [int((e.get("parameters") or {}).get("epochs") or 0) for e in trains],
     }
 
+
+
+def _one_fold(entries: list[dict]) -> list[dict]:
+    """The lineage entries of joined fold models with each training once -- its last fold's (the
+    other folds repeat it with only the held-out fold changed): what a --folds all history records."""
+    def key(e: dict) -> str:
+        params = dict(e.get("parameters") or {})
+        params["options"] = {k: v for k, v in (params.get("options") or {}).items() if k not in ("fold", "all_folds")}
+        return json.dumps(params, sort_keys=True, default=str)
+
+    last = {key(e): i for i, e in enumerate(entries) if e.get("stage") == "train"}
+    return [e for i, e in enumerate(entries) if e.get("stage") != "train" or last[key(e)] == i]
 
 def describe_data(summary: Optional[dict]) -> str:
     """'CK+', 'CK+ unaligned faces', 'synth + FER2013' ..."""

@@ -37,6 +37,14 @@ def check_compile(device: torch.device) -> None:
         raise FercliError("--compile on the CPU needs a C++ compiler (install g++ or set CXX); train without --compile") from None
 
 
+
+def compile_deterministic() -> None:
+    """Give the compiler the deterministic-kernel setting of this process (fercli.device sets
+    torch's without importing the compiler, so its own flag is set here, when it is loaded)."""
+    import torch._inductor.config as inductor_config
+
+    inductor_config.deterministic = torch.are_deterministic_algorithms_enabled()
+
 @contextlib.contextmanager
 def compile_errors(active: bool):
     """torch.compile fails at the first compiled forward or backward: one sentence, not its traceback."""

@@ -360,9 +360,10 @@ class Engine:
 
             self.net = DDP(self.model, device_ids=[device.index] if self.cuda else None)
         if opts.compile:
-            from fercli.train.compile import check_compile  # torch._dynamo loads only when asked for
+            from fercli.train.compile import check_compile, compile_deterministic  # torch._dynamo loads only when asked for
 
             check_compile(device)
+            compile_deterministic()
             self.net = torch.compile(self.net)  # wraps, shares the parameters of self.model
 
     # -- helpers -----------------------------------------------------------------
