@@ -62,6 +62,9 @@ def rebuild(p: Pruning, step: int = 0) -> ModelRecord:
         raise FercliError(f"--step must be 0..{len(p.schedule) - 1} for the schedule {','.join(map(str, p.schedule))}, not {step}")
     ratio = p.schedule[step]
     src = p.source
+    config = copy.deepcopy(src.config)
+    if "expansion" not in config and "expansion" not in registry.get_spec(src.arch).defaults:
+        raise FercliError(f"architecture '{src.arch}' has no expansion ratio to rebuild at")
     # The source weights are sliced by channel below: first they must fit the source
     # architecture (names, shapes, finite values) and its blocks the pruning's channel counts,
     # or a damaged artifact fails inside numpy (a scalar weight: IndexError).
@@ -71,9 +74,6 @@ def rebuild(p: Pruning, step: int = 0) -> ModelRecord:
     for (n, b), s in zip(source_blocks, p.blocks):
         if n != s.name or b.mid_chs != s.mid_chs:
             raise FercliError(f"the pruning's block {s.name} has {s.mid_chs} channels but the source's {n} has {b.mid_chs}")
-    config = copy.deepcopy(src.config)
-    if "expansion" not in config and "expansion" not in registry.get_spec(src.arch).defaults:
-        raise FercliError(f"architecture '{src.arch}' has no expansion ratio to rebuild at")
     config["expansion"] = ratio
     model, resolved = registry.build(src.arch, len(src.class_names), config)
     names = [n for n, _ in model.prunable_blocks()]
