@@ -65,6 +65,15 @@ def rebuild(p: Pruning, step: int = 0) -> ModelRecord:
     config = copy.deepcopy(src.config)
     if "expansion" not in config and "expansion" not in registry.get_spec(src.arch).defaults:
         raise FercliError(f"architecture '{src.arch}' has no expansion ratio to rebuild at")
+    # The source weights are sliced by channel below: first they must fit the source
+    # architecture (names, shapes, finite values) and its blocks the pruning's channel counts,
+    # or a damaged artifact fails inside numpy (a scalar weight: IndexError).
+    source_blocks = list(registry.from_record(src).prunable_blocks())
+    if len(source_blocks) != len(p.blocks):
+        raise FercliError(f"the pruning holds {len(p.blocks)} blocks but its source {src.arch} has {len(source_blocks)}")
+    for (n, b), s in zip(source_blocks, p.blocks):
+        if n != s.name or b.mid_chs != s.mid_chs:
+            raise FercliError(f"the pruning's block {s.name} has {s.mid_chs} channels but the source's {n} has {b.mid_chs}")
     config["expansion"] = ratio
     model, resolved = registry.build(src.arch, len(src.class_names), config)
     names = [n for n, _ in model.prunable_blocks()]

@@ -391,6 +391,15 @@ def _as_memory(values: Any, spec: ClipField) -> Any:
     return values.astype(spec.memory)
 
 
+def _check_finite_rows(ds: h5py.Dataset, spec: ClipField, name: str, piece_bytes: int = 8 << 20) -> None:
+    """NaN/inf anywhere in ``ds`` refused at opening, read in pieces (one row per clip:
+    small beside the frames; a stage that never reads the field still refuses it)."""
+    row = max(1, int(np.prod(ds.shape[1:], dtype=np.int64)) * ds.dtype.itemsize)
+    step = max(1, piece_bytes // row)
+    for lo in range(0, ds.shape[0], step):
+        check_finite(ds[lo:lo + step], spec, name)
+
+
 def _check_partition(offsets: np.ndarray, total: int, what: str, items: str, name: str) -> None:
     if offsets[0] != 0 or np.any(np.diff(offsets) < 0) or offsets[-1] != total:
         raise _damaged(name, "clips", f"'{what}' do not partition the {total} {items} (they must start at 0, never decrease and end at {total})")
@@ -428,6 +437,9 @@ def _clips_layout(f: h5py.File, ds: dict[str, h5py.Dataset], name: str) -> None:
         _check_dataset(value, spec.dataset, spec.check, name, art, ndim, counts[spec.per], required=False)
         if value is not None and spec.shape and value.shape[1:] != spec.shape:
             raise _damaged(name, art, f"'{spec.dataset}' must be ({spec.per}s, {', '.join(map(str, spec.shape))}), found {value.shape}")
+    for spec in OPTIONAL_FIELDS:  # per-clip numbers the schema needs finite: checked here, a piece at a time
+        if spec.finite and spec.per == "clip" and spec.dataset in ds and ds[spec.dataset].dtype.kind == "f":
+            _check_finite_rows(ds[spec.dataset], spec, name)
     if "fold" in ds and n and int(ds["fold"][()].min()) < -1:
         raise _damaged(name, art, "'fold' holds numbers below -1 (-1 marks a clip without a fold)")
     if "planes" in f:

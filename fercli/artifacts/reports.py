@@ -65,7 +65,8 @@ def _report_layout(f: h5py.File, ds: dict[str, h5py.Dataset], name: str) -> None
     _check_dataset(ds.get("confusion_normalised"), "confusion_normalised", "float", name, art, (1, 2), k)
     _check_dataset(ds.get("fold_accuracy"), "fold_accuracy", "float", name, art, 1)
     if "predictions" in f:
-        n = ds["predictions/truth"].shape[0] if "predictions/truth" in ds else None
+        _check_dataset(ds.get("predictions/truth"), "predictions/truth", "int", name, art, 1)  # its length is every field's
+        n = ds["predictions/truth"].shape[0]
         for key in PREDICTION_FIELDS:
             kind = "str" if key in ("clip_id", "subject") else "float" if key == "probabilities" else "int"
             _check_dataset(ds.get(f"predictions/{key}"), f"predictions/{key}", kind, name, art, 2 if key == "probabilities" else 1, n)

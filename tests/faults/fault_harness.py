@@ -41,14 +41,14 @@ class Runner:
 
     def run(self, *args, stdin: Optional[bytes] = None, cwd: Optional[Path] = None, timeout: float = 300,
             kill_after: Optional[float] = None, env: Optional[dict] = None, fsize: Optional[int] = None,
-            signal: Optional[tuple[int, float]] = None) -> Result:
+            signal: Optional[tuple[int, float]] = None, stdin_closed: bool = False) -> Result:
         io_dir = Path(self.tmp.name)
         stdin_path = None
         if stdin is not None:
             stdin_path = io_dir / "stdin"
             stdin_path.write_bytes(stdin)
         req = {
-            "args": [str(a) for a in args], "cwd": str(cwd or io_dir), "stdin": str(stdin_path) if stdin_path else None,
+            "args": [str(a) for a in args], "cwd": str(cwd or io_dir), "stdin": str(stdin_path) if stdin_path else None, "stdin_closed": stdin_closed,
             "stdout": str(io_dir / "stdout"), "stderr": str(io_dir / "stderr"), "timeout": timeout, "kill_after": kill_after,
             "env": env, "fsize": fsize, "signal": list(signal) if signal else None,
         }
@@ -143,7 +143,8 @@ def check_refusal(runner: Runner, folder: Path, spec: dict, keep_old: bool) -> R
     """Run ``spec`` in ``folder`` and check the refusal contract of issues 7 and 12.
 
     Exit status (``rc``, default 2), exactly one line on stderr starting
-    'fercli: ' holding every ``expect`` fragment, no traceback; every input
+    'fercli: ' holding every ``expect`` fragment and no ``unexpected`` one, no
+    traceback (``stdin_closed``: run with file descriptor 0 closed); every input
     byte-identical; each output absent, or byte-identical to the previous good
     one when ``keep_old``; no temporary file left; peak memory and time bounded.
     """
@@ -154,7 +155,7 @@ def check_refusal(runner: Runner, folder: Path, spec: dict, keep_old: bool) -> R
         p.write_bytes(OLD)
     before = snapshot(folder, {str(p.relative_to(folder)) for p in out_paths})
     proc = runner.run(*spec["args"], stdin=spec.get("stdin"), cwd=folder, env=spec.get("env"), fsize=spec.get("fsize"),
-                      signal=spec.get("signal"), timeout=spec.get("timeout", MAX_SECONDS))
+                      signal=spec.get("signal"), timeout=spec.get("timeout", MAX_SECONDS), stdin_closed=spec.get("stdin_closed", False))
     err = proc.stderr.decode(errors="replace").strip()
     assert not proc.timed_out, f"still running after {spec.get('timeout', MAX_SECONDS)} s (a hang), stderr:\n{err}"
     assert proc.returncode == spec.get("rc", 2), f"exit {proc.returncode}, stderr:\n{err}"
@@ -166,6 +167,8 @@ def check_refusal(runner: Runner, folder: Path, spec: dict, keep_old: bool) -> R
         assert err.startswith("fercli: "), err
     for fragment in spec.get("expect", []):
         assert fragment.lower() in err.lower(), f"{fragment!r} not in {err!r}"
+    for fragment in spec.get("unexpected", []):
+        assert fragment.lower() not in err.lower(), f"{fragment!r} in {err!r}"
     for p in out_paths:
         if p in old:
             assert p.read_bytes() == OLD, f"{p.name}: the previous output was changed"

@@ -9,7 +9,7 @@ too), runs ``fercli.cli.main`` exactly as the console script does, and exits
 with its return code -- or is SIGKILLed at a chosen moment.
 
 Protocol: one JSON request per line on stdin, one JSON reply per line on stdout.
-    {"args": [...], "cwd": DIR, "stdin": PATH|null, "stdout": PATH, "stderr": PATH,
+    {"args": [...], "cwd": DIR, "stdin": PATH|null, "stdin_closed": BOOL, "stdout": PATH, "stderr": PATH,
      "timeout": SECONDS, "kill_after": SECONDS|null,
      "env": {NAME: VALUE}|null, "fsize": BYTES|null, "signal": [SIGNUM, SECONDS]|null}
     -> {"rc": INT, "killed": BOOL, "timed_out": BOOL, "seconds": FLOAT,
@@ -39,13 +39,18 @@ import time
 def _child(req: dict) -> None:
     rc = 1
     try:
-        fd_in = os.open(req.get("stdin") or os.devnull, os.O_RDONLY)
+        fd_in = None if req.get("stdin_closed") else os.open(req.get("stdin") or os.devnull, os.O_RDONLY)
         fd_out = os.open(req["stdout"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         fd_err = os.open(req["stderr"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         for src, dst in ((fd_in, 0), (fd_out, 1), (fd_err, 2)):
-            os.dup2(src, dst)
-            os.close(src)
-        sys.stdin = open(0, "r", closefd=False)
+            if src is not None:
+                os.dup2(src, dst)
+                os.close(src)
+        if fd_in is None:  # as cron and daemons start a job: no file descriptor 0, and Python's sys.stdin is None
+            os.close(0)
+            sys.stdin = sys.__stdin__ = None
+        else:
+            sys.stdin = open(0, "r", closefd=False)
         sys.stdout = open(1, "w", closefd=False)
         sys.stderr = open(2, "w", closefd=False, errors="backslashreplace")  # as Python opens its stderr
         os.chdir(req["cwd"])

@@ -101,11 +101,17 @@ def _replace(f: h5py.File, name: str, data) -> None:
     f.create_dataset(name, data=data)
 
 
+#: The mutation families: what a dataset mutation does, what an attribute mutation does.
+DATASET_OPS = ("nonfinite", "extreme", "dtype", "shape", "empty", "truncate", "extend", "delete", "huge",
+               "soft_link", "dangling", "external_link", "external_storage", "scalar", "transpose")
+ATTR_OPS = ("value", "json", "delete")
+FAMILIES = tuple(f"dataset {op}" for op in DATASET_OPS) + tuple(f"attr {op}" for op in ATTR_OPS)
+
+
 @st.composite
-def _dataset_mutation(draw, datasets: list[str]) -> Mutation:
+def _dataset_mutation(draw, datasets: list[str], ops: tuple[str, ...] = DATASET_OPS) -> Mutation:
     name = draw(st.sampled_from(datasets))
-    op = draw(st.sampled_from(["nonfinite", "extreme", "dtype", "shape", "empty", "truncate", "extend", "delete", "huge",
-                               "soft_link", "dangling", "external_link", "external_storage", "scalar", "transpose"]))
+    op = draw(st.sampled_from(ops))
     special = draw(SPECIAL)
     index = draw(st.integers(0, 2**16))
     dtype = draw(st.sampled_from(["f4", "f8", "i1", "u1", "i8", "u8", "S4", "bool", "f2"]))
@@ -175,9 +181,9 @@ def _dataset_mutation(draw, datasets: list[str]) -> Mutation:
 
 
 @st.composite
-def _attr_mutation(draw, attrs: list[tuple[str, str]]) -> Mutation:
+def _attr_mutation(draw, attrs: list[tuple[str, str]], ops: tuple[str, ...] = ATTR_OPS) -> Mutation:
     where, attr = draw(st.sampled_from(attrs))
-    op = draw(st.sampled_from(["value", "json", "delete"]))
+    op = draw(st.sampled_from(ops))
     value = draw(ATTR_VALUES)
     key_choice = draw(st.integers(0, 2**16))
     new_json = draw(JSON_VALUES)
@@ -212,12 +218,17 @@ def _attr_mutation(draw, attrs: list[tuple[str, str]]) -> Mutation:
     return Mutation(f"attr {op} {where}:{attr}", apply)
 
 
-def mutations(path: Path) -> st.SearchStrategy[list[Mutation]]:
-    """One to three damages to the artifact at ``path`` (its datasets and attributes)."""
+def mutations(path: Path, family: Optional[str] = None) -> st.SearchStrategy[list[Mutation]]:
+    """One to three damages to the artifact at ``path`` (its datasets and attributes);
+    with ``family`` (one of :data:`FAMILIES`) the first is of that family."""
     datasets, attrs = _objects(path)
     kinds = ([_dataset_mutation(datasets)] if datasets else []) + ([_attr_mutation(attrs)] if attrs else [])
     one = st.one_of(*kinds)
-    return st.lists(one, min_size=1, max_size=3)
+    if family is None:
+        return st.lists(one, min_size=1, max_size=3)
+    target, op = family.split(" ")
+    first = _dataset_mutation(datasets, (op,)) if target == "dataset" else _attr_mutation(attrs, (op,))
+    return st.tuples(first, st.lists(one, max_size=2)).map(lambda t: [t[0], *t[1]])
 
 
 # --------------------------------------------------------------------------- commands
@@ -301,8 +312,9 @@ def check_command(runner: Runner, bases: dict[str, Path], folder: Path, kind: st
     return Outcome(argv, proc.returncode, err, problem)
 
 
-def examples_strategy(bases: dict[str, Path], quick: bool) -> st.SearchStrategy[tuple[str, list[Mutation], list[str]]]:
-    """(kind, damages, command) triples over every kind."""
-    per_kind = {kind: mutations(path) for kind, path in bases.items()}
-    return st.sampled_from(KINDS).flatmap(
-        lambda kind: st.tuples(st.just(kind), per_kind[kind], st.sampled_from(commands(kind, quick))))
+def examples_strategy(bases: dict[str, Path], quick: bool, kind: Optional[str] = None,
+                      family: Optional[str] = None) -> st.SearchStrategy[tuple[str, list[Mutation], list[str]]]:
+    """(kind, damages, command) triples over every kind (or one ``kind``; ``family``: see :func:`mutations`)."""
+    per_kind = {k: mutations(bases[k], family) for k in ([kind] if kind else KINDS)}
+    return st.sampled_from(sorted(per_kind, key=KINDS.index)).flatmap(
+        lambda k: st.tuples(st.just(k), per_kind[k], st.sampled_from(commands(k, quick))))

@@ -84,6 +84,16 @@ def small_clips(d: Path, name: str = "c.h5", **kw) -> Path:
     return valid_clips(d / name, **kw)
 
 
+def synth_clips(path: Path, size=(64, 48), histogram: bool = False) -> Path:
+    """What `fercli synth` writes (2 subjects, happy and sadness, 4 frames; true landmarks), optionally
+    with `fercli lbptop --histogram` applied."""
+    from fercli.lbptop import lbp_top
+    from fercli.synth import synthesize
+
+    c = synthesize(subjects=2, classes=["happy", "sadness"], frames=(4, 4), size=size)
+    return save(path, lbp_top(c, histogram=True) if histogram else c)
+
+
 def tiny_pruning(path: Path, kept_fn=None, info_fn=None) -> Path:
     """A pruning of a small LB-MBNet (depth 14, r=2 -> r'=1); ``kept_fn(kept)`` / ``info_fn(f)`` damage it."""
     import json
@@ -472,6 +482,51 @@ def report_without_its_record(d):
     return {"args": ["info", "r.h5"], "output": None, "expect": ["'report' is missing"]}
 
 
+@case("content")
+def report_truth_a_scalar(d):
+    from fercli.artifacts import PREDICTION_FIELDS, create_artifact, write_json_attr
+
+    with create_artifact(str(d / "r.h5"), "report", []) as f:
+        write_json_attr(f, "report", {})
+        f["confusion"] = np.zeros((3, 3), np.int64)
+        f["confusion_normalised"] = np.zeros((3, 3))
+        f["fold_accuracy"] = np.zeros(1)
+        fields = {"clip_id": np.array([b"a", b"b"]), "subject": np.array([b"S1", b"S2"]), "fold": np.zeros(2, np.int64),
+                  "truth": np.int64(1), "prediction": np.zeros(2, np.int64), "probabilities": np.zeros((2, 3))}
+        for key in PREDICTION_FIELDS:  # the fuzzer's finding: a scalar truth was IndexError in `show` (issue 20)
+            f[f"predictions/{key}"] = fields[key]
+    return {"args": ["show", "r.h5", "-o", "out.png"], "output": "out.png", "expect": ["predictions/truth", "dimension"]}
+
+
+def _set_rows(name: str, value: float, rows=slice(0, 1)):
+    def fn(f: h5py.File) -> None:
+        f[name][rows] = value
+
+    return fn
+
+
+# Non-finite values where the schema needs finite ones (issue 20, item 5): refused when the
+# artifact is validated, naming the field; numpy's RuntimeWarning must not reach stderr.
+@case("content")
+def landmarks_inf_for_align(d):
+    mutate(synth_clips(d / "c.h5", size=(320, 240)), _set_rows("landmarks", np.inf))  # a face the detector finds
+    return {"args": ["align", "c.h5", "-o", "out.h5"], "expect": ["landmarks"], "unexpected": ["RuntimeWarning"]}
+
+
+@case("content")
+def histograms_nan_for_merge(d):
+    synth_clips(d / "a.h5", histogram=True)
+    mutate(synth_clips(d / "b.h5", histogram=True), _set_rows("histograms", np.nan))
+    return {"args": ["merge", "a.h5", "b.h5", "--prefix-ids", "-o", "out.h5"], "expect": ["histograms"], "unexpected": ["RuntimeWarning"]}
+
+
+@case("content")
+def histograms_nan_for_train(d):
+    mutate(synth_clips(d / "c.h5", histogram=True), _set_rows("histograms", np.nan, slice(1, 3)))
+    return {"args": ["train", "plain-cnn", "c.h5", "--epochs", "1", "--config", "width=0.25", "--config", "input_size=32",
+                     "--batch-size", "2", "--quiet", "-o", "out.h5"], "expect": ["histograms"], "unexpected": ["RuntimeWarning"]}
+
+
 # =========================================================================== model
 
 
@@ -689,6 +744,45 @@ def pruning_source_with_nan_weights(d):
     return {"args": ["rebuild", "p.h5", "-o", "out.h5"], "expect": ["non-finite weights"]}
 
 
+def _source_weight(key: str, value: np.ndarray):
+    def fn(f: h5py.File) -> None:
+        del f[f"source/weights/{key}"]
+        f[f"source/weights/{key}"] = value
+
+    return fn
+
+
+@case("pruning")
+def pruning_source_weight_a_scalar(d):
+    # the fuzzer's finding: a scalar where rebuild slices channels was IndexError (issue 20)
+    tiny_pruning(d / "p.h5", info_fn=_source_weight("blocks.0.expand.0.weight", np.float32(1.0)))
+    return {"args": ["rebuild", "p.h5", "--no-check", "-o", "out.h5"], "expect": ["blocks.0.expand.0.weight", "shape ()"]}
+
+
+@case("pruning")
+def pruning_source_weight_cut_short(d):
+    tiny_pruning(d / "p.h5", info_fn=_source_weight("blocks.1.dw_bn.bias", np.zeros(3, np.float32)))
+    return {"args": ["rebuild", "p.h5", "--no-check", "-o", "out.h5"], "expect": ["blocks.1.dw_bn.bias", "shape (3)"]}
+
+
+@case("pruning")
+def pruning_block_wider_than_its_source(d):
+    import json
+
+    def fn(f):  # a record of 32 channels, consistent in itself, over a source block of 16
+        info = json.loads(f.attrs["pruning"])
+        info["blocks"][0]["mid_chs"] = 32
+        f.attrs["pruning"] = json.dumps(info)
+        for key in ("mean", "std"):
+            del f[f"blocks/0/{key}"]
+            f[f"blocks/0/{key}"] = np.zeros(32)
+        kept = f["kept/0/0"][()]
+        f["kept/0/0"][...] = kept + 32 - len(kept)
+
+    tiny_pruning(d / "p.h5", info_fn=fn)
+    return {"args": ["rebuild", "p.h5", "--no-check", "-o", "out.h5"], "expect": ["blocks.0", "32 channels", "16"]}
+
+
 @case("pruning")
 def rebuild_step_past_the_schedule(d):
     tiny_pruning(d / "p.h5")
@@ -860,6 +954,12 @@ def fifo_as_model(d):
     fifo(d / "m.h5")
     small_clips(d)
     return {"args": ["evaluate", "m.h5", "c.h5", "--no-latency", "-o", "out.h5"], "expect": ["m.h5", "fifo"]}
+
+
+@case("special")
+def stdin_closed_for_lbptop(d):
+    # no file descriptor 0 at all, as cron and daemons start jobs (issue 20, item 4)
+    return {"args": ["lbptop", "-", "-o", "out.h5"], "stdin_closed": True, "expect": ["standard input"]}
 
 
 @case("special")
@@ -1311,6 +1411,21 @@ def test_markup_from_data_prints_literally(tmp_path, runner):
     proc = runner.run("ingest", "fer2013", "fer.csv", "-o", "f.h5", cwd=tmp_path)
     assert proc.returncode == 0 and b"Traceback" not in proc.stderr, proc.stderr.decode()
     assert "[/b]Training" in runner.run("info", "f.h5", cwd=tmp_path).stdout.decode()
+
+
+def test_closed_stdin_in_a_real_process(tmp_path):
+    """The fork server's closed standard input (stdin_closed_for_lbptop) is what a real start with `<&-` gives."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    out = subprocess.run(["sh", "-c", f"exec {sys.executable} -m fercli lbptop - -o o.h5 <&-"], capture_output=True, env=env,
+                         timeout=300, cwd=tmp_path)
+    err = out.stderr.decode(errors="replace").strip()
+    assert out.returncode == 2, err
+    assert "Traceback" not in err and len(err.splitlines()) == 1 and err.startswith("fercli: "), err
+    assert "standard input" in err, err
+    assert not (tmp_path / "o.h5").exists()
 
 
 def test_closed_reader_downstream_is_a_quiet_141(tmp_path):
