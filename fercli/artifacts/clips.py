@@ -391,6 +391,10 @@ def _as_memory(values: Any, spec: ClipField) -> Any:
     return values.astype(spec.memory)
 
 
+#: fercli_meta entries the stages write as objects of parameters (and read with .get).
+META_OBJECTS = ("align", "lbp", "lbp_histogram", "resample", "synth")
+
+
 def _check_finite_rows(ds: h5py.Dataset, spec: ClipField, name: str, piece_bytes: int = 8 << 20) -> None:
     """NaN/inf anywhere in ``ds`` refused at opening, read in pieces (one row per clip:
     small beside the frames; a stage that never reads the field still refuses it)."""
@@ -437,6 +441,10 @@ def _clips_layout(f: h5py.File, ds: dict[str, h5py.Dataset], name: str) -> None:
         _check_dataset(value, spec.dataset, spec.check, name, art, ndim, counts[spec.per], required=False)
         if value is not None and spec.shape and value.shape[1:] != spec.shape:
             raise _damaged(name, art, f"'{spec.dataset}' must be ({spec.per}s, {', '.join(map(str, spec.shape))}), found {value.shape}")
+    meta = _json(f, "fercli_meta", name, art, dict, {})
+    wrong = next((k for k in META_OBJECTS if k in meta and not isinstance(meta[k], dict)), None)
+    if wrong is not None:
+        raise _damaged(name, art, f"'fercli_meta' entry '{wrong}' must be a JSON object (the stage's parameters)")
     for spec in OPTIONAL_FIELDS:  # per-clip numbers the schema needs finite: checked here, a piece at a time
         if spec.finite and spec.per == "clip" and spec.dataset in ds and ds[spec.dataset].dtype.kind == "f":
             _check_finite_rows(ds[spec.dataset], spec, name)

@@ -130,7 +130,11 @@ def _model_layout(f: h5py.File | h5py.Group, ds: dict[str, h5py.Dataset], name: 
         raise _damaged(name, art, "'arch' must be the name of an architecture")
     _json(f, "config", name, art, dict, {})
     _json(f, "class_names", name, art, list, [], items=str)
-    _json(f, "history", name, art, list, [], items=dict)
+    for epoch, entry in enumerate(_json(f, "history", name, art, list, [], items=dict), 1):
+        bad = next((k for k, v in entry.items() if not (v is None or isinstance(v, (int, float, str)))), None)
+        if bad is not None:  # an epoch's record is figures (loss, accuracies, lr, seconds), drawn by `show`
+            raise _damaged(name, art, f"'history' epoch {epoch}: '{bad}' must be a number, found a JSON "
+                                      f"{'object' if isinstance(entry[bad], dict) else 'list'}")
     _json(f, "extra", name, art, dict, {})
     _array_group(f, ds, "weights", name, art, required=True)
     _array_group(f, ds, "optimizer", name, art, required=False)

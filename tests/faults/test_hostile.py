@@ -520,6 +520,27 @@ def histograms_nan_for_merge(d):
     return {"args": ["merge", "a.h5", "b.h5", "--prefix-ids", "-o", "out.h5"], "expect": ["histograms"], "unexpected": ["RuntimeWarning"]}
 
 
+@case("model")
+def history_epoch_holding_an_object(d):
+    # Fuzzer finding (10,000-example run): show printed TypeError: float() ... not 'dict'.
+    tiny_model(d / "m.h5", history=[{"epoch": 1, "loss": {"not": "a number"}, "train_acc": 0.5}])
+    return {"args": ["show", "m.h5", "-o", "out.png"], "output": "out.png", "expect": ["'history' epoch 1", "'loss'", "number"]}
+
+
+@case("content")
+def planes_meta_lbp_a_list(d):
+    # Fuzzer finding (10,000-example run): show printed AttributeError: 'list' object has no attribute 'get'.
+    def fn(f):
+        import json
+
+        meta = json.loads(f.attrs["fercli_meta"])
+        meta["lbp"] = [1, 2]
+        f.attrs["fercli_meta"] = json.dumps(meta)
+
+    mutate(synth_clips(d / "c.h5", histogram=True), fn)
+    return {"args": ["show", "c.h5", "-o", "out.png"], "output": "out.png", "expect": ["'fercli_meta' entry 'lbp'", "JSON object"]}
+
+
 @case("content")
 def histograms_nan_for_train(d):
     mutate(synth_clips(d / "c.h5", histogram=True), _set_rows("histograms", np.nan, slice(1, 3)))
