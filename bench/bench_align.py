@@ -204,12 +204,13 @@ def synth_clips(args):
     return rgb, clips.landmarks.astype(np.float64), occluded, f"synth --motion {args.motion}, seed {args.seed}"
 
 
-def video_clips(path, max_frames):
+def read_rgb(path, max_frames, who="bench_align"):
+    """Up to ``max_frames`` RGB frames of a video (also bench_live's reader)."""
     import cv2
 
     cap = cv2.VideoCapture(path)
     if not cap.isOpened():
-        sys.exit(f"bench_align: cannot open {path}")
+        sys.exit(f"{who}: cannot open {path}")
     frames = []
     while len(frames) < max_frames:
         ok, bgr = cap.read()
@@ -218,8 +219,13 @@ def video_clips(path, max_frames):
         frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
     cap.release()
     if not frames:
-        sys.exit(f"bench_align: {path} gave no frames")
-    return [np.stack(frames)], None, np.zeros(len(frames), bool), os.path.basename(path)
+        sys.exit(f"{who}: {path} gave no frames")
+    return np.stack(frames)
+
+
+def video_clips(path, max_frames):
+    frames = read_rgb(path, max_frames)
+    return [frames], None, np.zeros(len(frames), bool), os.path.basename(path)
 
 
 # --------------------------------------------------------------------------- main

@@ -45,7 +45,7 @@ sys.path.insert(0, HERE)
 
 import numpy as np  # noqa: E402
 
-from bench_align import MediaPipe  # noqa: E402  (MediaPipe FaceMesh in-process or in a worker)
+from bench_align import MediaPipe, read_rgb  # noqa: E402  (MediaPipe FaceMesh in-process or in a worker)
 
 CLASSES = ["anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise"]
 
@@ -74,19 +74,7 @@ def synth_video(path: str, frames: int, motion: str, seed: int) -> None:
 
 
 def decoded_rgb(path: str, max_frames: int) -> np.ndarray:
-    import cv2
-
-    cap = cv2.VideoCapture(path)
-    frames = []
-    while len(frames) < max_frames:
-        ok, bgr = cap.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-    cap.release()
-    if not frames:
-        sys.exit(f"bench_live: {path} gave no frames")
-    return np.stack(frames)
+    return read_rgb(path, max_frames, "bench_live")
 
 
 class Paced:
