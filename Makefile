@@ -44,7 +44,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: install lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadgroup
 
 # ruff with the small rule set of pyproject.toml (real mistakes, not style)
 lint: install

@@ -56,3 +56,14 @@ def runner():
     r = Runner()
     yield r
     r.close()
+
+
+#: Test files that share the one local SLURM cluster (job counts at slurmctld, one queue):
+#: under pytest-xdist they run on one worker, one after another.
+_ONE_CLUSTER = ("test_slurm.py", "test_chapter_slurm.py", "test_cluster_examples.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in _ONE_CLUSTER:
+            item.add_marker(pytest.mark.xdist_group("slurm"))
