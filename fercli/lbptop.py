@@ -452,19 +452,22 @@ def histograms(maps: dict[str, np.ndarray], offsets: np.ndarray, planes: Sequenc
 
 
 def check_clips(clips: Clips, planes: Sequence[str], points: int, radius: float, method: str,
-                histogram: bool = False, grid: tuple[int, int] = (4, 4)) -> None:
+                histogram: bool = False, grid: tuple[int, int] = (4, 4), index: Optional[np.ndarray] = None) -> None:
     """Refuse clips LBP-TOP cannot code: frames smaller than the neighbourhood, clips
     shorter than it, a histogram grid that does not fit.  Needs only the clip lengths
-    and the frame shape, so a streaming caller checks the whole input before any work."""
+    and the frame shape (never the frames), so a streaming caller checks the whole input
+    -- or the clips ``index`` of it, a shard -- on the reader's lazy header before any work."""
     check_parameters(points, radius, method, planes)
     m = margin(points, radius)
-    lengths = clips.lengths
+    index = np.arange(len(clips)) if index is None else np.asarray(index, dtype=np.int64)
+    lengths = clips.lengths[index]
+    clip_ids = np.asarray(clips.clip_ids)[index]
     hh, ww = clips.frames.shape[1:3]
-    if len(clips) and min(hh, ww) < 2 * m + 1:
+    if len(index) and min(hh, ww) < 2 * m + 1:
         raise FercliError(f"frames of {hh}x{ww} are smaller than the {2 * m + 1}x{2 * m + 1} LBP neighbourhood of radius {radius}")
     short = np.flatnonzero(lengths < 2 * m + 1)
     if len(short):
-        first = ", ".join(f"{clips.clip_ids[i]} ({int(lengths[i])} frames)" for i in short[:3])
+        first = ", ".join(f"{clip_ids[i]} ({int(lengths[i])} frames)" for i in short[:3])
         raise FercliError(
             f"{len(short)} clip(s) have fewer than the {2 * m + 1} frames LBP-TOP needs (first: {first}); "
             f"run fercli resample -n 10 first"

@@ -310,17 +310,25 @@ class _FakeCamera:
         self.closed = True
 
 
+def _camera_session(setup, distinct: int, frames: int, window: int, pipeline: bool):
+    """A fake camera giving ``frames`` frames (``distinct`` face frames in turn) and a session
+    of the setup's model on it."""
+    from fercli import live
+
+    _, model = setup
+    record, _, _ = artifacts.load_model(str(model), "test")
+    faces, _ = face_frames(distinct, size=(240, 200))
+    camera = _FakeCamera(np.ascontiguousarray(faces[..., ::-1]), frames)
+    return camera, live.LiveSession(record, live.LiveOptions(engine=_onnx_or_torch(), window=window, pipeline=pipeline))
+
+
 def test_a_camera_faster_than_the_pipeline_drops_frames_counts_and_reports_them(setup):
     """The consumer takes one result, then waits (an Event the test holds) until the camera
     has given every frame: the pipeline cannot have taken more than its queues and stages
     hold, so the rest were dropped at capture, counted, and said in the windows."""
     from fercli import live, live_pipeline
 
-    _, model = setup
-    record, _, _ = artifacts.load_model(str(model), "test")
-    frames, _ = face_frames(6, size=(240, 200))
-    camera = _FakeCamera(np.ascontiguousarray(frames[..., ::-1]), 200)
-    session = live.LiveSession(record, live.LiveOptions(engine=_onnx_or_torch(), window=2, pipeline=True))
+    camera, session = _camera_session(setup, 6, 200, window=2, pipeline=True)
     timings = live.Timings()
     results = []
     for result in live.run(session, camera, timings, realtime_clock=True):
@@ -343,11 +351,7 @@ def test_a_camera_faster_than_the_pipeline_drops_frames_counts_and_reports_them(
 def test_the_one_thread_engine_on_a_camera_drops_nothing(setup):
     from fercli import live
 
-    _, model = setup
-    record, _, _ = artifacts.load_model(str(model), "test")
-    frames, _ = face_frames(4, size=(240, 200))
-    camera = _FakeCamera(np.ascontiguousarray(frames[..., ::-1]), 7)
-    session = live.LiveSession(record, live.LiveOptions(engine=_onnx_or_torch(), window=3, pipeline=False))
+    camera, session = _camera_session(setup, 4, 7, window=3, pipeline=False)
     timings = live.Timings()
     windows = [w for r in live.run(session, camera, timings, realtime_clock=True) for w in r.windows]
     assert timings.frames == 7 and timings.dropped == 0 and [w.dropped for w in windows] == [0, 0, 0]

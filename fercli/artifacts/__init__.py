@@ -43,7 +43,7 @@ from fercli.artifacts.lineage import artifact_identity, read_lineage, lineage_en
 from fercli.artifacts.output import check_output_path, check_outputs, TEMP_PREFIX, _HOST, STALE_SECONDS, remove_stale_temps, committed_outputs, atomic_path, WRITE_ERRNOS, write_error, write_failure, create_artifact  # noqa: F401
 from fercli.artifacts.arrays import write_array, read_strings  # noqa: F401
 from fercli.artifacts.clips import ClipField, CLIP_FIELDS, FIELDS_BY_NAME, TRACE_FIELDS, CLIP_TRACE_FIELDS, OPTIONAL_FIELDS, check_finite, Clips, shard_indices, concat_ranges, write_clips, read_clips  # noqa: F401
-from fercli.artifacts.lazy import LAZY_CLIP_DATASETS, LAZY_PIECE_BYTES, LazyRows, read_clips_lazy, read_clip_subset  # noqa: F401
+from fercli.artifacts.lazy import LAZY_CLIP_DATASETS, LAZY_PIECE_BYTES, LazyRows, read_clips_lazy, read_clip_subset, HeldArtifact  # noqa: F401
 from fercli.artifacts.clipio import load_clips, save_clips, BATCH_BYTES, CHUNK_BYTES, FLUSH_BYTES, batch_bytes, ClipReader, open_clips, ClipWriter, clip_writer  # noqa: F401
 from fercli.artifacts.models import ModelRecord, write_model, read_model, read_array_group, read_model_arrays, MODEL_LAYOUT, load_model, save_model, fold_runs, read_model_header  # noqa: F401
 from fercli.artifacts.reports import PREDICTION_FIELDS, write_report, save_report, read_report  # noqa: F401

@@ -24,7 +24,7 @@ from fercli.errors import FercliError, check_interrupted
 from fercli.artifacts.attributes import _as_str, read_json_attr, write_json_attr
 from fercli.artifacts.base import STR, display_name
 from fercli.artifacts.clips import CLIP_FIELDS, OPTIONAL_FIELDS, Clips, read_clips, write_clips
-from fercli.artifacts.lazy import _HeldArtifact, read_clips_lazy
+from fercli.artifacts.lazy import HeldArtifact, read_clips_lazy
 from fercli.artifacts.lineage import artifact_identity, read_lineage
 from fercli.artifacts.opening import open_artifact
 from fercli.artifacts.output import create_artifact, write_error, write_failure
@@ -39,14 +39,9 @@ def load_clips(path: str, stage: str, lazy: bool = False) -> tuple[Clips, dict, 
     ``lazy``: the bulk arrays stay in the file and are read by the rows asked for
     (:func:`read_clips_lazy`); the file stays open while they are in use.
     """
-    if lazy:
-        held = _HeldArtifact(path, "clips", stage)
-        try:
-            clips = read_clips_lazy(held.file, display_name(path), held)
-            return clips, artifact_identity(held.file, path), read_lineage(held.file)
-        except BaseException:
-            held.close()
-            raise
+    if lazy:  # the reader's header: its lazy arrays keep the file open while they are in use
+        reader = ClipReader(path, stage)
+        return reader.header, reader.identity, reader.lineage
     with open_artifact(path, "clips", stage) as f:
         clips = read_clips(f, display_name(path))
         return clips, artifact_identity(f, path), read_lineage(f)
@@ -92,7 +87,7 @@ class ClipReader:
     """
 
     def __init__(self, path: str, stage: str):
-        self._held = _HeldArtifact(path, "clips", stage)
+        self._held = HeldArtifact(path, "clips", stage)
         try:
             f = self._held.file
             self.name = display_name(path)

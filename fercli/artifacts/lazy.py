@@ -157,7 +157,7 @@ class _LazyGroup:
         return obj
 
 
-class _HeldArtifact:
+class HeldArtifact:
     """An artifact held open (through :func:`open_artifact`'s checks) for the lazy arrays
     reading from it; closed by :meth:`close` or when the last of them is gone."""
 

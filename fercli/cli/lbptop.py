@@ -42,8 +42,7 @@ def lbptop(
         if len(reader) == 0:
             raise FercliError(f"{reader.name} holds no clips")
         index = stage.shard_indices(len(reader), shard_spec) if shard_spec is not None else None  # a shard reads only its clips
-        header = reader.header if index is None else reader.header.select(index)  # (lazy: per-clip arrays only)
-        stage.check_clips(header, plane_list, points, radius, method, histogram, grid_size)
+        stage.check_clips(reader.header, plane_list, points, radius, method, histogram, grid_size, index)
 
         def run(batch: artifacts.Clips) -> artifacts.Clips:
             return stage.lbp_top(batch, plane_list, points, radius, method, histogram, grid_size)

@@ -30,9 +30,7 @@ def table(
     # The file stays open while the rows are written: a clips artifact's per-frame arrays
     # are read a piece of frames at a time (tables.frame_table), never whole.  Held, not
     # in open_artifact's block: an error writing the rows is not the artifact's.
-    from fercli.artifacts.lazy import _HeldArtifact
-
-    held = _HeldArtifact(path, None, "table")
+    held = artifacts.HeldArtifact(path, None, "table")
     try:
         f = held.file
         kind = artifacts.check_kind(f, path, None, "table")
